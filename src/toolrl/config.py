@@ -1,0 +1,540 @@
+"""params.yaml: the one configuration file, one section per stage, validated with pydantic on load.
+
+Every model forbids unknown keys, so a typo fails with the key's path instead of being ignored.
+Overrides use the `dvc exp run -S` syntax (`grpo.reward.variant=coarse`): the value is parsed as
+YAML, so `sft.lora.enabled=true` is a bool and `grpo.lr=1e-6` a float.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_PARAMS = Path("params.yaml")
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+class ConfigError(ValueError):
+    """A params file or override that cannot be used; the message names the key and the fix."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# ---------------------------------------------------------------- model
+
+
+class ModelParams(Section):
+    # `smollm2-135m-instruct` (embedded GGUF), `tiny-random`, a hub id, or a local folder.
+    name: str = "smollm2-135m-instruct"
+    revision: str | None = None
+    seed: int = 0  # seeds tiny-random's weights
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    output_dir: str = "models/base"
+
+
+# ---------------------------------------------------------------- data
+
+
+class SourceParams(Section):
+    """One upstream source in the mix (see docs/DATA.md)."""
+
+    name: Literal["rlla", "toolace", "xlam", "hammer", "bfcl"]
+    # Hub id, local file or folder (json / jsonl / parquet), or an http(s) URL; bfcl: unused (the
+    # installed bfcl_eval package is the location).
+    location: str | None = None
+    # Names this source in ids, strata and the data card; defaults to `name`. Give two entries of the
+    # same source different labels.
+    label: str | None = None
+    categories: list[str] = Field(default_factory=list)  # bfcl only; empty: all live_* categories
+    split: str = "train"  # hub split
+    limit: int | None = Field(default=None, ge=1)  # upstream records to sample (None: all)
+    seed: int | None = None  # sampling and masking seed; None: data.seed
+    # Multi-turn sources (toolace): one example per assistant turn, or only the last one.
+    turns: Literal["all", "last"] = "all"
+    # Hammer's function masking: tool names become random strings in tools, history and target.
+    # None: on for `hammer`, off for the others.
+    mask_tool_names: bool | None = None
+    mask_param_names: bool = False  # also mask parameter names (Hammer's optional variant)
+
+    @property
+    def tag(self) -> str:
+        return self.label or self.name
+
+    @model_validator(mode="after")
+    def _location_where_needed(self) -> SourceParams:
+        if self.name != "bfcl" and not self.location:
+            raise ValueError(f"source {self.name!r} needs a location (hub id, local file/folder or URL)")
+        if self.name != "bfcl" and self.categories:
+            raise ValueError(f"categories apply to the bfcl source only, not {self.name!r}")
+        return self
+
+
+class DataParams(Section):
+    sources: list[SourceParams] = Field(
+        default_factory=lambda: [
+            SourceParams(name="bfcl", categories=["live_simple", "live_multiple", "live_parallel",
+                                                  "live_parallel_multiple", "live_irrelevance"]),
+        ]
+    )
+    seed: int = 0
+    # Prompt length cap, counted with `tokenizer` on the chat-templated prompt.
+    max_prompt_tokens: int = Field(default=1536, ge=64)
+    tokenizer: str = "smollm2-135m-instruct"  # a model reference as in `model.name`, or a tokenizer folder
+    # Token-set Jaccard similarity (of conversation + target) at or above which two examples are
+    # near-duplicates; 1.0 keeps only exact-duplicate removal.
+    near_duplicate_threshold: float = Field(default=0.9, gt=0, le=1)
+    # The direct answer of no-call examples whose source has none (irrelevance categories).
+    no_call_response: str = "None of the available tools can help with this request."
+    split: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1})
+    output_dir: str = "data/curated"
+
+    @model_validator(mode="after")
+    def _split_sums_to_one(self) -> DataParams:
+        if set(self.split) != {"train", "val", "test"}:
+            raise ValueError("data.split needs exactly the keys train, val, test")
+        if abs(sum(self.split.values()) - 1.0) > 1e-6:
+            raise ValueError(f"data.split fractions must sum to 1, got {sum(self.split.values())}")
+        if any(v < 0 for v in self.split.values()):
+            raise ValueError("data.split fractions must not be negative")
+        return self
+
+    @model_validator(mode="after")
+    def _labels_unique(self) -> DataParams:
+        tags = [s.tag for s in self.sources]
+        dup = sorted({t for t in tags if tags.count(t) > 1})
+        if dup:
+            raise ValueError(f"data.sources: {dup} appear more than once; give each entry its own `label`")
+        if not self.sources:
+            raise ValueError("data.sources is empty: list at least one source")
+        return self
+
+
+# ---------------------------------------------------------------- training
+
+
+class LoraParams(Section):
+    enabled: bool = False
+    r: int = Field(default=16, ge=1)
+    alpha: int = Field(default=32, ge=1)
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: list[str] | str = "all-linear"
+    merge: bool = True  # merge the adapters at the end, so the output is a plain transformers folder
+
+
+class LaunchParams(Section):
+    """How `toolrl train <stage>` starts the training process (see docs/TRAINING.md, the GPU path).
+
+    No accelerate config: the training runs inside the CLI process (CPU, one GPU). With one, the CLI
+    runs `accelerate launch --config_file <it> -m toolrl.training.launch <stage> ...` instead.
+    """
+
+    accelerate_config: str | None = None  # e.g. infra/accelerate/multi_gpu.yaml, infra/deepspeed/zero2.yaml
+    num_processes: int | None = Field(default=None, ge=1)  # overrides the config file's num_processes
+    cuda_visible_devices: str | None = None  # GPUs of the training processes, e.g. "1,2,3"
+    main_process_port: int | None = Field(default=None, ge=1, le=65535)
+
+
+class TrainCommon(Section):
+    output_dir: str
+    max_steps: int = Field(default=100, ge=1)
+    learning_rate: float = Field(default=1e-5, gt=0)
+    per_device_train_batch_size: int = Field(default=4, ge=1)
+    gradient_accumulation_steps: int = Field(default=1, ge=1)
+    warmup_ratio: float = Field(default=0.0, ge=0, le=1)
+    lr_scheduler_type: str = "constant"
+    weight_decay: float = Field(default=0.0, ge=0)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    logging_steps: int = Field(default=1, ge=1)
+    save_steps: int = Field(default=25, ge=1)
+    save_total_limit: int = Field(default=2, ge=1)
+    keep_checkpoints: bool = False  # False: delete <output_dir>/checkpoints once the final model is saved
+    bf16: bool = False
+    gradient_checkpointing: bool = False  # trades compute for memory; worth it on a GPU, not on CPU
+    seed: int = 0
+    lora: LoraParams = Field(default_factory=LoraParams)
+    train_limit: int | None = Field(default=None, ge=1)  # use only the first N training examples
+    launch: LaunchParams = Field(default_factory=LaunchParams)
+    # Per-step metrics (CSV, for `dvc plots`) and the stage's final metrics (JSON, for `dvc metrics`).
+    plots_file: str
+    metrics_file: str
+    register_as: str
+
+
+class SftParams(TrainCommon):
+    output_dir: str = "models/sft"
+    max_steps: int = 150
+    learning_rate: float = 5e-5
+    num_train_epochs: float = 1.0  # only used when max_steps is reached later than one pass
+    max_length: int = Field(default=1024, ge=32)
+    completion_only_loss: bool = True
+    # Held-out probe: greedy completions on this many val prompts before and after training, scored
+    # for well-formed tool calls (0 turns it off).
+    probe_prompts: int = Field(default=16, ge=0)
+    probe_max_new_tokens: int = Field(default=192, ge=8)
+    plots_file: str = "reports/plots/sft_loss.csv"
+    metrics_file: str = "reports/metrics/sft.json"
+    register_as: str = "toolrl-sft"
+
+
+class RewardParams(Section):
+    # Reward variant by name (`toolrl reward variants` lists them): default, equal_max, two_stage,
+    # dynamic_scale, strict_match, intermediate, coarse, length, dynamic_length, schema_match, ...
+    variant: str = "default"
+    # Component ranges before the variant's schedule. null: the variant's own default from
+    # toolrl.rewards.registry (format [0, 1], correctness [-3, 3] or [-1, 1] for equal_max, length [0, 1]).
+    format_max: float | None = None  # null: the variant's default
+    format_min: float | None = None  # null: the variant's default
+    correctness_max: float | None = None  # null: the variant's default
+    correctness_min: float | None = None  # null: the variant's default
+    length_max: float | None = None  # null: the variant's default (used by length variants only)
+    length_min: float | None = None  # null: the variant's default (used by length variants only)
+    # Weight of each component (format, correctness, length) in the total; a missing one is 1.0.
+    weights: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> RewardParams:
+        from toolrl.rewards.registry import COMPONENTS, get_variant  # lazy: rewards imports config
+
+        get_variant(self.variant)  # raises with the list of known names
+        unknown = sorted(set(self.weights) - set(COMPONENTS))
+        if unknown:
+            raise ValueError(f"weights has unknown components {unknown}: use {', '.join(COMPONENTS)}")
+        for part in COMPONENTS:
+            lo, hi = getattr(self, f"{part}_min"), getattr(self, f"{part}_max")
+            if lo is not None and hi is not None and lo > hi:
+                raise ValueError(f"{part}_min ({lo}) is above {part}_max ({hi})")
+        return self
+
+
+class VllmParams(Section):
+    """vLLM generation inside GRPOTrainer (GPU only; vLLM does not install on the CPU machines)."""
+
+    enabled: bool = False
+    mode: Literal["colocate", "server"] = "colocate"
+    # colocate: vLLM shares the training GPUs
+    gpu_memory_utilization: float = Field(default=0.3, gt=0, le=1)
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    enable_sleep_mode: bool = False  # offload vLLM weights/cache during the optimizer step
+    max_model_length: int | None = Field(default=None, ge=64)  # prompt + completion; None: model config
+    # server: a separate `trl vllm-serve` process on its own GPUs
+    server_host: str = "127.0.0.1"
+    server_port: int = Field(default=8000, ge=1, le=65535)
+    server_timeout: float = Field(default=240.0, gt=0)
+    server_cuda_visible_devices: str | None = None  # GPUs of the server, e.g. "0"
+    server_data_parallel_size: int = Field(default=1, ge=1)
+
+
+# GRPO hyper-parameters that depend on the hardware. `grpo.profile` picks a column; a key the params
+# file (or an override) sets explicitly wins over the profile. `gpu` is the ToolRL paper's setting
+# (lr 1e-6, 4 rollouts per prompt, 1024 completion tokens; verl's 512-prompt batches become
+# per-device batch x accumulation x GPUs); `cpu` is tuned so the 135M embedded model visibly learns in
+# a run of minutes (higher lr, short completions, no gradient checkpointing).
+GRPO_PROFILES: dict[str, dict[str, Any]] = {
+    "cpu": {
+        "learning_rate": 1e-5,
+        "num_generations": 4,
+        "per_device_train_batch_size": 8,
+        "gradient_accumulation_steps": 1,
+        "max_completion_length": 160,
+        "bf16": False,
+        "gradient_checkpointing": False,
+    },
+    "gpu": {
+        "learning_rate": 1e-6,
+        "num_generations": 4,
+        "per_device_train_batch_size": 16,
+        "gradient_accumulation_steps": 8,
+        "max_completion_length": 1024,
+        "bf16": True,
+        "gradient_checkpointing": True,
+    },
+}
+
+
+class GrpoParams(TrainCommon):
+    output_dir: str = "models/grpo"
+    profile: Literal["cpu", "gpu"] = "cpu"  # fills the keys of GRPO_PROFILES left unset
+    init: Literal["sft", "base"] = "sft"  # warm from the SFT model or cold from the base model
+    max_steps: int = 30
+    save_steps: int = 10
+    # Defaults below are the paper's (the gpu profile); the cpu profile replaces those it lists.
+    learning_rate: float = 1e-6
+    num_generations: int = Field(default=4, ge=2)  # group size
+    # Completions per device and step (TRL's meaning): prompts per step = this x accumulation x
+    # processes / num_generations.
+    per_device_train_batch_size: int = 16
+    gradient_accumulation_steps: int = Field(default=8, ge=1)
+    max_completion_length: int = Field(default=1024, ge=8)
+    bf16: bool = True
+    gradient_checkpointing: bool = True
+    temperature: float = Field(default=1.0, gt=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    beta: float = Field(default=0.001, ge=0)  # KL coefficient (0 skips the reference model)
+    epsilon: float = Field(default=0.2, gt=0)  # clip
+    num_iterations: int = Field(default=1, ge=1)  # policy updates per generation batch (mu)
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo"] = "grpo"
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+    mask_truncated_completions: bool = False
+    reward: RewardParams = Field(default_factory=RewardParams)
+    vllm: VllmParams = Field(default_factory=VllmParams)
+    sample_every: int = Field(default=10, ge=1)  # log sample completions every N steps
+    sample_rows: int = Field(default=8, ge=1)  # completions per sample table
+    plots_file: str = "reports/plots/grpo_rewards.csv"
+    metrics_file: str = "reports/metrics/grpo.json"
+    register_as: str = "toolrl-grpo"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_profile(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if "max_prompt_length" in data:
+            raise ValueError("max_prompt_length is gone: TRL 1.x's GRPOConfig has no such option; prompts are "
+                             "bounded at curation (data.max_prompt_tokens). Remove the key")
+        profile = data.get("profile", "cpu")
+        if profile not in GRPO_PROFILES:
+            return data  # the Literal check reports it
+        return {**GRPO_PROFILES[profile], **data}
+
+    @model_validator(mode="after")
+    def _groups_fit_batch(self) -> GrpoParams:
+        # TRL generates per_device x accumulation x processes completions at once; they must form whole
+        # groups, else GRPOConfig fails late with a less helpful message.
+        batch = self.per_device_train_batch_size * self.gradient_accumulation_steps * (self.launch.num_processes or 1)
+        if batch % self.num_generations:
+            raise ValueError(
+                f"per_device_train_batch_size x gradient_accumulation_steps x launch.num_processes = {batch} "
+                f"completions per step is not a multiple of num_generations = {self.num_generations}: change one "
+                "of them (e.g. per_device_train_batch_size to a multiple of num_generations)")
+        return self
+
+
+# ---------------------------------------------------------------- TRM
+
+
+class JudgeParams(Section):
+    base_url: str | None = None  # OpenAI-compatible endpoint; None: rule labels only
+    model: str = "judge"
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=2, ge=0)
+
+
+class TrmDataParams(Section):
+    policy: Literal["sft", "base", "grpo"] = "sft"
+    samples_per_prompt: int = Field(default=4, ge=1)
+    prompts: int = Field(default=64, ge=1)
+    max_new_tokens: int = Field(default=128, ge=8)
+    temperature: float = Field(default=1.0, gt=0)
+    labeler: Literal["rule", "judge"] = "rule"
+    judge: JudgeParams = Field(default_factory=JudgeParams)
+    hard_negatives_per_call: int = Field(default=1, ge=0)
+    positive_fraction: float = Field(default=0.5, gt=0, lt=1)
+    max_records: int | None = Field(default=None, ge=1)
+    val_fraction: float = Field(default=0.15, gt=0, lt=1)
+    seed: int = 0
+    output_dir: str = "data/trm"
+
+
+class TrmModelParams(Section):
+    backbone: Literal["base"] | str = "base"  # "base": the model section's model; else hub id / folder
+    output_dir: str = "models/trm"
+    max_steps: int = Field(default=200, ge=1)
+    learning_rate: float = Field(default=2e-5, gt=0)
+    per_device_train_batch_size: int = Field(default=8, ge=1)
+    max_length: int = Field(default=1024, ge=32)
+    eval_steps: int = Field(default=25, ge=1)
+    early_stopping_patience: int = Field(default=3, ge=1)
+    class_balance: bool = True
+    seed: int = 0
+    register_as: str = "toolrl-trm"
+
+
+class GrpoTrmParams(Section):
+    output_dir: str = "models/grpo_trm"
+    alpha: float = Field(default=0.01, ge=0)
+    advantage: Literal["turn_level", "pooled"] = "turn_level"
+    register_as: str = "toolrl-grpo-trm"
+
+
+class TrmParams(Section):
+    data: TrmDataParams = Field(default_factory=TrmDataParams)
+    model: TrmModelParams = Field(default_factory=TrmModelParams)
+    grpo: GrpoTrmParams = Field(default_factory=GrpoTrmParams)
+
+
+# ---------------------------------------------------------------- evaluation and tracking
+
+
+# BFCL's single-turn Python categories (simple_java/simple_javascript need argument values written as
+# Java/JS source strings, which the project's JSON call format does not produce).
+BfclCategory = Literal[
+    "simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance", "live_simple",
+    "live_multiple", "live_parallel", "live_parallel_multiple", "live_irrelevance", "live_relevance",
+]
+
+
+class EvaluateVllmParams(Section):
+    """vLLM engine settings for `evaluate.backend: vllm` (GPU machines)."""
+
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
+    max_model_len: int | None = Field(default=None, ge=256)  # None: the model's own context length
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    enforce_eager: bool = False  # skip CUDA graph capture: slower decoding, faster start
+
+
+class EvaluateParams(Section):
+    # Stage names (base, sft, grpo, grpo_trm), `models:/name@alias`, hub ids, local folders,
+    # `smollm2-135m-instruct` or `tiny-random`.
+    models: list[str] = Field(default_factory=lambda: ["base", "sft", "grpo", "grpo_trm"], min_length=1)
+    benchmarks: list[Literal["bfcl", "api_bank"]] = Field(default_factory=lambda: ["bfcl", "api_bank"],
+                                                          min_length=1)
+    # The live_* categories are curated for training by default (data.sources); evaluate them only
+    # when they were not trained on.
+    bfcl_categories: list[BfclCategory] = Field(
+        default_factory=lambda: ["simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance"]
+    )
+    # ToolRL-processed API-Bank files, one per level (`level-<n>-...json`); empty: API-Bank is skipped
+    # with a warning in the report.
+    api_bank_paths: list[str] = Field(default_factory=list)
+    limit: int | None = Field(default=20, ge=1)  # first N examples per category / level, by id order
+    batch_size: int = Field(default=8, ge=1)
+    max_new_tokens: int = Field(default=192, ge=8)
+    backend: Literal["hf", "vllm"] = "hf"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # hf backend weights
+    vllm: EvaluateVllmParams = Field(default_factory=EvaluateVllmParams)
+    failures_per_model: int = Field(default=3, ge=0)  # example failures shown in the report
+    output_dir: str = "reports"
+    # Completions cached per model content hash; keep it out of the stage's DVC outs (or mark it
+    # `persist: true`) so that `dvc repro` does not wipe it.
+    cache_dir: str = "reports/cache"
+
+    @model_validator(mode="after")
+    def _no_duplicates(self) -> EvaluateParams:
+        for key in ("models", "benchmarks", "bfcl_categories", "api_bank_paths"):
+            values = getattr(self, key)
+            dupes = sorted({v for v in values if values.count(v) > 1})
+            if dupes:
+                raise ValueError(f"evaluate.{key} lists {', '.join(dupes)} more than once")
+        return self
+
+
+class TrackingParams(Section):
+    # None: MLFLOW_TRACKING_URI if set, else the embedded SQLite store below.
+    tracking_uri: str | None = None
+    embedded_uri: str = "sqlite:///mlruns.db"
+    artifact_root: str = "mlartifacts"
+    experiment: str = "toolrl"
+    register_models: bool = True
+
+
+class Params(Section):
+    model: ModelParams = Field(default_factory=ModelParams)
+    data: DataParams = Field(default_factory=DataParams)
+    sft: SftParams = Field(default_factory=SftParams)
+    grpo: GrpoParams = Field(default_factory=GrpoParams)
+    trm: TrmParams = Field(default_factory=TrmParams)
+    evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    tracking: TrackingParams = Field(default_factory=TrackingParams)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b.c=value` -> (["a","b","c"], parsed value); the value is YAML, as `dvc exp run -S` reads it."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} needs the form key.sub=value (e.g. grpo.max_steps=10)")
+    key, _, raw = text.partition("=")
+    path = [p for p in key.strip().split(".") if p]
+    if not path:
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc.__class__.__name__})") from None
+    # PyYAML follows YAML 1.1, where `1e-6` is a string; DVC (YAML 1.2) reads it as a float.
+    if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+        value = float(value)
+    return path, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    data = copy.deepcopy(raw)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for part in path[:-1]:
+            nxt = node.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override {text!r}: {part!r} is a value, not a section")
+            node = nxt
+        node[path[-1]] = value
+    return data
+
+
+def _describe(err: dict[str, Any]) -> str:
+    path = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key"
+    got = repr(err.get("input"))
+    # A whole section as "input" (from a section-level check) would bury the message.
+    if "input" in err and not isinstance(err["input"], dict) and len(got) <= 120:
+        return f"{path}: {msg} (got {got})"
+    return f"{path}: {msg}"
+
+
+def _allowed_keys(loc: tuple, model: type[BaseModel] = Params) -> list[str]:
+    """The keys allowed where an unknown key was found, walking the schema along `loc`."""
+    cls = model
+    for part in loc[:-1]:
+        field = cls.model_fields.get(str(part)) if isinstance(part, str) else None
+        ann = field.annotation if field else None
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            cls = ann
+        else:
+            return []
+    return sorted(cls.model_fields)
+
+
+def validate(raw: dict[str, Any], source: str = "params") -> Params:
+    try:
+        return Params.model_validate(raw or {})
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            line = _describe(err)
+            if err["type"] == "extra_forbidden":
+                allowed = _allowed_keys(tuple(err["loc"]))
+                if allowed:
+                    line += f"; allowed keys here: {', '.join(allowed)}"
+            lines.append(line)
+        raise ConfigError(f"{source} is invalid: " + "; ".join(lines)) from None
+
+
+def load_raw(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"params file {path} not found: run from the project root or pass --params")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections (model, data, sft, ...)")
+    return data
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS, overrides: list[str] | None = None) -> Params:
+    """Load, override and validate params.yaml."""
+    raw = apply_overrides(load_raw(path), overrides or [])
+    return validate(raw, source=str(path))

@@ -1,0 +1,128 @@
+"""MLflow conventions shared by every stage.
+
+- Where runs go: `tracking.tracking_uri` in params, else `MLFLOW_TRACKING_URI`, else an embedded
+  SQLite store in the project (`sqlite:///mlruns.db`) with artifacts under `mlartifacts/`.
+- One experiment per project; one parent run per pipeline run and a nested run per stage. The
+  pipeline flow opens the parent and hands its id to the stage processes it starts through
+  `TOOLRL_PARENT_RUN_ID` (plumbing between processes, like MLflow's own `MLFLOW_RUN_ID`; it changes
+  no behaviour of a stage, only where its run is filed).
+- Metrics are named `<stage>/<metric>`; tags carry the git commit and the DVC experiment.
+- A stage that is restarted after a crash reopens its own run (the id is kept in its output folder),
+  so a resumed training continues the same run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from toolrl.config import Params, TrackingParams
+
+PARENT_ENV = "TOOLRL_PARENT_RUN_ID"
+RUN_ID_FILE = "mlflow_run_id"
+
+
+def tracking_uri(tracking: TrackingParams) -> str:
+    if tracking.tracking_uri:
+        return tracking.tracking_uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return tracking.embedded_uri
+
+
+def configure(tracking: TrackingParams) -> str:
+    """Point MLflow at the store and experiment of these params; returns the experiment id."""
+    import mlflow
+
+    uri = tracking_uri(tracking)
+    mlflow.set_tracking_uri(uri)
+    exp = mlflow.get_experiment_by_name(tracking.experiment)
+    if exp is None:
+        # With the embedded store, keep artifacts in the project rather than MLflow's default ./mlruns.
+        location = None
+        if uri.startswith("sqlite:"):
+            location = Path(tracking.artifact_root).resolve().as_uri()
+        exp_id = mlflow.create_experiment(tracking.experiment, artifact_location=location)
+    else:
+        exp_id = exp.experiment_id
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def run_tags(stage: str) -> dict[str, str]:
+    tags = {"toolrl.stage": stage}
+    commit = git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    # Set by `dvc exp run` in the environment of the stage commands it runs.
+    for env, tag in (("DVC_EXP_NAME", "dvc.exp_name"), ("DVC_EXP_BASELINE_REV", "dvc.baseline_rev")):
+        if os.environ.get(env):
+            tags[tag] = os.environ[env]
+    return tags
+
+
+def flat_params(section: Any, prefix: str) -> dict[str, Any]:
+    """A pydantic section flattened to `prefix.key` -> value, as MLflow params."""
+    data = section.model_dump(mode="json") if hasattr(section, "model_dump") else dict(section)
+    out: dict[str, Any] = {}
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{path}.{k}")
+        else:
+            text = str(node)
+            out[path] = text if len(text) <= 500 else text[:497] + "..."
+
+    walk(data, prefix)
+    return out
+
+
+@contextmanager
+def stage_run(params: Params, stage: str, resume_dir: str | Path | None = None,
+              log_params: Any = None) -> Iterator[Any]:
+    """An MLflow run for one stage, nested under the pipeline's parent run when there is one.
+
+    `resume_dir`: a folder that outlives a crash (the stage's output folder); the run id is stored
+    there and reused, so a restarted stage logs into the same run. `log_params`: the params section
+    to record (defaults to none).
+    """
+    import mlflow
+
+    configure(params.tracking)
+    run_id = None
+    id_file = Path(resume_dir) / RUN_ID_FILE if resume_dir else None
+    if id_file and id_file.exists():
+        run_id = id_file.read_text().strip() or None
+    parent = os.environ.get(PARENT_ENV)
+    tags = run_tags(stage)
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+    with mlflow.start_run(run_id=run_id, run_name=None if run_id else stage, tags=tags) as run:
+        if id_file:
+            id_file.parent.mkdir(parents=True, exist_ok=True)
+            id_file.write_text(run.info.run_id)
+        if log_params is not None and run_id is None:
+            mlflow.log_params(flat_params(log_params, stage))
+        yield run
+
+
+def log_metrics(stage: str, metrics: dict[str, float], step: int | None = None) -> None:
+    """Log numeric metrics as `<stage>/<name>`; non-numeric values are skipped on purpose."""
+    import mlflow
+
+    clean = {f"{stage}/{k}": float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+    if clean:
+        mlflow.log_metrics(clean, step=step)

@@ -1,0 +1,88 @@
+"""params.yaml validation: defaults, unknown and ill-typed keys, overrides as `dvc exp run -S` writes them."""
+
+from __future__ import annotations
+
+import pytest
+
+from toolrl.config import ConfigError, Params, apply_overrides, load_params, parse_override, validate
+
+
+def test_defaults_are_valid():
+    p = Params()
+    assert p.model.name == "smollm2-135m-instruct"
+    assert p.grpo.reward.variant == "default"
+
+
+def test_project_params_file_is_valid(project_root):
+    p = load_params(project_root / "params.yaml")
+    assert isinstance(p, Params)
+
+
+def test_unknown_key_names_path_and_allowed_keys():
+    with pytest.raises(ConfigError) as exc:
+        validate({"grpo": {"learnin_rate": 1e-6}})
+    msg = str(exc.value)
+    assert "grpo.learnin_rate: unknown key" in msg
+    assert "learning_rate" in msg  # the allowed keys are listed
+
+
+def test_unknown_section():
+    with pytest.raises(ConfigError, match="grpoo: unknown key.*allowed keys here: .*grpo"):
+        validate({"grpoo": {}})
+
+
+def test_ill_typed_value_names_key():
+    with pytest.raises(ConfigError, match=r"sft\.max_steps"):
+        validate({"sft": {"max_steps": "many"}})
+
+
+def test_literal_lists_allowed_values():
+    with pytest.raises(ConfigError) as exc:
+        validate({"grpo": {"init": "warm"}})
+    assert "grpo.init" in str(exc.value) and "'sft'" in str(exc.value) and "'base'" in str(exc.value)
+
+
+def test_out_of_range_value():
+    with pytest.raises(ConfigError, match=r"grpo\.num_generations"):
+        validate({"grpo": {"num_generations": 1}})
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "value"),
+    [
+        ("grpo.reward.variant=coarse", ["grpo", "reward", "variant"], "coarse"),
+        ("grpo.learning_rate=1e-6", ["grpo", "learning_rate"], 1e-6),
+        ("sft.lora.enabled=true", ["sft", "lora", "enabled"], True),
+        ("evaluate.limit=null", ["evaluate", "limit"], None),
+        ("evaluate.benchmarks=[bfcl]", ["evaluate", "benchmarks"], ["bfcl"]),
+    ],
+)
+def test_parse_override_reads_yaml_values(text, path, value):
+    assert parse_override(text) == (path, value)
+
+
+def test_overrides_apply_and_validate(tmp_path):
+    f = tmp_path / "params.yaml"
+    f.write_text("grpo:\n  max_steps: 5\n")
+    p = load_params(f, ["grpo.max_steps=7", "sft.lora.enabled=true"])
+    assert p.grpo.max_steps == 7 and p.sft.lora.enabled is True
+
+
+def test_bad_override_forms():
+    with pytest.raises(ConfigError, match="key.sub=value"):
+        parse_override("grpo.max_steps")
+    with pytest.raises(ConfigError, match="is a value, not a section"):
+        apply_overrides({"grpo": {"max_steps": 3}}, ["grpo.max_steps.x=1"])
+
+
+def test_missing_and_broken_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_params(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("grpo: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(bad)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping of sections"):
+        load_params(listy)
