@@ -63,6 +63,27 @@ def params_check(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None) -
     console.print(f"[green]{params} is valid[/green]")
 
 
+@params_app.command("profile")
+def params_profile(
+    name: Annotated[str, typer.Argument(help="a profile in configs/ (smoke, full, ...) or `default`")],
+    params: ParamsOpt = Path("params.yaml"),
+    as_args: Annotated[bool, typer.Option("--args", help="one line of `-S key=value` arguments")] = False,
+) -> None:
+    """Print a profile as `dvc exp run -S` overrides (checked against the schema), one per line.
+
+    `toolrl params profile smoke --args | xargs dvc exp run` runs the DAG on the profile as a DVC experiment.
+    """
+    import shlex
+
+    from toolrl.profiles import dvc_set_args, profile_overrides
+
+    args = dvc_set_args(profile_overrides(name, params_file=params), params)
+    if as_args:
+        typer.echo(" ".join(f"-S {shlex.quote(a)}" for a in args))
+    else:
+        typer.echo("\n".join(args))
+
+
 @model_app.command("prepare")
 def model_prepare(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None) -> None:
     """Resolve the `model` section and save the base model as a safetensors folder."""
@@ -83,7 +104,13 @@ def _register_subcommands() -> None:
 
 
 # (module, sub-command name); each module must import heavy libraries lazily.
-SUBCOMMANDS: list[tuple[str, str]] = []
+SUBCOMMANDS: list[tuple[str, str]] = [
+    ("toolrl.evaluation.cli", "eval"),
+    ("toolrl.rewards.cli", "reward"),
+    ("toolrl.data.cli", "data"),
+    ("toolrl.training.cli", "train"),
+    ("toolrl.trm.cli", "trm"),
+]
 
 
 def main() -> None:

@@ -147,7 +147,7 @@ class TrainCommon(Section):
     learning_rate: float = Field(default=1e-5, gt=0)
     per_device_train_batch_size: int = Field(default=4, ge=1)
     gradient_accumulation_steps: int = Field(default=1, ge=1)
-    warmup_ratio: float = Field(default=0.0, ge=0, le=1)
+    warmup_ratio: float = Field(default=0.0, ge=0, lt=1)  # passed as transformers 5's fractional warmup_steps
     lr_scheduler_type: str = "constant"
     weight_decay: float = Field(default=0.0, ge=0)
     max_grad_norm: float = Field(default=1.0, gt=0)
@@ -231,56 +231,27 @@ class VllmParams(Section):
     server_data_parallel_size: int = Field(default=1, ge=1)
 
 
-# GRPO hyper-parameters that depend on the hardware. `grpo.profile` picks a column; a key the params
-# file (or an override) sets explicitly wins over the profile. `gpu` is the ToolRL paper's setting
-# (lr 1e-6, 4 rollouts per prompt, 1024 completion tokens; verl's 512-prompt batches become
-# per-device batch x accumulation x GPUs); `cpu` is tuned so the 135M embedded model visibly learns in
-# a run of minutes (higher lr, short completions, no gradient checkpointing).
-GRPO_PROFILES: dict[str, dict[str, Any]] = {
-    "cpu": {
-        "learning_rate": 1e-5,
-        "num_generations": 4,
-        "per_device_train_batch_size": 8,
-        "gradient_accumulation_steps": 1,
-        "max_completion_length": 160,
-        "bf16": False,
-        "gradient_checkpointing": False,
-    },
-    "gpu": {
-        "learning_rate": 1e-6,
-        "num_generations": 4,
-        "per_device_train_batch_size": 16,
-        "gradient_accumulation_steps": 8,
-        "max_completion_length": 1024,
-        "bf16": True,
-        "gradient_checkpointing": True,
-    },
-}
-
-
 class GrpoParams(TrainCommon):
+    """GRPO on the RL view. Defaults are the CPU setting: the embedded 135M model visibly learns in a
+    run of minutes. The ToolRL paper's GPU setting (in brackets below) is the profile configs/gpu.yaml."""
+
     output_dir: str = "models/grpo"
-    profile: Literal["cpu", "gpu"] = "cpu"  # fills the keys of GRPO_PROFILES left unset
     init: Literal["sft", "base"] = "sft"  # warm from the SFT model or cold from the base model
     max_steps: int = 30
     save_steps: int = 10
-    # Defaults below are the paper's (the gpu profile); the cpu profile replaces those it lists.
-    learning_rate: float = 1e-6
-    num_generations: int = Field(default=4, ge=2)  # group size
+    learning_rate: float = 1e-5  # [paper, GPU: 1e-6] a 135M model on CPU needs a bigger step to move in minutes
+    num_generations: int = Field(default=4, ge=2)  # group size (rollouts per prompt) [paper: 4]
     # Completions per device and step (TRL's meaning): prompts per step = this x accumulation x
     # processes / num_generations.
-    per_device_train_batch_size: int = 16
-    gradient_accumulation_steps: int = Field(default=8, ge=1)
-    max_completion_length: int = Field(default=1024, ge=8)
-    bf16: bool = True
-    gradient_checkpointing: bool = True
-    temperature: float = Field(default=1.0, gt=0)
+    per_device_train_batch_size: int = 8
+    max_completion_length: int = Field(default=160, ge=8)  # [paper: 1024]
+    temperature: float = Field(default=1.0, gt=0)  # [paper: 1.0]
     top_p: float = Field(default=1.0, gt=0, le=1)
-    beta: float = Field(default=0.001, ge=0)  # KL coefficient (0 skips the reference model)
-    epsilon: float = Field(default=0.2, gt=0)  # clip
+    beta: float = Field(default=0.001, ge=0)  # KL coefficient [paper: 0.001]; 0 skips the reference model
+    epsilon: float = Field(default=0.2, gt=0)  # clip [paper: 0.2]
     num_iterations: int = Field(default=1, ge=1)  # policy updates per generation batch (mu)
     loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo"] = "grpo"
-    scale_rewards: Literal["group", "batch", "none"] = "group"
+    scale_rewards: Literal["group", "batch", "none"] = "group"  # GRPO's per-group std normalisation
     mask_truncated_completions: bool = False
     reward: RewardParams = Field(default_factory=RewardParams)
     vllm: VllmParams = Field(default_factory=VllmParams)
@@ -292,16 +263,11 @@ class GrpoParams(TrainCommon):
 
     @model_validator(mode="before")
     @classmethod
-    def _apply_profile(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        if "max_prompt_length" in data:
+    def _removed_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "max_prompt_length" in data:
             raise ValueError("max_prompt_length is gone: TRL 1.x's GRPOConfig has no such option; prompts are "
                              "bounded at curation (data.max_prompt_tokens). Remove the key")
-        profile = data.get("profile", "cpu")
-        if profile not in GRPO_PROFILES:
-            return data  # the Literal check reports it
-        return {**GRPO_PROFILES[profile], **data}
+        return data
 
     @model_validator(mode="after")
     def _groups_fit_batch(self) -> GrpoParams:
@@ -320,47 +286,88 @@ class GrpoParams(TrainCommon):
 
 
 class JudgeParams(Section):
-    base_url: str | None = None  # OpenAI-compatible endpoint; None: rule labels only
-    model: str = "judge"
-    api_key_env: str = "OPENAI_API_KEY"
+    """The LLM judge labeler (`trm.data.labeler: judge`); see docs/TRM.md."""
+
+    base_url: str | None = None  # OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1
+    model: str = "judge"  # the `model` field of each request
+    api_key_env: str = "OPENAI_API_KEY"  # environment variable holding the key (unset: no auth header)
     timeout_s: float = Field(default=60.0, gt=0)
-    max_retries: int = Field(default=2, ge=0)
+    max_retries: int = Field(default=2, ge=0)  # on timeouts, connection errors, 429 and 5xx
+    max_tokens: int = Field(default=128, ge=8)
+    concurrency: int = Field(default=4, ge=1)  # requests in flight
+    # The judge's message template ({{tools}}, {{dialogue}}, {{prefix}}, {{call}}, {{reference}});
+    # None: the packaged src/toolrl/prompts/trm_judge.md.
+    prompt_file: str | None = None
+
+
+TRM_NEGATIVE_KINDS = ("wrong_tool", "wrong_value", "missing_argument", "invented_argument", "wrong_type",
+                      "extra_call")
 
 
 class TrmDataParams(Section):
-    policy: Literal["sft", "base", "grpo"] = "sft"
+    """`trm_data`: policy rollouts split into one labelled step record per tool call."""
+
+    policy: Literal["sft", "base", "grpo"] = "sft"  # which stage's model samples the completions
     samples_per_prompt: int = Field(default=4, ge=1)
-    prompts: int = Field(default=64, ge=1)
+    prompts: int = Field(default=64, ge=1)  # training prompts sampled (all when fewer exist)
     max_new_tokens: int = Field(default=128, ge=8)
     temperature: float = Field(default=1.0, gt=0)
+    generation_batch_size: int = Field(default=8, ge=1)  # completions per generate() call
     labeler: Literal["rule", "judge"] = "rule"
     judge: JudgeParams = Field(default_factory=JudgeParams)
+    # Hard negatives: perturbed copies of each correct call (policy calls labelled 1 and reference calls).
     hard_negatives_per_call: int = Field(default=1, ge=0)
-    positive_fraction: float = Field(default=0.5, gt=0, lt=1)
-    max_records: int | None = Field(default=None, ge=1)
-    val_fraction: float = Field(default=0.15, gt=0, lt=1)
+    negative_kinds: list[Literal["wrong_tool", "wrong_value", "missing_argument", "invented_argument",
+                                 "wrong_type", "extra_call"]] = Field(
+        default_factory=lambda: list(TRM_NEGATIVE_KINDS), min_length=1)
+    # Add the reference calls themselves as positives (label 1), so a policy that rarely calls right
+    # still yields positives.
+    reference_positives: bool = True
+    positive_fraction: float = Field(default=0.5, gt=0, lt=1)  # the majority class is subsampled to it
+    max_records: int | None = Field(default=None, ge=1)  # cap after balancing (keeps the fraction)
+    val_fraction: float = Field(default=0.15, gt=0, lt=1)  # of prompts (records of a prompt stay together)
     seed: int = 0
     output_dir: str = "data/trm"
 
 
 class TrmModelParams(Section):
-    backbone: Literal["base"] | str = "base"  # "base": the model section's model; else hub id / folder
+    """`trm`: a causal LM with a 2-way token-classification head read at each call's last token."""
+
+    backbone: Literal["base"] | str = "base"  # "base": the model section's folder; else a model reference
     output_dir: str = "models/trm"
     max_steps: int = Field(default=200, ge=1)
     learning_rate: float = Field(default=2e-5, gt=0)
     per_device_train_batch_size: int = Field(default=8, ge=1)
-    max_length: int = Field(default=1024, ge=32)
-    eval_steps: int = Field(default=25, ge=1)
-    early_stopping_patience: int = Field(default=3, ge=1)
-    class_balance: bool = True
+    per_device_eval_batch_size: int = Field(default=8, ge=1)
+    gradient_accumulation_steps: int = Field(default=1, ge=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
+    max_length: int = Field(default=1024, ge=32)  # longer steps lose tokens from the left
+    logging_steps: int = Field(default=5, ge=1)
+    eval_steps: int = Field(default=25, ge=1)  # evaluation (and checkpoint) every N steps
+    early_stopping_patience: int = Field(default=3, ge=1)  # evaluations without a better validation AUC
+    class_balance: bool = True  # weight the loss by inverse class frequency of the training records
+    threshold: float = Field(default=0.5, gt=0, lt=1)  # score above which a call counts as good
     seed: int = 0
+    plots_file: str = "reports/plots/trm_train.csv"
+    metrics_file: str = "reports/metrics/trm.json"
+    calibration_plot: str = "reports/plots/trm_calibration.png"
     register_as: str = "toolrl-trm"
 
 
 class GrpoTrmParams(Section):
+    """`grpo_trm`: GRPO from the same init and with the same budget as `grpo` (every other setting comes
+    from the grpo section), plus the TRM's turn-level call advantages."""
+
     output_dir: str = "models/grpo_trm"
-    alpha: float = Field(default=0.01, ge=0)
+    alpha: float = Field(default=0.01, ge=0)  # weight of the call advantage (paper: 0.01 for GRPO)
+    # turn_level: call i normalised against call i of the group; pooled: all calls of a group together
+    # (the naive ablation that teaches the policy to call fewer tools).
     advantage: Literal["turn_level", "pooled"] = "turn_level"
+    reward_model: str | None = None  # TRM folder; None: trm.model.output_dir
+    score_batch_size: int = Field(default=8, ge=1)  # calls per TRM forward pass
+    plots_file: str = "reports/plots/grpo_trm_rewards.csv"
+    metrics_file: str = "reports/metrics/grpo_trm.json"
     register_as: str = "toolrl-grpo-trm"
 
 

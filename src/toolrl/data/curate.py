@@ -1,0 +1,276 @@
+"""The curate stage: upstream sources -> validated, deduplicated, length-capped, split examples.
+
+    read (per source, sampled) -> convert -> validate -> deduplicate -> mask (optional)
+      -> render views -> cap prompt tokens -> stratified split -> write files + data card
+
+Every upstream record is accounted for: read + generated = kept + quarantined + duplicates
+(generated: the extra examples a multi-turn record yields). The same params give the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolrl.config import DataParams, Params, SourceParams
+from toolrl.data import bfcl, card, dedup, hammer, masking, rlla, toolace, validate, xlam
+from toolrl.data.schema import DataError, Example, Rejected, clean_target, render_views
+from toolrl.data.split import SPLITS, assign, calls_bucket
+
+log = logging.getLogger(__name__)
+
+SOURCES = {"rlla": rlla, "toolace": toolace, "xlam": xlam, "hammer": hammer, "bfcl": bfcl}
+PROMPT_TOO_LONG = "prompt_too_long"
+CONVERSION_ERROR = "conversion_error"
+
+
+@dataclass
+class CurateResult:
+    output_dir: Path
+    stats: dict[str, Any]
+    card_markdown: str
+    files: dict[str, Path] = field(default_factory=dict)
+    mlflow_run_id: str | None = None
+
+    @property
+    def totals(self) -> dict[str, int]:
+        return self.stats["totals"]
+
+
+def _progress(items: list[Any], desc: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit="rec", disable=None, leave=False)
+
+
+def masks_names(src: SourceParams) -> bool:
+    if src.mask_tool_names is not None:
+        return src.mask_tool_names
+    return bool(getattr(SOURCES[src.name], "MASK_BY_DEFAULT", False))
+
+
+def source_seed(src: SourceParams, data: DataParams) -> int:
+    return data.seed if src.seed is None else src.seed
+
+
+# ---------------------------------------------------------------- steps
+
+
+def convert_source(src: SourceParams, data: DataParams, counts: dict[str, Counter]) -> tuple[list[Example], list[Rejected]]:
+    """Read, sample and convert one source; a converter that trips on a record quarantines it."""
+    from toolrl.data import readers
+
+    module = SOURCES[src.name]
+    raws = readers.sample(module.records(src), src.limit, source_seed(src, data))
+    examples: list[Example] = []
+    rejected: list[Rejected] = []
+    c = counts[src.tag]
+    for raw in _progress(raws, f"convert {src.tag}"):
+        try:
+            outcomes = module.convert(raw, src, data)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            outcomes = [Rejected(CONVERSION_ERROR, f"{exc.__class__.__name__}: {exc}", src.tag,
+                                 {"source": src.name, "index": raw.index, **raw.provenance},
+                                 f"{src.tag}:{raw.index}", raw.record)]
+        c["read"] += 1
+        c["generated"] += len(outcomes) - 1
+        for out in outcomes:
+            (examples if isinstance(out, Example) else rejected).append(out)
+    return examples, rejected
+
+
+def validate_all(examples: list[Example]) -> tuple[list[Example], list[Rejected]]:
+    valid, rejected = [], []
+    for ex in map(clean_target, examples):
+        problem = validate.check(ex)
+        if problem is None:
+            valid.append(ex)
+        else:
+            rejected.append(Rejected(problem[0], problem[1], ex.source, ex.provenance, ex.id,
+                                     ex.model_dump(mode="json")))
+    return valid, rejected
+
+
+def load_tokenizer(ref: str) -> Any:
+    """The tokenizer that counts prompt tokens: SmolLM2's for the embedded/tiny models, else `ref`'s."""
+    from toolrl import models
+
+    if ref in (models.EMBEDDED, models.TINY):
+        return models.smollm2_tokenizer()
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(ref)
+    except OSError as exc:
+        raise DataError(f"data.tokenizer {ref!r} cannot be loaded ({str(exc).splitlines()[0]}): use "
+                        f"{models.EMBEDDED!r}, a local tokenizer folder or a reachable hub id") from None
+
+
+def prompt_lengths(records: list[dict[str, Any]], tokenizer: Any) -> list[int]:
+    """Tokens of each prompt as the model sees it (chat template with the generation prompt)."""
+    texts = [tokenizer.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True)
+             for r in records]
+    if not texts:
+        return []
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return [len(x) for x in ids]
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _source_rows(data: DataParams) -> list[dict[str, Any]]:
+    rows = []
+    for s in data.sources:
+        where = ", ".join(bfcl.check_categories(s.categories)) if s.name == "bfcl" else s.location
+        rows.append({"tag": s.tag, "name": s.name, "where": where, "limit": s.limit or "all",
+                     "masked": masks_names(s)})
+    return rows
+
+
+def build_stats(data: DataParams, counts: dict[str, Counter], records: list[dict[str, Any]],
+                splits: dict[str, str], lengths: dict[str, int], rejected: list[Rejected],
+                dups: list[dedup.Duplicate]) -> dict[str, Any]:
+    per_source: dict[str, Any] = {}
+    for s in data.sources:
+        c = counts[s.tag]
+        mine = [r for r in records if r["source"] == s.tag]
+        per_source[s.tag] = {
+            "read": c["read"], "generated": c["generated"], "kept": len(mine),
+            "quarantined": sum(1 for r in rejected if r.source == s.tag),
+            "duplicates": sum(1 for d in dups if d.source == s.tag),
+            "splits": {sp: sum(1 for r in mine if splits[r["id"]] == sp) for sp in SPLITS},
+        }
+    per_calls: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(SPLITS, 0))
+    for r in records:
+        per_calls[calls_bucket(len(r["target"]["calls"]))][splits[r["id"]]] += 1
+    totals = {
+        "read": sum(c["read"] for c in counts.values()),
+        "generated": sum(c["generated"] for c in counts.values()),
+        "kept": len(records), "quarantined": len(rejected), "duplicates": len(dups),
+    }
+    return {
+        "totals": totals,
+        "per_split": {sp: sum(1 for r in records if splits[r["id"]] == sp) for sp in SPLITS},
+        "per_source": per_source,
+        "per_calls": dict(sorted(per_calls.items())),
+        "quarantine_reasons": card.count_by([r.reason for r in rejected]),
+        "duplicates": {"exact": sum(d.kind == "exact" for d in dups), "near": sum(d.kind == "near" for d in dups)},
+        "prompt_tokens": card.length_summary([lengths[r["id"]] for r in records], data.max_prompt_tokens),
+    }
+
+
+def write_outputs(data: DataParams, out: Path, records: list[dict[str, Any]], splits: dict[str, str],
+                  lengths: dict[str, int], rejected: list[Rejected], dups: list[dedup.Duplicate],
+                  stats: dict[str, Any]) -> tuple[dict[str, Path], str]:
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    for sp in SPLITS:
+        files[sp] = out / f"{sp}.jsonl"
+        _write_jsonl(files[sp], [r for r in records if splits[r["id"]] == sp])
+    files["quarantine"] = out / "quarantine.jsonl"
+    _write_jsonl(files["quarantine"], [r.entry() for r in rejected])
+    files["duplicates"] = out / "duplicates.jsonl"
+    _write_jsonl(files["duplicates"], [d.__dict__ for d in dups])
+    files["stats"] = out / "stats.json"
+    files["stats"].write_text(json.dumps(stats, indent=2) + "\n")
+    by_split: dict[str, list[int]] = {sp: [] for sp in SPLITS}
+    tools_by_split: dict[str, list[int]] = {sp: [] for sp in SPLITS}
+    for r in records:
+        by_split[splits[r["id"]]].append(lengths[r["id"]])
+        tools_by_split[splits[r["id"]]].append(len(r["tools"]))
+    files["tools_png"] = out / card.TOOLS_PNG
+    card.plot_tools(tools_by_split, files["tools_png"])
+    files["tokens_png"] = out / card.TOKENS_PNG
+    card.plot_tokens(by_split, data.max_prompt_tokens, files["tokens_png"])
+    first_detail: dict[str, str] = {}
+    for r in rejected:
+        first_detail.setdefault(r.reason, r.detail)
+    markdown = card.render(stats, _source_rows(data), first_detail)
+    files["card"] = out / "card.md"
+    files["card"].write_text(markdown)
+    return files, markdown
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def curate(params: Params, *, track: bool = True) -> CurateResult:
+    """Run the whole stage for `params.data`; with `track`, log params, counts and card to MLflow."""
+    data = params.data
+    for src in data.sources:  # fail on a held-out or unknown BFCL category before reading anything
+        if src.name == "bfcl":
+            bfcl.check_categories(src.categories)
+    counts: dict[str, Counter] = defaultdict(Counter)
+    examples: list[Example] = []
+    rejected: list[Rejected] = []
+    for src in data.sources:
+        ex, rej = convert_source(src, data, counts)
+        examples += ex
+        rejected += rej
+    valid, invalid = validate_all(examples)
+    rejected += invalid
+    unique, dups = dedup.deduplicate(valid, data.near_duplicate_threshold)
+
+    by_tag = {s.tag: s for s in data.sources}
+    rendered: list[dict[str, Any]] = []
+    final: list[Example] = []
+    for ex in unique:
+        src = by_tag[ex.source]
+        if masks_names(src) or src.mask_param_names:
+            ex = masking.mask(ex, source_seed(src, data), tool_names=masks_names(src),
+                              param_names=src.mask_param_names)
+        final.append(ex)
+        rendered.append(render_views(ex))
+
+    tokenizer = load_tokenizer(data.tokenizer)
+    lengths: dict[str, int] = {}
+    records: list[dict[str, Any]] = []
+    for ex, rec, n in zip(final, rendered, prompt_lengths(rendered, tokenizer), strict=True):
+        if n > data.max_prompt_tokens:
+            rejected.append(Rejected(PROMPT_TOO_LONG, f"prompt has {n} tokens > data.max_prompt_tokens="
+                                     f"{data.max_prompt_tokens}", ex.source, ex.provenance, ex.id,
+                                     ex.model_dump(mode="json")))
+            continue
+        lengths[ex.id] = n
+        records.append(rec)
+
+    splits = assign([e for e in final if e.id in lengths], data.split, data.seed)
+    stats = build_stats(data, counts, records, splits, lengths, rejected, dups)
+    t = stats["totals"]
+    if t["read"] + t["generated"] != t["kept"] + t["quarantined"] + t["duplicates"]:
+        raise RuntimeError(f"curation lost records (a bug): {t}")
+    out = Path(data.output_dir)
+    files, markdown = write_outputs(data, out, records, splits, lengths, rejected, dups, stats)
+    result = CurateResult(output_dir=out, stats=stats, card_markdown=markdown, files=files)
+    if track:
+        result.mlflow_run_id = log_to_mlflow(params, result)
+    log.info("curated %s", t)
+    return result
+
+
+def log_to_mlflow(params: Params, result: CurateResult) -> str:
+    """The stage's MLflow run: data params, counts as `curate/<name>` metrics, the card and stats."""
+    import mlflow
+
+    from toolrl import tracking
+
+    t = result.stats["totals"]
+    metrics = {**t, **{f"split_{k}": v for k, v in result.stats["per_split"].items()},
+               **{f"quarantine_{k}": v for k, v in result.stats["quarantine_reasons"].items()}}
+    with tracking.stage_run(params, "curate", log_params=params.data) as run:
+        tracking.log_metrics("curate", metrics)
+        for key in ("card", "stats", "tools_png", "tokens_png"):
+            mlflow.log_artifact(str(result.files[key]), artifact_path="data_card")
+        return run.info.run_id
+
