@@ -4,15 +4,48 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 TOOLRL := $(VENV)/bin/toolrl
+# Stage commands in dvc.yaml call `python`: the venv's must come first on PATH.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+# Point runs at the local servers when `make services` started them (else: embedded / ephemeral).
+SERVICES_ENV = $(shell bash infra/services.sh env 2>/dev/null)
 
-.PHONY: venv run test lint bench clean-venv
+.PHONY: venv run smoke repro params services serve stop status test lint bench bench-pipeline clean-venv
 
 venv:
 	@bash infra/bootstrap.sh
 
-## run: the main job on the embedded default model (the stages that exist so far)
+## run: the whole default pipeline (DVC experiment in the workspace, MLflow parent run), then where
+## the results are: report path, MLflow and Prefect URLs
 run: venv
-	$(TOOLRL) model prepare
+	env $(SERVICES_ENV) $(PY) -m flows.pipeline
+
+## smoke: the whole DAG on the smoke profile (tiny-random model, a few steps) as an isolated DVC
+## experiment (needs a git commit to start from); params.yaml and the workspace are left alone
+smoke: venv
+	env $(SERVICES_ENV) $(PY) -m flows.pipeline --profile smoke
+
+## repro: plain `dvc repro` with the venv on PATH (does nothing when everything is up to date)
+repro: venv
+	env $(SERVICES_ENV) $(VENV)/bin/dvc repro
+
+## params: re-render params.yaml from the schema in src/toolrl/config.py (every key at its default)
+params: venv
+	$(PY) -m toolrl.params_file params.yaml
+
+## services: Prefect server + MLflow server on 127.0.0.1 (PIDs in .services/); stop: stop them
+services: venv
+	@bash infra/services.sh start
+
+## serve: serve the Prefect deployments (needs `make services`): run the pipeline from the UI
+serve: venv
+	@bash infra/services.sh serve
+
+stop:
+	@bash infra/services.sh stop
+
+status:
+	@bash infra/services.sh status
 
 ## test: the whole test suite (real models, real services), then lint
 test: venv
@@ -21,6 +54,9 @@ test: venv
 
 lint: venv
 	$(VENV)/bin/ruff check src tests bench flows tasks infra
+
+bench-pipeline: venv
+	$(PY) bench/pipeline_overhead.py
 
 clean-venv:
 	rm -rf $(VENV)

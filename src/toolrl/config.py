@@ -157,6 +157,9 @@ class TrainCommon(Section):
     keep_checkpoints: bool = False  # False: delete <output_dir>/checkpoints once the final model is saved
     bf16: bool = False
     gradient_checkpointing: bool = False  # trades compute for memory; worth it on a GPU, not on CPU
+    # CPU threads of the training process (torch.set_num_threads); None: torch's default (one per
+    # core). On a shared, oversubscribed machine 1 thread can be several times faster (docs/TRAINING.md).
+    threads: int | None = Field(default=None, ge=1)
     seed: int = 0
     lora: LoraParams = Field(default_factory=LoraParams)
     train_limit: int | None = Field(default=None, ge=1)  # use only the first N training examples
@@ -239,11 +242,13 @@ class GrpoParams(TrainCommon):
     init: Literal["sft", "base"] = "sft"  # warm from the SFT model or cold from the base model
     max_steps: int = 30
     save_steps: int = 10
-    learning_rate: float = 1e-5  # [paper, GPU: 1e-6] a 135M model on CPU needs a bigger step to move in minutes
+    learning_rate: float = 3e-5  # [paper, GPU: 1e-6] a 135M model on CPU needs a bigger step to move in minutes
     num_generations: int = Field(default=4, ge=2)  # group size (rollouts per prompt) [paper: 4]
-    # Completions per device and step (TRL's meaning): prompts per step = this x accumulation x
-    # processes / num_generations.
-    per_device_train_batch_size: int = 8
+    # Completions per device and micro-batch (TRL's meaning): one step generates this x accumulation x
+    # processes completions, i.e. that / num_generations prompts. 4 x 2: 8 completions (2 prompts) per
+    # step, back-propagated 4 at a time: peak memory grows with the micro-batch (docs/BENCHMARKS.md).
+    per_device_train_batch_size: int = 4
+    gradient_accumulation_steps: int = Field(default=2, ge=1)
     max_completion_length: int = Field(default=160, ge=8)  # [paper: 1024]
     temperature: float = Field(default=1.0, gt=0)  # [paper: 1.0]
     top_p: float = Field(default=1.0, gt=0, le=1)
@@ -413,10 +418,15 @@ class EvaluateParams(Section):
     # with a warning in the report.
     api_bank_paths: list[str] = Field(default_factory=list)
     limit: int | None = Field(default=20, ge=1)  # first N examples per category / level, by id order
+    # Per-benchmark limit overriding `limit` (e.g. {api_bank: 20}); null: every case of that benchmark.
+    limit_per_benchmark: dict[Literal["bfcl", "api_bank"], int | None] = Field(default_factory=dict)
     batch_size: int = Field(default=8, ge=1)
     max_new_tokens: int = Field(default=192, ge=8)
     backend: Literal["hf", "vllm"] = "hf"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # hf backend weights
+    # CPU threads of the hf backend (torch.set_num_threads); None: torch's default (one per core). On a
+    # shared, oversubscribed machine 1 thread can be several times faster (docs/BENCHMARKS.md).
+    threads: int | None = Field(default=None, ge=1)
     vllm: EvaluateVllmParams = Field(default_factory=EvaluateVllmParams)
     failures_per_model: int = Field(default=3, ge=0)  # example failures shown in the report
     output_dir: str = "reports"
@@ -426,6 +436,9 @@ class EvaluateParams(Section):
 
     @model_validator(mode="after")
     def _no_duplicates(self) -> EvaluateParams:
+        for bench, n in self.limit_per_benchmark.items():
+            if n is not None and n < 1:
+                raise ValueError(f"evaluate.limit_per_benchmark.{bench} must be at least 1 (or null for all)")
         for key in ("models", "benchmarks", "bfcl_categories", "api_bank_paths"):
             values = getattr(self, key)
             dupes = sorted({v for v in values if values.count(v) > 1})

@@ -1,0 +1,162 @@
+"""GRPO step cost on the embedded model: seconds per step, generated tokens/s inside training, peak RSS.
+
+For each (group size, completion length) a child process builds the stage's GRPOTrainer exactly as
+`toolrl train grpo` does (`toolrl.training.grpo.config_kwargs`, the reward library's functions),
+with one prompt per step (per-device batch = group size), runs a few steps and reports; the first
+step is warm-up and left out of the means. A child per configuration gives each its own peak RSS.
+
+    .venv/bin/python bench/grpo_step.py                        # groups 2 4 8 x lengths 32 128, 3 steps
+    .venv/bin/python bench/grpo_step.py --groups 4 --lengths 64 --steps 4 --data data/curated
+
+Needs models/base (`toolrl model prepare`). Prompts come from `--data`/train.jsonl when given, else
+a few built-in records in the ToolRL format. Prints a markdown table (append it to docs/BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from toolrl import formats
+
+TOOLS = [
+    {"name": "get_weather", "description": "Current weather in a city.",
+     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}},
+    {"name": "convert_currency", "description": "Convert an amount between currencies.",
+     "parameters": {"type": "object", "properties": {"amount": {"type": "number"}, "source": {"type": "string"},
+                                                    "target": {"type": "string"}},
+                    "required": ["amount", "source", "target"]}},
+]
+
+
+def builtin_records(n: int = 16) -> list[dict[str, Any]]:
+    out = []
+    for i in range(n):
+        city = ["Paris", "Lima", "Oslo", "Cairo"][i % 4]
+        conversation = [{"role": "user", "content": f"What's the weather in {city}?"}]
+        calls = [formats.ToolCall("get_weather", {"city": city})]
+        out.append({"id": f"bench-{i}", "tools": TOOLS, "prompt": formats.prompt_messages(TOOLS, conversation),
+                    "completion": [{"role": "assistant", "content": formats.render_completion("weather", calls, None)}],
+                    "ground_truth": formats.ground_truth("weather", calls, None)})
+    return out
+
+
+def one(group: int, length: int, steps: int, data: str | None, model_dir: str) -> dict[str, Any]:
+    """Run `steps` GRPO steps in this process; return the measurements."""
+    from transformers import TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from toolrl.config import validate
+    from toolrl.rewards.trl import reward_functions
+    from toolrl.training.checkpoints import OutputState
+    from toolrl.training.common import load_tokenizer
+    from toolrl.training.data import read_records, to_dataset
+    from toolrl.training.grpo import config_kwargs
+
+    tmp = Path(tempfile.mkdtemp(prefix="grpo-bench-"))
+    params = validate({
+        "model": {"output_dir": model_dir},
+        "grpo": {"init": "base", "max_steps": steps, "num_generations": group, "per_device_train_batch_size": group,
+                 "gradient_accumulation_steps": 1,
+                 "max_completion_length": length, "output_dir": str(tmp / "out")},
+    })
+    records = read_records(Path(data) / "train.jsonl", "rl", limit=steps * 4) if data else builtin_records()
+    dataset = to_dataset(records, "rl")
+    tokenizer = load_tokenizer(Path(model_dir))
+    kwargs = config_kwargs(params, OutputState(tmp / "out", None, False))
+    # TRL times its own phases and logs them to the active MLflow run (`profiling/Time taken: ...`):
+    # a throw-away run gives the generation time per step.
+    kwargs.update(report_to=["mlflow"], save_strategy="no")
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlruns.db'}")
+    logged: list[dict[str, float]] = []
+    times: list[float] = []
+
+    class Measure(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            times.append(time.perf_counter() - self.t0)
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "completions/mean_length" in logs:
+                logged.append(dict(logs))
+
+    trainer = GRPOTrainer(model=model_dir, reward_funcs=reward_functions(params.grpo.reward),
+                          args=GRPOConfig(**kwargs), train_dataset=dataset, processing_class=tokenizer,
+                          callbacks=[Measure()])
+    with mlflow.start_run() as run:
+        trainer.train()
+    gen_times = [m.value for m in mlflow.MlflowClient().get_metric_history(
+        run.info.run_id, "profiling/Time taken: GRPOTrainer.transformers.generate")]
+    # One generation per step (no accumulation); the first step (warm-up) is left out.
+    measured = list(zip(times, logged, gen_times, strict=False))
+    measured = measured[1:] or measured
+    tokens = [lg["completions/mean_length"] * group for _, lg, _ in measured]
+    secs = [t for t, _, _ in measured]
+    gen = [g for _, _, g in measured]
+    prompt_tokens = statistics.mean(
+        len(tokenizer(tokenizer.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True))["input_ids"])
+        for r in records[:steps])
+    return {
+        "group": group, "max_completion_length": length, "steps_measured": len(secs),
+        "sec_per_step": statistics.mean(secs), "completion_tokens_per_step": statistics.mean(tokens),
+        "generate_sec_per_step": statistics.mean(gen), "gen_tokens_per_sec": sum(tokens) / sum(gen),
+        "step_tokens_per_sec": sum(tokens) / sum(secs), "prompt_tokens": prompt_tokens,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    }
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ("| group size | max completion tokens | s / step | of which generation (s) | completion tokens / step "
+            "| generated tokens / s (generation) | completion tokens / s (whole step) | peak RSS (GB) |\n"
+            "|---|---|---|---|---|---|---|---|")
+    body = [f"| {r['group']} | {r['max_completion_length']} | {r['sec_per_step']:.1f} | {r['generate_sec_per_step']:.1f} | "
+            f"{r['completion_tokens_per_step']:.0f} | {r['gen_tokens_per_sec']:.1f} | {r['step_tokens_per_sec']:.1f} | "
+            f"{r['peak_rss_gb']:.2f} |" for r in rows]
+    return "\n".join([head, *body])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--groups", type=int, nargs="+", default=[2, 4, 8])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[32, 128])
+    parser.add_argument("--steps", type=int, default=3, help="steps per configuration (the first is warm-up)")
+    parser.add_argument("--data", help="curated data folder (train.jsonl); default: built-in prompts")
+    parser.add_argument("--model", default="models/base")
+    parser.add_argument("--one", nargs=2, type=int, metavar=("GROUP", "LENGTH"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print("RESULT " + json.dumps(one(*args.one, args.steps, args.data, args.model)), flush=True)
+        return
+    if not (Path(args.model) / "config.json").exists():
+        sys.exit(f"{args.model} holds no model: run `toolrl model prepare` first")
+    rows = []
+    for group in args.groups:
+        for length in args.lengths:
+            cmd = [sys.executable, __file__, "--one", str(group), str(length), "--steps", str(args.steps),
+                   "--model", args.model, *(["--data", args.data] if args.data else [])]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+            if line is None:
+                sys.exit(f"group {group}, length {length} failed:\n{out.stderr[-3000:]}")
+            rows.append(json.loads(line[len("RESULT "):]))
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    prompt = statistics.mean(r["prompt_tokens"] for r in rows)
+    print(f"embedded model {args.model}, {args.steps} steps per row (first left out), one prompt per step "
+          f"(~{prompt:.0f} prompt tokens), grpo defaults otherwise (beta 0.001: the reference model is loaded)\n")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

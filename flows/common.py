@@ -1,0 +1,80 @@
+"""What every stage flow shares: its command line (`python -m flows.<stage> [--params F] [-S k=v]`).
+
+DVC stages run `python -m flows.<stage>`; the same command works by hand. Errors a user can fix
+(bad params, missing inputs) print one line and exit 2, as the `toolrl` command does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from toolrl.config import ConfigError
+
+# Set by the pipeline flow for the stage processes it starts through DVC, so that their flow runs
+# carry the pipeline run's tag in the Prefect UI (plumbing, like TOOLRL_PARENT_RUN_ID for MLflow).
+PIPELINE_TAG_ENV = "TOOLRL_PIPELINE_TAG"
+
+
+def parse_args(stage: str, argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=f"python -m flows.{stage}", description=f"Run the {stage} stage flow.")
+    parser.add_argument("--params", "-p", default="params.yaml", help="params file (default params.yaml)")
+    parser.add_argument("--set", "-S", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a param as `dvc exp run -S` does (repeatable)")
+    return parser.parse_args(argv)
+
+
+# Prefect's temporary server (used when no PREFECT_API_URL is set) gets 20 s to start by default;
+# on a busy 2-core machine with several stage processes starting it can take longer.
+EPHEMERAL_STARTUP_TIMEOUT_S = 120
+
+
+@contextmanager
+def prefect_settings() -> Iterator[None]:
+    """A patient temporary server (a default only: PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+    in the environment still wins)."""
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
+
+    with temporary_settings(set_defaults={PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: EPHEMERAL_STARTUP_TIMEOUT_S}):
+        yield
+
+
+def stage_tags() -> list[str]:
+    tag = os.environ.get(PIPELINE_TAG_ENV)
+    return ["toolrl", *([tag] if tag else [])]
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Errors whose message tells the user what to fix: printed as one line (exit 2), no traceback.
+
+    A domain module's error class is only looked up if that module was loaded (it raised, so it
+    was), which keeps e.g. the training stack out of stages that never import it.
+    """
+    from toolrl.cli import UserError
+    from toolrl.models import ModelError
+
+    errors: list[type[BaseException]] = [ConfigError, ModelError, UserError, FileNotFoundError]
+    for module, name in (("toolrl.training.data", "TrainingError"),):
+        if module in sys.modules:
+            errors.append(getattr(sys.modules[module], name))
+    return tuple(errors)
+
+
+def run_stage(stage: str, flow_fn: Callable[..., Any], argv: list[str] | None = None) -> int:
+    """Entry point of `python -m flows.<stage>`: run `flow_fn(params_path=, overrides=)`."""
+    import prefect
+
+    args = parse_args(stage, argv)
+    try:
+        with prefect_settings(), prefect.tags(*stage_tags()):
+            flow_fn(params_path=args.params, overrides=args.overrides)
+    except Exception as exc:
+        if not isinstance(exc, user_errors()):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

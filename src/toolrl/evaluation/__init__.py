@@ -1,0 +1,12 @@
+"""Evaluation: score any set of models on BFCL (official AST checker) and API-Bank, side by side.
+
+- `records`: what a case is (`Example`) and what grading returns (`Outcome`, error categories);
+- `bfcl`, `api_bank`: load a benchmark's cases as prompts in the project's format and grade completions;
+- `references`: resolve model references (stage names, `models:/name@alias`, hub ids, folders) to a
+  local folder and a content hash;
+- `generation`: batched HF generation on CPU, vLLM on GPU;
+- `cache`: completions cached per model hash, so adding a model generates only for that model;
+- `runner`: resolve, generate what is missing, grade;
+- `report`: tables, CSV, plots, metrics.json;
+- `stage`: the whole stage with its MLflow run (`run_evaluation`), used by `toolrl eval` and Prefect.
+"""

@@ -1,0 +1,63 @@
+"""`toolrl eval`: score models on BFCL and API-Bank and write the side-by-side report.
+
+    toolrl eval --models base,sft,grpo --benchmarks bfcl,api_bank --limit 50
+
+The options are shortcuts for `--set evaluate.<key>=...`; everything else comes from params.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from toolrl.cli import ParamsOpt, SetOpt, console, load
+
+app = typer.Typer(help="Evaluate models on BFCL and API-Bank, side by side.", invoke_without_command=True,
+                  no_args_is_help=False)
+
+
+def _items(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+@app.callback(invoke_without_command=True)
+def evaluate(
+    models: Annotated[str | None, typer.Option(help="comma-separated model references: stage names "
+                                               "(base, sft, grpo, grpo_trm), models:/name@alias, hub ids, "
+                                               "folders, tiny-random")] = None,
+    benchmarks: Annotated[str | None, typer.Option(help="comma-separated: bfcl, api_bank")] = None,
+    limit: Annotated[int | None, typer.Option(help="cases per category / level (first ones by id)")] = None,
+    categories: Annotated[str | None, typer.Option("--bfcl-categories", help="comma-separated BFCL "
+                                                   "categories")] = None,
+    api_bank: Annotated[str | None, typer.Option("--api-bank", help="comma-separated API-Bank level files "
+                                                 "(ToolRL's processed JSON)")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="generation batch size")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="completion length cap")] = None,
+    backend: Annotated[str | None, typer.Option(help="hf (CPU/GPU) or vllm (GPU)")] = None,
+    output_dir: Annotated[Path | None, typer.Option(help="where the report goes")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    set_: SetOpt = None,
+) -> None:
+    """Score the models, write reports/eval.{md,csv}, plots and metrics.json, log to MLflow."""
+    overrides = list(set_ or [])
+    for key, value in (("models", models), ("benchmarks", benchmarks), ("bfcl_categories", categories),
+                       ("api_bank_paths", api_bank)):
+        if value is not None:
+            overrides.append(f"evaluate.{key}={json.dumps(_items(value))}")
+    for key, value in (("limit", limit), ("batch_size", batch_size), ("max_new_tokens", max_new_tokens),
+                       ("backend", backend), ("output_dir", output_dir)):
+        if value is not None:
+            overrides.append(f"evaluate.{key}={json.dumps(str(value) if isinstance(value, Path) else value)}")
+    p = load(params, overrides)
+
+    from toolrl.evaluation.stage import run_evaluation
+
+    out = run_evaluation(p)
+    typer.echo(out.table_markdown)
+    for warning in out.results.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    console.print(f"generated {out.results.generated} new completions; report in "
+                  f"[bold]{out.files['markdown']}[/bold]; MLflow run {out.run_id}", highlight=False)

@@ -1,0 +1,157 @@
+"""Generation backends: turn chat prompts into completions, greedily, stopping at the end of the turn.
+
+- `HFGenerator` (CPU, the default): batched `model.generate` with left padding, greedy decoding, and
+  the end of the assistant turn (`<|im_end|>`, the tokenizer's eos) as stop token. Prompts are sorted
+  by length so a batch holds prompts of similar length (less padding), and put back in order after.
+- `VllmGenerator` (GPU, `evaluate.backend: vllm`): the same prompts, tokenized by the same tokenizer
+  and chat template, handed to `vllm.LLM.generate` as token ids with greedy `SamplingParams`. vLLM is
+  imported only when this backend is chosen.
+
+Both take prompts as chat messages, render them with the tokenizer's chat template (generation
+prompt added), and return the completion text only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from toolrl.config import ConfigError, EvaluateParams
+
+END_OF_TURN = "<|im_end|>"
+
+Advance = Callable[[int], None]
+
+
+class Generator(Protocol):
+    def generate(self, prompts: list[list[dict[str, str]]], advance: Advance | None = None) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+def settings(ev: EvaluateParams) -> dict[str, Any]:
+    """What changes the completions of greedy decoding (the cache key); batch size does not."""
+    out: dict[str, Any] = {"backend": ev.backend, "max_new_tokens": ev.max_new_tokens, "decoding": "greedy"}
+    if ev.backend == "hf":
+        out["dtype"] = ev.dtype
+    else:
+        out["dtype"] = ev.vllm.dtype
+        out["max_model_len"] = ev.vllm.max_model_len
+    return out
+
+
+def _cut_at_end_of_turn(text: str) -> str:
+    index = text.find(END_OF_TURN)
+    return text[:index] if index >= 0 else text
+
+
+def _stop_ids(tokenizer) -> list[int]:
+    ids = {tokenizer.eos_token_id}
+    end = tokenizer.convert_tokens_to_ids(END_OF_TURN)
+    if isinstance(end, int) and end != tokenizer.unk_token_id:
+        ids.add(end)
+    return sorted(i for i in ids if i is not None)
+
+
+class HFGenerator:
+    def __init__(self, folder: str | Path, batch_size: int, max_new_tokens: int, dtype: str = "float32",
+                 threads: int | None = None):
+        import torch
+
+        from toolrl.models import load_model
+
+        if threads:
+            torch.set_num_threads(threads)
+
+        self.model, self.tokenizer = load_model(str(folder), dtype=dtype)
+        self.model.eval()
+        self.tokenizer.padding_side = "left"
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.stop_ids = _stop_ids(self.tokenizer)
+        self._torch = torch
+
+    def render(self, messages: list[dict[str, str]]) -> str:
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def generate(self, prompts: list[list[dict[str, str]]], advance: Advance | None = None) -> list[str]:
+        from transformers import GenerationConfig
+
+        texts = [self.render(m) for m in prompts]
+        lengths = [len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: -lengths[i])
+        config = GenerationConfig(
+            do_sample=False,
+            max_new_tokens=self.max_new_tokens,
+            eos_token_id=self.stop_ids,
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
+        out: list[str] = [""] * len(texts)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            enc = self.tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True,
+                                 add_special_tokens=False)
+            with self._torch.inference_mode():
+                generated = self.model.generate(**enc, generation_config=config)
+            new_tokens = generated[:, enc["input_ids"].shape[1] :]
+            for i, row in zip(batch, new_tokens, strict=True):
+                out[i] = _cut_at_end_of_turn(self.tokenizer.decode(row, skip_special_tokens=True))
+            if advance:
+                advance(len(batch))
+        return out
+
+    def close(self) -> None:
+        del self.model
+
+
+class VllmGenerator:
+    """vLLM offline inference (GPU). Not exercised on the CPU machines the project is developed on."""
+
+    def __init__(self, folder: str | Path, ev: EvaluateParams, seed: int = 0):
+        try:
+            from vllm import LLM, SamplingParams
+        except ImportError:
+            raise ConfigError(
+                "evaluate.backend=vllm needs the vllm package on a CUDA machine: `pip install -e .[gpu]`, "
+                "or set evaluate.backend=hf"
+            ) from None
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        self.llm = LLM(
+            model=str(folder),
+            tokenizer=str(folder),
+            dtype=ev.vllm.dtype,
+            tensor_parallel_size=ev.vllm.tensor_parallel_size,
+            gpu_memory_utilization=ev.vllm.gpu_memory_utilization,
+            max_model_len=ev.vllm.max_model_len,
+            enforce_eager=ev.vllm.enforce_eager,
+            seed=seed,
+        )
+        self.sampling = SamplingParams(
+            temperature=0.0,
+            max_tokens=ev.max_new_tokens,
+            stop=[END_OF_TURN],
+            stop_token_ids=_stop_ids(self.tokenizer),
+            skip_special_tokens=True,
+        )
+
+    def generate(self, prompts: list[list[dict[str, str]]], advance: Advance | None = None) -> list[str]:
+        # Token ids, not text: vLLM would otherwise tokenize again and might add a BOS token the HF
+        # path does not, so both backends see exactly the same prompt.
+        texts = [self.tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in prompts]
+        inputs = [{"prompt_token_ids": self.tokenizer(t, add_special_tokens=False)["input_ids"]} for t in texts]
+        outputs = self.llm.generate(inputs, self.sampling, use_tqdm=True)
+        if advance:
+            advance(len(prompts))
+        return [_cut_at_end_of_turn(o.outputs[0].text) for o in outputs]
+
+    def close(self) -> None:
+        del self.llm
+
+
+def make_generator(folder: str | Path, ev: EvaluateParams) -> Generator:
+    if ev.backend == "vllm":
+        return VllmGenerator(folder, ev)
+    return HFGenerator(folder, ev.batch_size, ev.max_new_tokens, ev.dtype, ev.threads)

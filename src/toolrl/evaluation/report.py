@@ -1,0 +1,285 @@
+"""The side-by-side report: every model's accuracy per benchmark category, in files a person, DVC and
+MLflow can read.
+
+Written to `evaluate.output_dir`:
+- `eval.md`: accuracy table (rows: models; columns: categories and overall), models and their
+  hashes, warnings, error-category counts, example failures, plots;
+- `eval.csv`: the accuracy table as numbers (fractions);
+- `metrics.json`: `{model: {benchmark: {category: acc, overall: acc, overall_weighted: acc}}}` for
+  `dvc metrics diff`;
+- `eval_examples.jsonl`: every graded case (model, case, correct, error, completion);
+- `plots/eval_overall.png` and `plots/eval_<benchmark>_<category>.png`.
+
+Weighting: a benchmark's `overall` is the unweighted mean of its categories (levels), as BFCL's
+summary averages its categories; `overall_weighted` pools all its cases (example-weighted).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from toolrl.config import EvaluateParams
+from toolrl.evaluation.records import ERROR_CATEGORIES
+from toolrl.evaluation.runner import Column, EvalResults, ModelResult
+
+OVERALL, WEIGHTED = "overall", "overall_weighted"
+WEIGHTING_NOTE = (
+    "`overall` is the unweighted mean of a benchmark's categories (as BFCL's summary averages its "
+    "categories); `overall_weighted` pools all of its cases (example-weighted)."
+)
+
+
+def benchmarks(results: EvalResults) -> list[str]:
+    return list(dict.fromkeys(b for b, _ in results.columns))
+
+
+def overall(model: ModelResult, results: EvalResults, benchmark: str) -> tuple[float | None, float | None]:
+    """(unweighted mean of categories, example-weighted accuracy) of one benchmark."""
+    cols = [c for c in results.columns if c[0] == benchmark and model.graded.get(c)]
+    if not cols:
+        return None, None
+    mean = sum(model.accuracy(c) for c in cols) / len(cols)
+    rows = [g for c in cols for g in model.graded[c]]
+    return mean, sum(g.outcome.correct for g in rows) / len(rows)
+
+
+def table(results: EvalResults) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows (model label, then fractions) of the accuracy table."""
+    header = ["model"]
+    for bench in benchmarks(results):
+        header += [f"{b}/{c}" for b, c in results.columns if b == bench]
+        header += [f"{bench}/{OVERALL}", f"{bench}/{WEIGHTED}"]
+    rows = []
+    for model in results.models:
+        row: list[Any] = [model.label]
+        for bench in benchmarks(results):
+            row += [model.accuracy(c) for c in results.columns if c[0] == bench]
+            row += list(overall(model, results, bench))
+        rows.append(row)
+    return header, rows
+
+
+def metrics_tree(results: EvalResults) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for model in results.models:
+        node: dict[str, Any] = {}
+        for bench in benchmarks(results):
+            sub = {cat: _round(model.accuracy((b, cat))) for b, cat in results.columns if b == bench}
+            mean, weighted = overall(model, results, bench)
+            sub[OVERALL], sub[WEIGHTED] = _round(mean), _round(weighted)
+            node[bench] = sub
+        tree[model.label] = node
+    return tree
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}"
+
+
+def metric_key(label: str) -> str:
+    """A model label as an MLflow metric name part (letters, digits, `_ - .` only)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("._") or "model"
+
+
+def error_counts(model: ModelResult) -> Counter:
+    return Counter(g.outcome.error for rows in model.graded.values() for g in rows if not g.outcome.correct)
+
+
+def failures(model: ModelResult, n: int) -> list[tuple[Column, Any]]:
+    """Up to n failures, one category after another, so different kinds of case show up."""
+    queues = {c: [g for g in rows if not g.outcome.correct] for c, rows in model.graded.items()}
+    picked: list[tuple[Column, Any]] = []
+    while len(picked) < n and any(queues.values()):
+        for col, queue in queues.items():
+            if queue and len(picked) < n:
+                picked.append((col, queue.pop(0)))
+    return picked
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def accuracy_markdown(results: EvalResults) -> str:
+    """The accuracy table (percent) with case counts; also the Prefect artifact's body."""
+    header, rows = table(results)
+    sizes = {f"{b}/{c}": results.sizes[(b, c)] for b, c in results.columns}
+    for bench in benchmarks(results):
+        n = sum(results.sizes[c] for c in results.columns if c[0] == bench)
+        sizes[f"{bench}/{OVERALL}"] = sizes[f"{bench}/{WEIGHTED}"] = n
+    shown = [header[0]] + [f"{h} (n={sizes[h]})" for h in header[1:]]
+    body = [[row[0]] + [_pct(x) for x in row[1:]] for row in rows]
+    if not rows:
+        return "No model was evaluated (see the warnings)."
+    return _md_table(shown, body) + "\n\nAccuracy in percent. " + WEIGHTING_NOTE
+
+
+def _models_section(results: EvalResults) -> str:
+    rows = []
+    for m in results.models:
+        total = sum(len(v) for v in m.graded.values())
+        speed = f"{m.generated / m.generation_seconds:.2f}" if m.generated and m.generation_seconds else "-"
+        rows.append([m.label, m.model.source, f"`{m.model.content_hash[:12]}`", m.generated,
+                     total - m.generated, speed])
+    return _md_table(["model", "source", "content hash", "generated", "cached", "examples/s"], rows)
+
+
+def _errors_section(results: EvalResults) -> str:
+    counts = {m.label: error_counts(m) for m in results.models}
+    seen = [e for e in ERROR_CATEGORIES if any(c[e] for c in counts.values())]
+    if not seen:
+        return "No errors."
+    rows = [[label] + [c[e] for e in seen] for label, c in counts.items()]
+    legend = "\n".join(f"- `{e}`: {ERROR_CATEGORIES[e]}" for e in seen)
+    return _md_table(["model", *seen], rows) + "\n\n" + legend
+
+
+def _failures_section(results: EvalResults, n: int) -> str:
+    parts = []
+    for m in results.models:
+        picked = failures(m, n)
+        if not picked:
+            continue
+        parts.append(f"### {m.label}\n")
+        for (bench, cat), g in picked:
+            completion = g.completion.strip()
+            if len(completion) > 600:
+                completion = completion[:600] + " [...]"
+            detail = g.outcome.detail.replace("\n", " ")[:300]
+            parts.append(f"- `{g.example.id}` ({bench}/{cat}): **{g.outcome.error}**: {detail}\n\n"
+                         f"  ```text\n{_indent(completion or '(empty completion)')}\n  ```\n")
+    return "\n".join(parts) if parts else "No failures."
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line.replace("```", "'''") for line in text.splitlines())
+
+
+def markdown(results: EvalResults, ev: EvaluateParams, plots: dict[str, Path], out_dir: Path,
+             run_id: str | None) -> str:
+    limit = ev.limit if ev.limit else "all"
+    if ev.limit_per_benchmark:
+        own = ", ".join(f"{b}: {n or 'all'}" for b, n in ev.limit_per_benchmark.items())
+        limit = f"{limit} ({own})"
+    lines = [
+        "# Evaluation",
+        "",
+        f"Models: {', '.join(ev.models)}; benchmarks: {', '.join(ev.benchmarks)}; limit: {limit} per "
+        f"category (first cases in id / file order); backend: {ev.backend}; max_new_tokens: "
+        f"{ev.max_new_tokens}; greedy decoding."
+        + (f" MLflow run: `{run_id}`." if run_id else ""),
+        "",
+    ]
+    if results.warnings:
+        lines += ["## Warnings", "", *[f"- {w}" for w in results.warnings], ""]
+    lines += ["## Accuracy", "", accuracy_markdown(results), ""]
+    if "overall" in plots:
+        lines += [f"![overall accuracy]({plots['overall'].relative_to(out_dir).as_posix()})", ""]
+    lines += ["## Models", "", _models_section(results), "", "## Error categories", "", _errors_section(results),
+              "", "## Example failures", "", _failures_section(results, ev.failures_per_model), ""]
+    per_category = [(k, p) for k, p in plots.items() if k != "overall"]
+    if per_category:
+        lines += ["## Per-category plots", ""]
+        lines += [f"![{k}]({p.relative_to(out_dir).as_posix()})" for k, p in per_category]
+        lines.append("")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- plots
+
+
+def plot(results: EvalResults, plots_dir: Path) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not results.models:
+        return {}
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    labels = [m.label for m in results.models]
+    out: dict[str, Path] = {}
+
+    benches = benchmarks(results)
+    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(benches) * len(labels) / 2 + 3), 4))
+    width = 0.8 / len(labels)
+    for i, model in enumerate(results.models):
+        values = [100 * (overall(model, results, b)[0] or 0) for b in benches]
+        xs = [j + (i - (len(labels) - 1) / 2) * width for j in range(len(benches))]
+        bars = ax.bar(xs, values, width, label=model.label)
+        ax.bar_label(bars, fmt="%.0f", fontsize=8)
+    ax.set_xticks(range(len(benches)), [f"{b} overall" for b in benches])
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title("Overall accuracy (unweighted mean of categories)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out["overall"] = plots_dir / "eval_overall.png"
+    fig.savefig(out["overall"], dpi=110)
+    plt.close(fig)
+
+    for bench, cat in results.columns:
+        fig, ax = plt.subplots(figsize=(max(4, 1.0 * len(labels) + 2), 3.2))
+        values = [100 * (m.accuracy((bench, cat)) or 0) for m in results.models]
+        bars = ax.bar(range(len(labels)), values, color=[f"C{i}" for i in range(len(labels))])
+        ax.bar_label(bars, fmt="%.0f", fontsize=8)
+        ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=8)
+        ax.set_ylim(0, 105)
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(f"{bench} / {cat} (n={results.sizes[(bench, cat)]})")
+        fig.tight_layout()
+        key = f"{bench}_{cat}"
+        out[key] = plots_dir / f"eval_{key}.png"
+        fig.savefig(out[key], dpi=110)
+        plt.close(fig)
+    return out
+
+
+# ---------------------------------------------------------------- files
+
+
+def write(results: EvalResults, ev: EvaluateParams, run_id: str | None = None) -> dict[str, Path]:
+    """Write every report file; returns name -> path."""
+    out_dir = Path(ev.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+
+    header, rows = table(results)
+    files["csv"] = out_dir / "eval.csv"
+    with files["csv"].open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows([[r[0]] + ["" if x is None else f"{x:.4f}" for x in r[1:]] for r in rows])
+
+    files["metrics"] = out_dir / "metrics.json"
+    files["metrics"].write_text(json.dumps(metrics_tree(results), indent=2) + "\n")
+
+    files["examples"] = out_dir / "eval_examples.jsonl"
+    with files["examples"].open("w", encoding="utf-8") as fh:
+        for m in results.models:
+            for (bench, cat), graded in m.graded.items():
+                for g in graded:
+                    fh.write(json.dumps({"model": m.label, "benchmark": bench, "category": cat, "id": g.example.id,
+                                         "correct": g.outcome.correct, "error": g.outcome.error,
+                                         "detail": g.outcome.detail, "completion": g.completion},
+                                        ensure_ascii=False) + "\n")
+
+    plots = plot(results, out_dir / "plots")
+    files.update({f"plot_{k}": p for k, p in plots.items()})
+    files["markdown"] = out_dir / "eval.md"
+    files["markdown"].write_text(markdown(results, ev, plots, out_dir, run_id))
+    return files

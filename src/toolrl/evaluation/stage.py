@@ -1,0 +1,65 @@
+"""The `evaluate` stage: score the models, write the report, and file it all in the stage's MLflow run.
+
+Called by `toolrl eval` and by the Prefect task alike. MLflow gets one metric per model, benchmark
+and category (`evaluate/<model>/<benchmark>/<category>`, with `overall` and `overall_weighted`), the
+generation throughput per model, each model's content hash as a tag, and the report files as
+artifacts under `evaluation/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolrl.config import EvaluateParams, Params
+from toolrl.evaluation import report
+from toolrl.evaluation.generation import Generator, make_generator
+from toolrl.evaluation.runner import EvalResults, evaluate
+from toolrl.tracking import log_metrics, stage_run
+
+STAGE = "evaluate"
+
+
+@dataclass
+class StageOutput:
+    results: EvalResults
+    files: dict[str, Path]
+    run_id: str
+
+    @property
+    def table_markdown(self) -> str:
+        return report.accuracy_markdown(self.results)
+
+
+def mlflow_metrics(results: EvalResults) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for label, benches in report.metrics_tree(results).items():
+        for bench, cats in benches.items():
+            for cat, value in cats.items():
+                if value is not None:
+                    out[f"{report.metric_key(label)}/{bench}/{cat}"] = value
+    for m in results.models:
+        out[f"{report.metric_key(m.label)}/generated"] = m.generated
+        if m.generated and m.generation_seconds:
+            out[f"{report.metric_key(m.label)}/examples_per_s"] = m.generated / m.generation_seconds
+    return out
+
+
+def run_evaluation(params: Params,
+                   generator_factory: Callable[[Path, EvaluateParams], Generator] = make_generator,
+                   show_progress: bool = True) -> StageOutput:
+    import mlflow
+
+    with stage_run(params, STAGE, log_params=params.evaluate) as run:
+        results = evaluate(params, generator_factory, show_progress)
+        files = report.write(results, params.evaluate, run_id=run.info.run_id)
+        log_metrics(STAGE, mlflow_metrics(results))
+        mlflow.set_tags({f"evaluate.model.{report.metric_key(m.label)}": m.model.content_hash[:16]
+                         for m in results.models})
+        for path in files.values():
+            sub = "evaluation/plots" if path.parent.name == "plots" else "evaluation"
+            mlflow.log_artifact(str(path), artifact_path=sub)
+        if results.warnings:
+            mlflow.log_text("\n".join(results.warnings) + "\n", "evaluation/warnings.txt")
+    return StageOutput(results=results, files=files, run_id=run.info.run_id)

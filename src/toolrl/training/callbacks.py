@@ -1,0 +1,214 @@
+"""What a training run reports besides TRL's own MLflow logging.
+
+- `call_stats`: how many completions hold a parseable tool call and how many calls they make (a
+  policy that learns to game the reward often shows it here first: calls vanish or multiply).
+- `RewardRecorder`: wraps the reward library's TRL reward functions without changing them; keeps the
+  last batch (completions, ground truths, each component's rewards) for the sample tables, and
+  reports `call_stats` through TRL's `log_metric` hook so they land beside `reward` in the logs.
+- `StageCallback`: every log step, the stage's curated metrics to MLflow as `<stage>/<name>` and to
+  a CSV for `dvc plots` (rows past a resumed checkpoint are dropped, then rewritten); sample
+  completions as an MLflow table every `sample_every` steps.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from toolrl import formats
+
+# Keys of TRL's logs worth keeping per stage (prefix match); the rest stays in TRL's own MLflow metrics.
+KEEP = {
+    "sft": ("loss", "learning_rate", "grad_norm", "mean_token_accuracy", "entropy", "num_tokens"),
+    "grpo": ("loss", "learning_rate", "grad_norm", "reward", "reward_std", "rewards/", "completions/mean_length",
+             "completions/clipped_ratio", "tool_calls/", "kl", "entropy", "clip_ratio/region_mean",
+             "frac_reward_zero_std"),
+}
+# The TRM stages (toolrl.trm): the classifier's training and validation curves; GRPO's keys plus the
+# TRM's call statistics and scores for TRM-guided GRPO.
+KEEP["trm"] = ("loss", "learning_rate", "grad_norm", "eval_")
+KEEP["grpo_trm"] = (*KEEP["grpo"], "trm/")
+SUMMARY_KEYS = ("train_runtime", "train_loss", "train_samples_per_second", "train_steps_per_second")
+
+
+def completion_text(completion: Any) -> str:
+    """TRL hands conversational completions as [{"role": "assistant", "content": ...}]."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
+        return str(completion[-1].get("content", ""))
+    return str(completion)
+
+
+def call_stats(texts: Sequence[str]) -> dict[str, float]:
+    """Share of completions with a parseable, non-empty tool call block; mean calls over all of them;
+    share that are well-formed (parse cleanly, have a <think> and a call or a response)."""
+    if not texts:
+        return {"parseable_call_share": 0.0, "mean_calls": 0.0, "well_formed_share": 0.0}
+    parsed = [formats.parse(t) for t in texts]
+    with_call = [p for p in parsed if p.ok and p.calls]
+    well_formed = [p for p in parsed if p.ok and p.thought is not None and (p.calls or p.response is not None)]
+    return {
+        "parseable_call_share": len(with_call) / len(parsed),
+        "mean_calls": sum(len(p.calls) for p in parsed if p.ok) / len(parsed),
+        "well_formed_share": len(well_formed) / len(parsed),
+    }
+
+
+class _Observed:
+    """One reward function, observed. Keeps the wrapped function's name: TRL names the
+    `rewards/<name>/mean` metrics after it."""
+
+    def __init__(self, fn: Callable[..., list[float]], recorder: RewardRecorder, first: bool):
+        from trl.trainer.utils import get_callable_name
+
+        self.fn, self.recorder, self.first = fn, recorder, first
+        self.__name__ = get_callable_name(fn)
+
+    def __call__(self, prompts: list, completions: list, **kwargs: Any) -> list[float | None]:
+        rewards = self.fn(prompts=prompts, completions=completions, **kwargs)
+        if self.first:
+            self.recorder.see_batch(prompts, completions, kwargs)
+        self.recorder.rewards[self.__name__] = [None if r is None else float(r) for r in rewards]
+        return rewards
+
+
+class RewardRecorder:
+    """Observes a list of TRL reward functions; `wrap` returns them, observed, in the same order."""
+
+    def __init__(self) -> None:
+        self.step: int | None = None
+        self.prompts: list[Any] = []
+        self.completions: list[str] = []
+        self.ground_truth: list[Any] = []
+        self.rewards: dict[str, list[float | None]] = {}
+
+    def wrap(self, fns: Sequence[Callable[..., list[float]]]) -> list[_Observed]:
+        return [_Observed(fn, self, first=(i == 0)) for i, fn in enumerate(fns)]
+
+    def see_batch(self, prompts: list, completions: list, kwargs: dict[str, Any]) -> None:
+        state = kwargs.get("trainer_state")
+        self.step = getattr(state, "global_step", None)
+        self.prompts = list(prompts)
+        self.completions = [completion_text(c) for c in completions]
+        self.ground_truth = list(kwargs.get("ground_truth") or [None] * len(prompts))
+        self.rewards = {}
+        log_metric = kwargs.get("log_metric")
+        if callable(log_metric):
+            for name, value in call_stats(self.completions).items():
+                log_metric(f"tool_calls/{name}", value)
+
+    def table(self, rows: int) -> dict[str, list[Any]]:
+        """The last batch as columns for mlflow.log_table."""
+        n = min(rows, len(self.completions))
+        stats = [formats.parse(c) for c in self.completions[:n]]
+        table: dict[str, list[Any]] = {
+            "step": [self.step] * n,
+            "user": [_last_user(p) for p in self.prompts[:n]],
+            "completion": self.completions[:n],
+            "ground_truth": self.ground_truth[:n],
+            "parse_error": [p.error or "" for p in stats],
+            "n_calls": [len(p.calls) for p in stats],
+        }
+        for name, values in self.rewards.items():
+            table[f"reward/{name}"] = values[:n]
+        return table
+
+
+def _last_user(prompt: Any) -> str:
+    """The dialogue part of a prompt (the system prompt, listing tools, is the same for a whole row group)."""
+    if isinstance(prompt, list) and prompt:
+        return str(prompt[-1].get("content", ""))[-2000:]
+    return str(prompt)[-2000:]
+
+
+def _keep(stage: str, key: str) -> bool:
+    return any(key == k or (k.endswith("/") and key.startswith(k)) for k in KEEP[stage])
+
+
+class MetricsCsv:
+    """Per-step metrics in one CSV (`step` + one column per metric): the format `dvc plots` reads."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.rows: list[dict[str, Any]] = []
+        if self.path.exists():
+            with self.path.open(newline="") as fh:
+                # A cell left empty means "not logged at that step": drop it, so a column only
+                # steps past a resume point had disappears with them.
+                self.rows = [{k: v for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(fh)]
+
+    def truncate(self, after_step: int) -> None:
+        """Drop rows logged after `after_step`: a resumed run logs those steps again."""
+        self.rows = [r for r in self.rows if int(float(r["step"])) <= after_step]
+        self.write()
+
+    def add(self, step: int, values: dict[str, float]) -> None:
+        self.rows.append({"step": step, **values})
+        self.write()
+
+    def write(self) -> None:
+        columns = ["step"]
+        for row in self.rows:
+            columns += [k for k in row if k not in columns]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+
+class StageCallback(TrainerCallback):
+    def __init__(self, stage: str, plots_file: str | Path, recorder: RewardRecorder | None = None,
+                 sample_every: int = 10, sample_rows: int = 8):
+        self.stage = stage
+        self.csv = MetricsCsv(plots_file)
+        self.recorder = recorder
+        self.sample_every = sample_every
+        self.sample_rows = sample_rows
+        self.summary: dict[str, float] = {}
+        self.last: dict[str, float] = {}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.csv.truncate(state.global_step)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        if any(k in logs for k in SUMMARY_KEYS):
+            self.summary.update({k: float(v) for k, v in logs.items() if isinstance(v, int | float)})
+            return
+        values = {k: float(v) for k, v in logs.items()
+                  if _keep(self.stage, k) and isinstance(v, int | float) and math.isfinite(float(v))}
+        if not values:
+            return
+        self.last = values
+        self.csv.add(state.global_step, values)
+        _log_mlflow({f"{self.stage}/{k}": v for k, v in values.items()}, state.global_step)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero or self.recorder is None or not self.recorder.completions:
+            return
+        step = state.global_step
+        if step == 1 or step % self.sample_every == 0 or step == state.max_steps:
+            log_table(self.recorder.table(self.sample_rows), f"samples/{self.stage}_step_{step:06d}.json")
+
+
+def _log_mlflow(metrics: dict[str, float], step: int) -> None:
+    import mlflow
+
+    if mlflow.active_run() is not None:
+        mlflow.log_metrics(metrics, step=step)
+
+
+def log_table(table: dict[str, list[Any]], artifact_file: str) -> None:
+    import mlflow
+
+    if mlflow.active_run() is not None:
+        mlflow.log_table(data=table, artifact_file=artifact_file)

@@ -1,0 +1,139 @@
+"""The state of a stage's output folder: fresh, resumable from a checkpoint, or done.
+
+Layout of `<output_dir>` (e.g. `models/grpo/`):
+
+    config.json, model.safetensors, tokenizer files    the final model (a plain transformers folder)
+    checkpoints/checkpoint-<step>/                      Trainer checkpoints, every `save_steps`
+    mlflow_run_id                                       the stage's MLflow run (toolrl.tracking)
+    train_fingerprint.json                              what the run was started with
+    train_done.json                                     written once the final model is saved
+
+A restarted stage with the same fingerprint resumes from the last *complete* checkpoint (one whose
+trainer_state.json was written: the Trainer writes it last) into the same MLflow run. A different
+fingerprint (other params, other data) starts over, saying which keys changed; so does `fresh=True`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from toolrl.tracking import RUN_ID_FILE
+from toolrl.training.data import TrainingError
+
+CHECKPOINTS = "checkpoints"
+FINGERPRINT_FILE = "train_fingerprint.json"
+DONE_FILE = "train_done.json"
+TRAINER_STATE = "trainer_state.json"  # transformers.trainer.TRAINER_STATE_NAME
+
+
+@dataclass
+class OutputState:
+    output_dir: Path
+    resume_from: Path | None  # the checkpoint to resume from, None for a fresh start
+    done: bool  # a finished run with the same fingerprint is already there
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.output_dir / CHECKPOINTS
+
+
+def _step(path: Path) -> int:
+    return int(path.name.rsplit("-", 1)[1])
+
+
+def checkpoints(checkpoint_dir: Path) -> list[Path]:
+    """checkpoint-<step> folders, oldest first."""
+    if not checkpoint_dir.is_dir():
+        return []
+    found = [p for p in checkpoint_dir.iterdir()
+             if p.is_dir() and p.name.startswith("checkpoint-") and p.name.rsplit("-", 1)[1].isdigit()]
+    return sorted(found, key=_step)
+
+
+def latest_checkpoint(checkpoint_dir: Path, say: Callable[[str], None] = print) -> Path | None:
+    """The newest complete checkpoint; newer incomplete ones (killed while saving) are removed."""
+    for path in reversed(checkpoints(checkpoint_dir)):
+        if (path / TRAINER_STATE).exists():
+            return path
+        say(f"removing incomplete checkpoint {path} (no {TRAINER_STATE}: the process died while saving)")
+        shutil.rmtree(path)
+    return None
+
+
+def checkpoint_step(path: Path) -> int:
+    return int(json.loads((path / TRAINER_STATE).read_text())["global_step"])
+
+
+def _diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _diff(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def _owned(output_dir: Path) -> bool:
+    return (output_dir / FINGERPRINT_FILE).exists()
+
+
+def clear(output_dir: Path) -> None:
+    """Empty a training output folder, refusing one that training did not write."""
+    if not output_dir.exists():
+        return
+    if any(output_dir.iterdir()) and not _owned(output_dir):
+        raise TrainingError(f"{output_dir} is not empty and was not written by `toolrl train` (no {FINGERPRINT_FILE}): "
+                            "empty it or choose another output_dir")
+    shutil.rmtree(output_dir)
+
+
+def read_output(output_dir: str | Path) -> OutputState:
+    """The state `prepare_output` left, read without writing (the other processes of a multi-GPU run)."""
+    out = Path(output_dir)
+    done = (out / DONE_FILE).exists()
+    complete = [p for p in checkpoints(out / CHECKPOINTS) if (p / TRAINER_STATE).exists()]
+    return OutputState(output_dir=out, resume_from=None if done or not complete else complete[-1], done=done)
+
+
+def prepare_output(output_dir: str | Path, fingerprint: dict[str, Any], fresh: bool = False,
+                   say: Callable[[str], None] = print) -> OutputState:
+    """Decide between resuming, starting over and nothing-to-do, and record the fingerprint."""
+    out = Path(output_dir)
+    if fresh and out.exists():
+        say(f"starting over in {out} (fresh)")
+        clear(out)
+    elif out.exists() and any(out.iterdir()):
+        if not _owned(out):
+            clear(out)  # raises with the fix
+        old = json.loads((out / FINGERPRINT_FILE).read_text())
+        if old != fingerprint:
+            changed = ", ".join(_diff(old, fingerprint)) or "(structure)"
+            say(f"{out} holds a run started with other settings (changed: {changed}); starting over")
+            clear(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / FINGERPRINT_FILE).write_text(json.dumps(fingerprint, indent=2, sort_keys=True))
+    done = (out / DONE_FILE).exists()
+    resume = None if done else latest_checkpoint(out / CHECKPOINTS, say)
+    return OutputState(output_dir=out, resume_from=resume, done=done)
+
+
+def mark_done(output_dir: Path, summary: dict[str, Any], keep_checkpoints: bool) -> None:
+    """Record a finished run; its checkpoints are only needed to resume, so they go unless kept."""
+    (output_dir / DONE_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True))
+    if not keep_checkpoints:
+        shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)
+
+
+def read_done(output_dir: Path) -> dict[str, Any]:
+    return json.loads((output_dir / DONE_FILE).read_text())
+
+
+def run_id_file(output_dir: Path) -> Path:
+    return output_dir / RUN_ID_FILE

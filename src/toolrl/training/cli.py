@@ -1,0 +1,84 @@
+"""`toolrl train sft|grpo`: run a training stage from params.yaml (+ `-S key=value` overrides).
+
+Without `<stage>.launch.accelerate_config` the stage trains in this process (CPU, one GPU); with one,
+the command runs `accelerate launch ... -m toolrl.training.launch <stage> ...` and waits for it.
+`--dry-run` validates the configuration (down to TRL's config object) and prints the exact commands
+without running anything. A stopped run started again resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from toolrl.cli import ParamsOpt, SetOpt, UserError, console, load
+
+app = typer.Typer(help="Training stages: the SFT baseline and GRPO with the ToolRL reward.", no_args_is_help=True)
+
+FreshOpt = Annotated[bool, typer.Option("--fresh", help="start over, ignoring checkpoints in the output folder")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="validate and print the launch command(s); run nothing")]
+
+
+@app.command("sft")
+def sft(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None, fresh: FreshOpt = False,
+        dry_run: DryRunOpt = False) -> None:
+    """SFT baseline: TRL SFTTrainer on the curated SFT view -> sft.output_dir (models/sft)."""
+    _train("sft", params, set_ or [], fresh, dry_run)
+
+
+@app.command("grpo")
+def grpo(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None, fresh: FreshOpt = False,
+         dry_run: DryRunOpt = False) -> None:
+    """GRPO with the ToolRL reward variant grpo.reward.variant -> grpo.output_dir (models/grpo)."""
+    _train("grpo", params, set_ or [], fresh, dry_run)
+
+
+def _train(stage: str, params_path: Path, overrides: list[str], fresh: bool, dry_run: bool) -> None:
+    from toolrl.training import launch
+    from toolrl.training.data import TrainingError
+
+    p = load(params_path, overrides)
+    if dry_run:
+        _dry_run(stage, p, launch.plan(stage, p, params_path, overrides, fresh))
+        return
+    try:
+        result = launch.execute(stage, p, params_path, overrides, fresh,
+                                say=lambda text: console.print(text, markup=False, highlight=False, soft_wrap=True))
+    except TrainingError as exc:
+        raise UserError(str(exc)) from None
+    _summary(result)
+
+
+def _dry_run(stage: str, p, plan) -> None:
+    from rich.markup import escape
+
+    from toolrl.training import launch
+
+    notes = launch.check(stage, p)
+    sec = launch.section(p, stage)
+    console.print(f"[green]{stage} configuration is valid[/green] (output {sec.output_dir}, {sec.max_steps} steps, "
+                  f"lr {sec.learning_rate:g}, bf16 {sec.bf16})", highlight=False)
+    for path, present in launch.inputs(stage, p).items():
+        console.print(f"  input {escape(path)}: {'present' if present else 'missing (an earlier stage writes it)'}",
+                      highlight=False, soft_wrap=True)
+    for note in notes:
+        console.print(f"  [yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
+    typer.echo(plan.shell())
+
+
+def _summary(result) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{result.stage}: {'already done' if result.skipped else 'trained'}", show_header=False)
+    table.add_row("output", result.output_dir)
+    table.add_row("global step", str(result.global_step))
+    table.add_row("MLflow run", str(result.run_id))
+    table.add_row("model", str(result.model_uri))
+    if result.resumed_from:
+        table.add_row("resumed from", result.resumed_from)
+    for key in ("metrics_file", "plots_file", "plot_png"):
+        if getattr(result, key):
+            table.add_row(key.replace("_", " "), str(getattr(result, key)))
+    console.print(table)

@@ -1,0 +1,145 @@
+"""Curated jsonl (`data/curated/{train,val,test}.jsonl`) -> the datasets TRL's trainers read.
+
+Both views share the `prompt` messages (system prompt listing the tools + the dialogue so far):
+
+- SFT view: `prompt` + `completion` (one assistant message): TRL's conversational prompt-completion
+  format, so SFTTrainer can put the loss on the completion only.
+- RL view: `prompt` + `ground_truth` (the string the reward reads) + `tools` (JSON text, for the
+  schema-aware reward variants); GRPOTrainer passes every extra column to the reward functions as a
+  keyword argument.
+
+A record that lacks what its view needs is an error naming the file, the line and the fix: training
+on silently thinned data would hide a curation bug.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+View = Literal["sft", "rl"]
+VIEW_COLUMNS: dict[str, tuple[str, ...]] = {"sft": ("prompt", "completion"), "rl": ("prompt", "ground_truth")}
+
+
+class TrainingError(RuntimeError):
+    """Something the user can fix before training (missing data or model, bad record)."""
+
+
+def split_path(data_dir: str | Path, split: str) -> Path:
+    path = Path(data_dir) / f"{split}.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `toolrl data curate` (or `dvc repro curate`) first, "
+                                "or point data.output_dir at a folder with train/val/test.jsonl")
+    return path
+
+
+def _check_messages(value: Any, field: str) -> str | None:
+    if not isinstance(value, list) or not value:
+        return f"{field!r} must be a non-empty list of chat messages"
+    for msg in value:
+        if not isinstance(msg, dict) or not isinstance(msg.get("role"), str) or not isinstance(msg.get("content"), str):
+            return f"{field!r} holds a message without string 'role' and 'content'"
+    return None
+
+
+def check_record(record: Any, view: View) -> str | None:
+    """Why `record` cannot feed `view`, or None when it can."""
+    if not isinstance(record, dict):
+        return "line is not a JSON object"
+    for col in VIEW_COLUMNS[view]:
+        if col not in record:
+            return f"field {col!r} missing"
+    problem = _check_messages(record["prompt"], "prompt")
+    if problem:
+        return problem
+    if view == "sft":
+        problem = _check_messages(record["completion"], "completion")
+        if problem:
+            return problem
+        if [m["role"] for m in record["completion"]] != ["assistant"]:
+            return "'completion' must be exactly one assistant message"
+    elif not isinstance(record["ground_truth"], str):
+        return "'ground_truth' must be a string"
+    return None
+
+
+def read_records(path: str | Path, view: View, limit: int | None = None) -> list[dict[str, Any]]:
+    """The records of one curated jsonl file, checked for `view`; the first `limit` only if given."""
+    path = Path(path)
+    records: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TrainingError(f"{path} line {lineno}: not valid JSON ({exc.msg}); re-run `toolrl data curate`") from None
+            problem = check_record(record, view)
+            if problem:
+                raise TrainingError(f"{path} line {lineno}: {problem}; the {view} view needs "
+                                    f"{', '.join(VIEW_COLUMNS[view])} in the canonical schema: re-run `toolrl data curate`")
+            records.append(record)
+            if limit is not None and len(records) >= limit:
+                break
+    if not records:
+        raise TrainingError(f"{path} holds no records: re-run `toolrl data curate` with at least one source")
+    return records
+
+
+def to_dataset(records: list[dict[str, Any]], view: View) -> Dataset:
+    """Keep the view's columns (plus `id` for traceability, `tools` for the RL view) as a datasets.Dataset."""
+    from datasets import Dataset
+
+    keep = (*VIEW_COLUMNS[view], "id")
+    rows = [{k: r[k] for k in keep if k in r} for r in records]
+    for i, (row, record) in enumerate(zip(rows, records, strict=True)):
+        row["id"] = str(row.get("id", i))
+        if view == "rl":
+            # The schema-aware reward variants read the tools; JSON text keeps Arrow from unifying
+            # every tool's parameter schema into one struct type.
+            row["tools"] = json.dumps(record.get("tools") or [], ensure_ascii=False)
+    return Dataset.from_list(rows)
+
+
+def load_view(data_dir: str | Path, split: str, view: View, limit: int | None = None) -> Dataset:
+    return to_dataset(read_records(split_path(data_dir, split), view, limit), view)
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a data file: part of a run's fingerprint, so changed data is never resumed into."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _n_tokens(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool) -> int:
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def check_sft_lengths(dataset: Dataset, tokenizer: Any, max_length: int) -> int:
+    """Fail on examples whose prompt alone fills `max_length` (TRL would drop them, fully masked, without
+    a word); return how many lose the end of their completion to truncation (the caller warns)."""
+    from tqdm.auto import tqdm
+
+    too_long, clipped = [], 0
+    for row in tqdm(dataset, desc="checking SFT lengths", unit="example", leave=False):
+        prompt_len = _n_tokens(tokenizer, row["prompt"], True)
+        if prompt_len >= max_length:
+            too_long.append((row["id"], prompt_len))
+        elif _n_tokens(tokenizer, row["prompt"] + row["completion"], False) > max_length:
+            clipped += 1
+    if too_long:
+        shown = ", ".join(f"{i} ({n} tokens)" for i, n in too_long[:5])
+        raise TrainingError(f"{len(too_long)} of {len(dataset)} SFT examples have prompts of max_length "
+                            f"({max_length}) tokens or more, leaving no completion to learn: {shown}. Raise "
+                            "sft.max_length or lower data.max_prompt_tokens and re-curate")
+    return clipped

@@ -1,0 +1,159 @@
+"""GRPO with the ToolRL reward: TRL GRPOTrainer on the curated RL view.
+
+The reward library (`toolrl.rewards.trl`) gives one TRL reward function per component of the chosen
+variant (`grpo.reward.variant`) and their weights; TRL hands each function the trainer state, whose
+`global_step` drives the variant's schedules. The functions are observed, not changed
+(`RewardRecorder`): call statistics per step and sample tables every `grpo.sample_every` steps.
+
+Starts warm from the SFT model (`grpo.init: sft`) or cold from the base model (`base`). On a GPU,
+`grpo.vllm` moves generation to vLLM, colocated or a `trl vllm-serve` server (see docs/TRAINING.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from toolrl.config import GrpoParams, Params
+from toolrl.training import checkpoints, common, publish
+from toolrl.training.callbacks import RewardRecorder, StageCallback
+from toolrl.training.data import load_view, split_path
+
+STAGE = "grpo"
+# Columns of the per-step CSV shown in plots and tables (the component columns are found by prefix).
+CURVE_COLUMNS = ["reward", "reward_std", "completions/mean_length", "tool_calls/parseable_call_share",
+                 "tool_calls/mean_calls", "kl"]
+
+
+def init_folder_path(params: Params) -> Path:
+    """The model GRPO starts from: the SFT output (warm, `grpo.init: sft`) or the base model (cold)."""
+    return Path(params.sft.output_dir if params.grpo.init == "sft" else params.model.output_dir)
+
+
+def init_folder(params: Params) -> Path:
+    """`init_folder_path`, checked to hold a model."""
+    if params.grpo.init == "sft":
+        return common.model_folder(init_folder_path(params), "SFT model",
+                                   "run `toolrl train sft` first, or start cold with -S grpo.init=base")
+    return common.model_folder(init_folder_path(params), "base model",
+                               "run `toolrl model prepare` (or `dvc repro prepare_model`) first")
+
+
+def config_kwargs(params: Params, state: checkpoints.OutputState, section: GrpoParams | None = None,
+                  stage: str = STAGE) -> dict[str, Any]:
+    """GRPOConfig fields (TRL 1.16 names) for these params (`section`: another GRPO section, e.g. grpo_trm's)."""
+    from toolrl.rewards.trl import reward_weights
+
+    sec = section or params.grpo
+    kwargs = {
+        **common.trainer_args(sec, state, stage, params.model.dtype),
+        "num_generations": sec.num_generations,
+        "max_completion_length": sec.max_completion_length,
+        "temperature": sec.temperature,
+        "top_p": sec.top_p,
+        "beta": sec.beta,
+        "epsilon": sec.epsilon,
+        "num_iterations": sec.num_iterations,
+        "loss_type": sec.loss_type,
+        "scale_rewards": sec.scale_rewards,
+        "mask_truncated_completions": sec.mask_truncated_completions,
+        "reward_weights": reward_weights(sec.reward),
+    }
+    vllm = sec.vllm
+    if vllm.enabled:
+        kwargs.update(use_vllm=True, vllm_mode=vllm.mode, vllm_max_model_length=vllm.max_model_length)
+        if vllm.mode == "colocate":
+            kwargs.update(vllm_gpu_memory_utilization=vllm.gpu_memory_utilization,
+                          vllm_tensor_parallel_size=vllm.tensor_parallel_size,
+                          vllm_enable_sleep_mode=vllm.enable_sleep_mode)
+        else:  # the server's own GPU settings go on its command line (toolrl.training.launch)
+            kwargs.update(vllm_server_host=vllm.server_host, vllm_server_port=vllm.server_port,
+                          vllm_server_timeout=vllm.server_timeout)
+    return kwargs
+
+
+def run_grpo(params: Params, fresh: bool = False, say: Callable[[str], None] = print, *, stage: str = STAGE,
+             section: GrpoParams | None = None, trainer_cls: type | None = None,
+             trainer_kwargs: dict[str, Any] | None = None,
+             fingerprint_extra: dict[str, Any] | None = None) -> common.TrainResult:
+    """Train (or resume, or reuse) the GRPO model of these params into `grpo.output_dir`.
+
+    The keyword-only arguments let another GRPO stage reuse this one (toolrl.trm.grpo: `grpo_trm`): its
+    stage name (MLflow run, metric names), its section (a copy of `grpo` with its own outputs), a
+    GRPOTrainer subclass and its extra constructor arguments, and what else its fingerprint holds.
+    """
+    from trl import GRPOConfig, GRPOTrainer
+
+    from toolrl.rewards.trl import reward_functions
+
+    sec = section or params.grpo
+    common.set_threads(sec)
+    train_file = split_path(params.data.output_dir, "train")
+    init = init_folder(params)
+    fp = {**common.fingerprint(params, stage, sec, train_file, init), **(fingerprint_extra or {})}
+    state = common.prepare_output(sec.output_dir, fp, fresh, say)
+    if state.done:
+        say(f"{state.output_dir} already holds this GRPO run (use --fresh to retrain)")
+        return common.TrainResult(**{**checkpoints.read_done(state.output_dir), "skipped": True})
+
+    train = load_view(params.data.output_dir, "train", "rl", sec.train_limit)
+    tokenizer = common.load_tokenizer(init)
+    recorder = RewardRecorder()
+    callback = StageCallback(stage, sec.plots_file, recorder, sec.sample_every, sec.sample_rows)
+    args = GRPOConfig(**config_kwargs(params, state, sec, stage))
+    with common.tracked_run(params, stage, state.output_dir, sec) as run:
+        trainer = (trainer_cls or GRPOTrainer)(
+            model=str(init), reward_funcs=recorder.wrap(reward_functions(sec.reward)), args=args,
+            train_dataset=train, processing_class=tokenizer, peft_config=common.lora_config(sec.lora),
+            callbacks=[callback], **(trainer_kwargs or {}))
+        if state.resume_from:
+            say(f"resuming from {state.resume_from}")
+        trainer.train(resume_from_checkpoint=str(state.resume_from) if state.resume_from else None)
+        model = common.save_final_model(trainer, tokenizer, sec.lora, state.output_dir)
+        step = trainer.state.global_step
+        if not common.is_main_process():
+            return common.TrainResult(stage, str(state.output_dir), step, None)
+        metrics = {"global_step": step, "init": sec.init, "variant": sec.reward.variant,
+                   **curve_summary(sec.plots_file), **{k: v for k, v in callback.summary.items() if k == "train_runtime"}}
+        png = plot_rewards(sec.plots_file)
+        return common.finish(params, sec, stage, state, run, model, tokenizer, metrics, png)
+
+
+def component_columns(rows: list[dict[str, str]]) -> list[str]:
+    return sorted({k for r in rows for k in r if k.startswith("rewards/") and k.endswith("/mean")})
+
+
+def curve_summary(plots_file: str | Path) -> dict[str, Any]:
+    """Means over the first and last fifth of the logged steps, per reward column and call statistic:
+    the 'does it learn' numbers of the stage."""
+    rows = publish.read_csv(plots_file) if Path(plots_file).exists() else []
+    out: dict[str, Any] = {"logged_steps": len(rows)}
+    if not rows:
+        return out
+    k = max(1, len(rows) // 5)
+    for col in ["reward", *component_columns(rows), "completions/mean_length", "tool_calls/parseable_call_share",
+                "tool_calls/mean_calls", "tool_calls/well_formed_share",
+                *sorted({c for r in rows for c in r if c.startswith("trm/")})]:  # grpo_trm's TRM statistics
+        vals = [float(r[col]) for r in rows if r.get(col) not in (None, "")]
+        if vals:
+            first, last = sum(vals[:k]) / len(vals[:k]), sum(vals[-k:]) / len(vals[-k:])
+            out[col] = {"first": first, "last": last, "gain": last - first}
+    return out
+
+
+def plot_rewards(plots_file: str | Path) -> Path | None:
+    rows = publish.read_csv(plots_file) if Path(plots_file).exists() else []
+    if not rows:
+        return None
+    return publish.plot_columns(plots_file, Path(plots_file).with_suffix(".png"),
+                                ["reward", *component_columns(rows)], "GRPO reward per step (mean over completions)",
+                                band={"reward": "reward_std"})
+
+
+def reward_table(plots_file: str | Path) -> str:
+    """The reward curve as markdown (Prefect artifact, docs)."""
+    rows = publish.read_csv(plots_file) if Path(plots_file).exists() else []
+    cols = ["reward", "reward_std", *component_columns(rows), "completions/mean_length",
+            "tool_calls/parseable_call_share", "tool_calls/mean_calls"]
+    return publish.markdown_table(plots_file, cols) if rows else "(no steps logged)"

@@ -1,0 +1,78 @@
+"""A quick held-out check of the output format: greedy completions on a few val prompts.
+
+Not the evaluation (that is `toolrl.evaluation`, on the official benchmarks): a cheap before/after
+signal logged with each SFT run, answering "does the model now write well-formed tool calls?".
+Scores per prompt: the completion parses and is well formed (a <think> and a call or a response),
+it holds a parseable call, and its set of tool names equals the target's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from toolrl import formats
+from toolrl.training.callbacks import call_stats
+
+
+def expected_calls(record: dict[str, Any]) -> list[formats.ToolCall]:
+    """The target's calls, from the RL view's ground truth or the SFT view's completion."""
+    text = record.get("ground_truth")
+    if not isinstance(text, str):
+        text = record["completion"][-1]["content"]
+    return formats.parse(text).calls
+
+
+def score(completions: list[str], records: list[dict[str, Any]]) -> dict[str, float]:
+    stats = call_stats(completions)
+    name_hits, with_target = 0, 0
+    for text, record in zip(completions, records, strict=True):
+        target = {c.name for c in expected_calls(record)}
+        if not target:
+            continue
+        with_target += 1
+        parsed = formats.parse(text)
+        name_hits += int(parsed.ok and {c.name for c in parsed.calls} == target)
+    stats["name_match"] = name_hits / with_target if with_target else 0.0
+    stats["prompts"] = float(len(completions))
+    return stats
+
+
+def generate(model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], max_new_tokens: int,
+             batch_size: int = 4, desc: str = "probe") -> list[str]:
+    """Greedy completions of chat prompts, batched with left padding."""
+    import torch
+    from tqdm.auto import tqdm
+
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    was_training = model.training
+    model.eval()
+    out: list[str] = []
+    try:
+        for start in tqdm(range(0, len(prompts), batch_size), desc=desc, unit="batch"):
+            texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
+                     for p in prompts[start:start + batch_size]]
+            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            with torch.inference_mode():
+                ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+            new = ids[:, enc["input_ids"].shape[1]:]
+            out += tokenizer.batch_decode(new, skip_special_tokens=True)
+    finally:
+        tokenizer.padding_side = side
+        model.train(was_training)
+    return out
+
+
+def run_probe(model: Any, tokenizer: Any, records: list[dict[str, Any]], max_new_tokens: int,
+              desc: str = "probe") -> tuple[dict[str, float], dict[str, list[Any]]]:
+    """(scores, table of completions) on `records` (canonical records with a prompt)."""
+    completions = generate(model, tokenizer, [r["prompt"] for r in records], max_new_tokens, desc=desc)
+    table = {
+        "id": [str(r.get("id", i)) for i, r in enumerate(records)],
+        "user": [r["prompt"][-1]["content"][-2000:] for r in records],
+        "completion": completions,
+        "target": [r.get("ground_truth") or r["completion"][-1]["content"] for r in records],
+        "parse_error": [formats.parse(c).error or "" for c in completions],
+    }
+    return score(completions, records), table

@@ -1,0 +1,117 @@
+"""A finished stage's outputs beyond the model folder: metrics file, plot, MLflow model + registry.
+
+The model is logged with MLflow's transformers flavor (a text-generation pipeline, loadable offline
+with `mlflow.transformers.load_model` or as a pyfunc) from the loaded objects: MLflow 3.17's path
+form cannot read transformers 5 task metadata. Pip requirements are pinned to the versions that
+trained it, so serving never resolves a different stack.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.metadata as md
+import json
+from pathlib import Path
+from typing import Any
+
+from toolrl.config import TrackingParams
+
+RUNTIME_PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "accelerate")
+REGISTRY_ALIAS = "candidate"  # set on every new version; evaluation decides what gets promoted
+
+
+def pip_requirements(extra: tuple[str, ...] = ()) -> list[str]:
+    """`pkg==version` for the serving stack; local version labels (torch's `+cpu`) are dropped, since
+    an index serving the model's host (CUDA wheels, PyPI) does not carry them."""
+    return [f"{pkg}=={md.version(pkg).split('+')[0]}" for pkg in (*RUNTIME_PACKAGES, *extra)]
+
+
+def log_model(model: Any, tokenizer: Any, register_as: str | None, tracking: TrackingParams) -> dict[str, Any]:
+    """Log the model to the active run; register it (alias `candidate`) unless registration is off."""
+    import mlflow
+
+    name = register_as if tracking.register_models else None
+    info = mlflow.transformers.log_model(
+        transformers_model={"model": model, "tokenizer": tokenizer},
+        name="model",
+        task="text-generation",
+        pip_requirements=pip_requirements(),
+        registered_model_name=name,
+    )
+    out: dict[str, Any] = {"model_uri": info.model_uri}
+    version = getattr(info, "registered_model_version", None)
+    if name and version is not None:
+        mlflow.MlflowClient().set_registered_model_alias(name, REGISTRY_ALIAS, str(version))
+        out.update(registered_model=name, version=int(version))
+    return out
+
+
+def write_metrics(path: str | Path, metrics: dict[str, Any]) -> Path:
+    """The stage's final numbers as JSON (`dvc metrics` reads it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_csv(path: str | Path) -> list[dict[str, str]]:
+    with Path(path).open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def plot_columns(csv_path: str | Path, png_path: str | Path, columns: list[str], title: str,
+                 band: dict[str, str] | None = None) -> Path | None:
+    """Plot `columns` of a per-step CSV against `step` (`band`: column -> its std column, shaded)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_csv(csv_path)
+    columns = [c for c in columns if any(r.get(c) not in (None, "") for r in rows)]
+    if not rows or not columns:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for col in columns:
+        pts = [(float(r["step"]), float(r[col])) for r in rows if r.get(col) not in (None, "")]
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        ax.plot(xs, ys, marker="o", markersize=3, label=col)
+        std_col = (band or {}).get(col)
+        if std_col:
+            sd = [float(r[std_col]) if r.get(std_col) not in (None, "") else 0.0
+                  for r in rows if r.get(col) not in (None, "")]
+            ax.fill_between(xs, [y - s for y, s in zip(ys, sd, strict=True)],
+                            [y + s for y, s in zip(ys, sd, strict=True)], alpha=0.15)
+    ax.set_xlabel("step")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)
+    return png_path
+
+
+def markdown_table(csv_path: str | Path, columns: list[str], max_rows: int = 40) -> str:
+    """A per-step CSV as a markdown table (every k-th row when long), for Prefect artifacts and docs."""
+    rows = read_csv(csv_path)
+    columns = [c for c in columns if rows and c in rows[0] or any(c in r for r in rows)]
+    if not rows:
+        return "(no steps logged)"
+    stride = max(1, -(-len(rows) // max_rows))
+    picked = rows[::stride]
+    if picked[-1] is not rows[-1]:
+        picked.append(rows[-1])
+
+    def cell(v: str | None) -> str:
+        try:
+            return f"{float(v):.4g}"
+        except (TypeError, ValueError):
+            return v or ""
+
+    head = "| step | " + " | ".join(columns) + " |"
+    sep = "|---" * (len(columns) + 1) + "|"
+    body = ["| " + r["step"] + " | " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in picked]
+    return "\n".join([head, sep, *body])

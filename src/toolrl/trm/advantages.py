@@ -1,0 +1,89 @@
+"""Turn-level advantages for TRM-guided GRPO: pure functions on tensors and lists.
+
+A batch holds groups of `G` completions of the same prompt, laid out consecutively (TRL's order).
+Completion j has an outcome reward r_j (the ToolRL reward) and one TRM score s_j,i per tool call i.
+
+    A_outcome(j)  = (r_j - mean_group(r)) / (std_group(r) + eps)
+    A_call(j, i)  = (s_j,i - mean_{k in group, k has a call i}(s_k,i)) / (std_{same}(s_k,i) + eps)
+    A(token t of completion j) = A_outcome(j) + alpha * A_call(j, i)   if t belongs to call i
+                               = A_outcome(j)                          otherwise
+
+Call i is compared only with call i of the other completions of the group (turn-level). When fewer
+than two completions of a group have a call i, call i has nothing to be compared with and its call
+advantage is 0: the tokens keep the outcome advantage alone. (A raw TRM score is not an advantage;
+giving a lone call a positive one would pay the policy for making more calls than its peers.)
+
+`pooled` (the ablation) normalises all calls of a group together, ignoring position; the TRM paper
+reports that this teaches the policy to make fewer calls. std is the unbiased one (as TRL's), and a
+group whose values are all equal gets advantage 0 (0 / (0 + eps)).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+
+Mode = Literal["turn_level", "pooled"]
+EPS = 1e-4
+
+
+def _normalise(values: torch.Tensor, scale: bool, eps: float) -> torch.Tensor:
+    if values.numel() < 2:
+        return torch.zeros_like(values)
+    centred = values - values.mean()
+    return centred / (values.std() + eps) if scale else centred
+
+
+def _check_groups(n: int, num_generations: int) -> None:
+    if num_generations < 1 or n % num_generations:
+        raise ValueError(f"{n} completions do not form whole groups of {num_generations}")
+
+
+def outcome_advantages(rewards: torch.Tensor, num_generations: int, scale: bool = True,
+                       eps: float = EPS) -> torch.Tensor:
+    """Each completion's reward normalised within its group (TRL's `scale_rewards="group"`)."""
+    _check_groups(rewards.numel(), num_generations)
+    groups = rewards.float().view(-1, num_generations)
+    return torch.cat([_normalise(g, scale, eps) for g in groups]).view(-1)
+
+
+def call_advantages(scores: Sequence[Sequence[float]], num_generations: int, mode: Mode = "turn_level",
+                    scale: bool = True, eps: float = EPS) -> list[list[float]]:
+    """One advantage per call, shaped like `scores` (a list of call scores per completion)."""
+    _check_groups(len(scores), num_generations)
+    if mode not in ("turn_level", "pooled"):
+        raise ValueError(f"unknown call advantage mode {mode!r}: use turn_level or pooled")
+    out: list[list[float]] = [[0.0] * len(s) for s in scores]
+    for start in range(0, len(scores), num_generations):
+        group = range(start, start + num_generations)
+        if mode == "pooled":
+            slots = [[(j, i) for j in group for i in range(len(scores[j]))]]
+        else:
+            depth = max((len(scores[j]) for j in group), default=0)
+            slots = [[(j, i) for j in group if len(scores[j]) > i] for i in range(depth)]
+        for slot in slots:
+            values = torch.tensor([float(scores[j][i]) for j, i in slot], dtype=torch.float64)
+            for (j, i), a in zip(slot, _normalise(values, scale, eps).tolist(), strict=True):
+                out[j][i] = a
+    return out
+
+
+def token_advantages(outcome: torch.Tensor, call_adv: Sequence[Sequence[float]],
+                     call_tokens: Sequence[Sequence[tuple[int, int]]], length: int,
+                     alpha: float) -> torch.Tensor:
+    """(B, length) advantages: A_outcome everywhere, plus alpha * A_call(i) on the tokens [start, end)
+    of call i. Token ranges of one completion must not overlap."""
+    if not (len(outcome) == len(call_adv) == len(call_tokens)):
+        raise ValueError(f"batch sizes differ: {len(outcome)} outcomes, {len(call_adv)} call advantage lists, "
+                         f"{len(call_tokens)} token span lists")
+    out = outcome.detach().float().unsqueeze(1).repeat(1, length)
+    for b, (advs, spans) in enumerate(zip(call_adv, call_tokens, strict=True)):
+        if len(advs) != len(spans):
+            raise ValueError(f"completion {b}: {len(advs)} call advantages for {len(spans)} token spans")
+        for a, (s, e) in zip(advs, spans, strict=True):
+            if not 0 <= s <= e <= length:
+                raise ValueError(f"completion {b}: token span ({s}, {e}) outside 0..{length}")
+            out[b, s:e] += alpha * a
+    return out.to(outcome.dtype) if outcome.is_floating_point() else out

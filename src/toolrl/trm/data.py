@@ -1,0 +1,273 @@
+"""The `trm_data` stage: policy rollouts -> one labelled step record per tool call.
+
+1. Take `trm.data.prompts` training prompts (`data/curated/train.jsonl`, a seeded sample).
+2. Sample `samples_per_prompt` completions per prompt from the policy (`models/sft` by default; the
+   base or GRPO model by `trm.data.policy`) with batched HF generation (temperature sampling).
+3. Split each completion into its calls and label each call: rule labels by default, the LLM judge
+   when `labeler: judge` (the rule label is kept beside it as `rule_label`). Judge failures go to
+   `quarantine.jsonl` with their reason.
+4. Add the reference calls as positives (`reference_positives`), and hard negatives made from every
+   positive (`negatives.py`); drop exact duplicates (same prompt, prefix and call).
+5. Split by prompt (all records of a prompt on one side) into train / val; balance the training
+   labels to `positive_fraction` (and cap at `max_records`); val keeps what the policy produced.
+6. Write `train.jsonl`, `val.jsonl`, `quarantine.jsonl`, `stats.json` and the data card `card.md`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from toolrl.config import Params, TrmDataParams
+from toolrl.trm.calls import call_spans
+from toolrl.trm.labels import ground_truth_calls, rule_labels
+from toolrl.trm.negatives import balance, hard_negatives
+from toolrl.trm.steps import policy_steps
+
+SPLITS = ("train", "val")
+
+
+def policy_folder(params: Params) -> Path:
+    """The model folder of the stage named by `trm.data.policy`."""
+    folder = {"sft": params.sft.output_dir, "base": params.model.output_dir,
+              "grpo": params.grpo.output_dir}[params.trm.data.policy]
+    path = Path(folder)
+    if not (path / "config.json").exists():
+        stage = {"sft": "toolrl train sft", "base": "toolrl model prepare", "grpo": "toolrl train grpo"}
+        raise FileNotFoundError(
+            f"the {params.trm.data.policy} policy folder {path} has no config.json: run "
+            f"`{stage[params.trm.data.policy]}` first, or pick another policy with -S trm.data.policy=base|sft|grpo")
+    return path
+
+
+def load_prompts(params: Params) -> list[dict[str, Any]]:
+    """A seeded sample of `trm.data.prompts` curated training records (all of them when fewer)."""
+    from toolrl.training.data import read_records, split_path
+
+    records = read_records(split_path(params.data.output_dir, "train"), "rl")
+    sec = params.trm.data
+    if len(records) < 2:
+        raise ValueError(f"{params.data.output_dir}/train.jsonl has {len(records)} record(s): the TRM data needs "
+                         "at least 2 prompts (one to validate on)")
+    rng = random.Random(sec.seed)
+    picked = rng.sample(records, min(sec.prompts, len(records)))
+    for i, rec in enumerate(picked):
+        rec.setdefault("id", f"train-{i}")
+        rec["id"] = str(rec["id"])
+        if not isinstance(rec.get("tools"), list):
+            raise ValueError(f"curated record {rec['id']!r} has no `tools` list: the TRM labels need the canonical "
+                             "schema (re-run `toolrl data curate`)")
+    return picked
+
+
+def sample_completions(folder: Path, prompts: list[list[dict[str, str]]], sec: TrmDataParams,
+                       desc: str = "sampling") -> list[list[str]]:
+    """`samples_per_prompt` sampled completions per chat prompt (batched, left-padded HF generation)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from toolrl.evaluation.generation import _cut_at_end_of_turn, _stop_ids
+    from toolrl.models import load_model
+
+    model, tokenizer = load_model(str(folder))
+    model.eval()
+    tokenizer.padding_side = "left"
+    torch.manual_seed(sec.seed)
+    per_batch = max(1, sec.generation_batch_size // sec.samples_per_prompt)
+    out: list[list[str]] = []
+    for start in tqdm(range(0, len(prompts), per_batch), desc=desc, unit="batch"):
+        texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
+                 for p in prompts[start:start + per_batch]]
+        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.inference_mode():
+            ids = model.generate(**enc, do_sample=True, temperature=sec.temperature, top_p=1.0, top_k=0,
+                                 max_new_tokens=sec.max_new_tokens, num_return_sequences=sec.samples_per_prompt,
+                                 eos_token_id=_stop_ids(tokenizer), pad_token_id=tokenizer.pad_token_id)
+        texts_out = [_cut_at_end_of_turn(t) for t in
+                     tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
+        for k in range(len(texts)):
+            out.append(texts_out[k * sec.samples_per_prompt:(k + 1) * sec.samples_per_prompt])
+    return out
+
+
+def label_policy_steps(record: dict[str, Any], completions: list[str], stats: Counter) -> list[dict[str, Any]]:
+    """Rule-labelled step records for every call of every sampled completion of one prompt."""
+    gt = ground_truth_calls(record)
+    steps: list[dict[str, Any]] = []
+    for k, text in enumerate(completions):
+        spans = call_spans(text)
+        stats["completions"] += 1
+        stats["completions_with_calls"] += int(bool(spans))
+        stats["calls"] += len(spans)
+        for step, verdict in zip(policy_steps(record["id"], k, record["prompt"], text, spans),
+                                 rule_labels(spans, gt, record["tools"]), strict=True):
+            stats[f"rule_reason/{verdict.reason.split(':')[0]}"] += 1
+            steps.append({**step, "label": verdict.label, "necessity": verdict.necessity,
+                          "quality": verdict.quality, "reason": verdict.reason, "rule_label": verdict.label,
+                          "labeler": "rule"})
+    return steps
+
+
+def reference_steps(record: dict[str, Any], stats: Counter) -> list[dict[str, Any]]:
+    """The reference calls as positive step records (in the reference answer's own context)."""
+    text = record["ground_truth"]
+    spans = call_spans(text)
+    out = []
+    for step, verdict in zip(policy_steps(record["id"], -1, record["prompt"], text, spans),
+                             rule_labels(spans, ground_truth_calls(record), record["tools"]), strict=True):
+        if not verdict.label:  # e.g. a reference call of a tool the record does not list
+            stats["reference_not_positive"] += 1
+            continue
+        out.append({**step, "id": f"{record['id']}/ref/c{step['call_index']}", "source": "reference",
+                    "label": 1, "necessity": 1, "quality": 1, "reason": "reference", "rule_label": 1,
+                    "labeler": "rule"})
+    return out
+
+
+def apply_judge(steps: list[dict[str, Any]], records: dict[str, dict[str, Any]], sec: TrmDataParams,
+                stats: Counter) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Relabel policy steps with the LLM judge; failures become quarantine entries."""
+    from tqdm.auto import tqdm
+
+    from toolrl.trm.judge import Judge
+
+    items = [(s, records[s["prompt_id"]]["tools"], records[s["prompt_id"]]["ground_truth"]) for s in steps]
+    with Judge(sec.judge) as judge, tqdm(total=len(items), desc="judge", unit="call") as bar:
+        outcomes = judge.label_many(items, progress=lambda: bar.update(1))
+    kept, quarantine = [], []
+    for step, outcome in zip(steps, outcomes, strict=True):
+        if outcome.verdict is None:
+            stats["judge_failed"] += 1
+            quarantine.append({"id": step["id"], "reason": outcome.error, "raw": outcome.raw,
+                               "attempts": outcome.attempts, "step": step})
+            continue
+        v = outcome.verdict
+        stats["judge_agrees_with_rule"] += int(v.label == step["rule_label"])
+        kept.append({**step, "label": v.label, "necessity": v.necessity, "quality": v.quality,
+                     "reason": v.reason, "labeler": "judge"})
+    stats["judge_labelled"] = len(kept)
+    return kept, quarantine
+
+
+def dedupe(steps: list[dict[str, Any]], stats: Counter) -> list[dict[str, Any]]:
+    seen: set[tuple[str, str, str]] = set()
+    out = []
+    for s in steps:
+        key = (s["prompt_id"], s["prefix"], s["call"])
+        if key in seen:
+            stats["duplicates_dropped"] += 1
+            continue
+        seen.add(key)
+        out.append(s)
+    return out
+
+
+def split_by_prompt(prompt_ids: list[str], val_fraction: float, seed: int) -> dict[str, str]:
+    ids = sorted(set(prompt_ids))
+    random.Random(seed).shuffle(ids)
+    n_val = min(len(ids) - 1, max(1, round(val_fraction * len(ids))))
+    return {pid: ("val" if i < n_val else "train") for i, pid in enumerate(ids)}
+
+
+def build(params: Params, records: list[dict[str, Any]], completions: list[list[str]],
+          say: Callable[[str], None] = print) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]], dict]:
+    """Label, add negatives, dedupe, split and balance. Returns ({split: records}, quarantine, stats)."""
+    sec = params.trm.data
+    stats: Counter = Counter()
+    stats["prompts"] = len(records)
+    steps: list[dict[str, Any]] = []
+    for record, texts in zip(records, completions, strict=True):
+        steps += label_policy_steps(record, texts, stats)
+    quarantine: list[dict[str, Any]] = []
+    by_id = {r["id"]: r for r in records}
+    if sec.labeler == "judge" and steps:
+        steps, quarantine = apply_judge(steps, by_id, sec, stats)
+    if sec.reference_positives:
+        for record in records:
+            steps += reference_steps(record, stats)
+    rng = random.Random(sec.seed)
+    negatives: list[dict[str, Any]] = []
+    for step in steps:
+        if step["label"] == 1 and sec.hard_negatives_per_call:
+            record = by_id[step["prompt_id"]]
+            negatives += hard_negatives(step, record["tools"], ground_truth_calls(record), list(sec.negative_kinds),
+                                        sec.hard_negatives_per_call, rng, stats)
+    steps = dedupe(steps + negatives, stats)
+    side = split_by_prompt([r["id"] for r in records], sec.val_fraction, sec.seed)
+    splits = {name: [s for s in steps if side[s["prompt_id"]] == name] for name in SPLITS}
+    before = len(splits["train"])
+    splits["train"], dropped = balance(splits["train"], sec.positive_fraction, sec.max_records, rng)
+    stats.update(dropped)
+    say(f"trm data: {len(steps)} step records ({before} train before balancing, {len(splits['train'])} after; "
+        f"{len(splits['val'])} val), {len(quarantine)} quarantined")
+    return splits, quarantine, summarise(stats, splits, quarantine, sec)
+
+
+def summarise(stats: Counter, splits: dict[str, list[dict[str, Any]]], quarantine: list[dict[str, Any]],
+              sec: TrmDataParams) -> dict[str, Any]:
+    out: dict[str, Any] = dict(sorted(stats.items()))
+    out["mean_calls_per_completion"] = stats["calls"] / stats["completions"] if stats["completions"] else 0.0
+    out["quarantined"] = len(quarantine)
+    for name, recs in splits.items():
+        pos = sum(r["label"] for r in recs)
+        out[f"{name}/records"] = len(recs)
+        out[f"{name}/positives"] = pos
+        out[f"{name}/positive_fraction"] = pos / len(recs) if recs else 0.0
+        for source, n in sorted(Counter(r["source"] for r in recs).items()):
+            out[f"{name}/source/{source}"] = n
+    out["labeler"] = sec.labeler
+    return out
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def read_steps(path: str | Path) -> list[dict[str, Any]]:
+    """Step records of a `data/trm` split, each checked for the fields the trainer needs."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `toolrl trm data` (or `dvc repro trm_data`) first")
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path} line {n}: not valid JSON ({exc.msg}); rerun `toolrl trm data`") from None
+            missing = [k for k in ("prompt", "prefix", "call", "label") if k not in row]
+            if missing or row["label"] not in (0, 1):
+                raise ValueError(f"{path} line {n}: a step record needs prompt, prefix, call and a 0/1 label "
+                                 f"(missing {missing or 'a valid label'}); rerun `toolrl trm data`")
+            rows.append(row)
+    return rows
+
+
+def run_trm_data(params: Params, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """The whole stage; returns the stats it wrote."""
+    from toolrl.trm.card import write_card
+
+    sec = params.trm.data
+    folder = policy_folder(params)
+    records = load_prompts(params)
+    say(f"sampling {sec.samples_per_prompt} completions for each of {len(records)} prompts from {folder}")
+    completions = sample_completions(folder, [r["prompt"] for r in records], sec)
+    splits, quarantine, stats = build(params, records, completions, say)
+    out = Path(sec.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in SPLITS:
+        write_jsonl(out / f"{name}.jsonl", splits[name])
+    write_jsonl(out / "quarantine.jsonl", quarantine)
+    stats["policy"] = sec.policy
+    stats["policy_folder"] = str(folder)
+    (out / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
+    write_card(out / "card.md", params, stats, splits)
+    return stats

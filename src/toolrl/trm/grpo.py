@@ -1,0 +1,159 @@
+"""TRM-guided GRPO (`grpo_trm`): TRL's GRPOTrainer with per-token, turn-level advantages.
+
+TRL 1.16 computes the outcome advantage of each completion in `_generate_and_score_completions`
+(ToolRL reward, normalised within the group as `grpo.scale_rewards` says) and its `_compute_loss`
+accepts advantages of shape (B, T) as well as (B,). So the subclass only overrides
+`_generate_and_score_completions`: after TRL has generated and scored, it
+
+1. decodes each completion and finds its calls (`call_spans`),
+2. scores every call with the TRM (one batched pass),
+3. normalises call i against call i of the group's other completions (`advantages.call_advantages`,
+   or all calls pooled for the ablation), across processes when groups span them,
+4. maps each call's characters to its completion tokens, and hands TRL
+   A[b, t] = A_outcome[b] + alpha * A_call(b, i) on the tokens of call i, A_outcome[b] elsewhere.
+
+It logs `trm/mean_calls` (calls per completion: the reward-hacking signal), TRM score statistics and
+the size of the call term. The stage runs the training package's GRPO stage (`run_grpo`) with this
+trainer, the grpo section's settings (same init, same budget) and its own output folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from toolrl.config import GrpoParams, Params
+from toolrl.trm.advantages import Mode, call_advantages, token_advantages
+from toolrl.trm.calls import CallSpan
+
+STAGE = "grpo_trm"
+
+
+class _PrefixLengths:
+    """len(decode(ids[:k])) on demand, cached: which characters of the decoded text token k produced."""
+
+    def __init__(self, tokenizer: Any, ids: list[int]):
+        self.tokenizer, self.ids, self.cache = tokenizer, ids, {0: 0}
+
+    def __call__(self, k: int) -> int:
+        if k not in self.cache:
+            self.cache[k] = len(self.tokenizer.decode(self.ids[:k], skip_special_tokens=True))
+        return self.cache[k]
+
+    def covering(self, char: int) -> int:
+        """The first token whose decoded prefix reaches past `char` (binary search)."""
+        lo, hi = 0, len(self.ids) - 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self(mid + 1) > char:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+
+def call_token_spans(tokenizer: Any, ids: list[int], spans: Sequence[CallSpan]) -> list[tuple[int, int]]:
+    """[start, end) token ranges of each call, non-overlapping (a token shared by two calls goes to
+    the first); `ids` are the completion's tokens, `spans` the calls of their decoded text."""
+    if not ids:
+        return [(0, 0) for _ in spans]
+    lengths = _PrefixLengths(tokenizer, ids)
+    out: list[tuple[int, int]] = []
+    floor = 0
+    for span in spans:
+        start = max(lengths.covering(span.start), floor)
+        end = max(lengths.covering(span.end - 1) + 1, start)
+        out.append((start, end))
+        floor = end
+    return out
+
+
+def _grpo_trainer_class() -> type:
+    from accelerate.utils import gather_object
+    from trl import GRPOTrainer
+
+    class TrmGRPOTrainer(GRPOTrainer):
+        """GRPOTrainer whose advantages carry the TRM's turn-level call term (see the module doc)."""
+
+        def __init__(self, *args: Any, trm_scorer: Any, alpha: float, call_advantage: Mode = "turn_level",
+                     **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self.trm = trm_scorer
+            self.trm.model.to(self.accelerator.device)
+            self.alpha = alpha
+            self.call_advantage = call_advantage
+
+        def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+            out = super()._generate_and_score_completions(inputs)
+            mode = "train" if self.model.training else "eval"
+            tokenizer = self.processing_class
+            rows = [ids[mask.bool()].tolist() for ids, mask in zip(out["completion_ids"], out["completion_mask"],
+                                                                   strict=True)]
+            texts = tokenizer.batch_decode(rows, skip_special_tokens=True)
+            prompts = [x["prompt"] for x in inputs]
+            spans, scores = self.trm.score_completions(prompts, texts)
+            # A group's completions may live on several processes: normalise over all, keep ours.
+            all_scores = gather_object(scores)
+            groups = self.num_generations if mode == "train" else self.num_generations_eval
+            adv_all = call_advantages(all_scores, groups, self.call_advantage, scale=self.scale_rewards != "none")
+            start = self.accelerator.process_index * len(prompts)
+            adv = adv_all[start:start + len(prompts)]
+            token_spans = [call_token_spans(tokenizer, r, s) for r, s in zip(rows, spans, strict=True)]
+            out["advantages"] = token_advantages(out["advantages"], adv, token_spans, out["completion_ids"].size(1),
+                                                 self.alpha)
+            self._log_trm(mode, all_scores, adv_all)
+            return out
+
+        def _log_trm(self, mode: str, scores: list[list[float]], adv: list[list[float]]) -> None:
+            flat = [s for row in scores for s in row]
+            n = max(len(scores), 1)
+            metrics = {
+                "trm/mean_calls": sum(len(r) for r in scores) / n,
+                "trm/completions_with_calls": sum(bool(r) for r in scores) / n,
+                "trm/score_mean": sum(flat) / len(flat) if flat else 0.0,
+                "trm/good_call_share": sum(s >= self.trm.threshold for s in flat) / len(flat) if flat else 0.0,
+                "trm/first_call_score_mean": (sum(r[0] for r in scores if r) / max(1, sum(bool(r) for r in scores))),
+                "trm/call_term_abs_mean": (self.alpha * sum(abs(a) for row in adv for a in row) / len(flat)
+                                           if flat else 0.0),
+            }
+            for key, value in metrics.items():
+                self._metrics[mode][key].append(float(value))
+
+    return TrmGRPOTrainer
+
+
+def trm_folder(params: Params) -> Path:
+    folder = Path(params.trm.grpo.reward_model or params.trm.model.output_dir)
+    if not (folder / "trm.json").exists():
+        raise FileNotFoundError(f"{folder} holds no trained TRM (no trm.json): run `toolrl trm train` (or "
+                                "`dvc repro trm`) first, or set trm.grpo.reward_model")
+    return folder
+
+
+def grpo_trm_section(params: Params) -> GrpoParams:
+    """The grpo section (same init, same budget, same reward) with grpo_trm's outputs."""
+    g = params.trm.grpo
+    return params.grpo.model_copy(update={"output_dir": g.output_dir, "plots_file": g.plots_file,
+                                          "metrics_file": g.metrics_file, "register_as": g.register_as})
+
+
+def run_grpo_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = print) -> Any:
+    """Train (or resume, or reuse) the TRM-guided GRPO model into `trm.grpo.output_dir`."""
+    import json
+
+    from toolrl.training.grpo import run_grpo
+    from toolrl.trm.score import TrmScorer
+
+    g = params.trm.grpo
+    folder = trm_folder(params)
+    meta = json.loads((folder / "trm.json").read_text())
+    scorer = TrmScorer(folder, batch_size=g.score_batch_size)
+    say(f"TRM-guided GRPO: {g.advantage} call advantages, alpha {g.alpha}, TRM {folder}")
+    return run_grpo(
+        params, fresh=fresh, say=say, stage=STAGE, section=grpo_trm_section(params),
+        trainer_cls=_grpo_trainer_class(),
+        trainer_kwargs={"trm_scorer": scorer, "alpha": g.alpha, "call_advantage": g.advantage},
+        fingerprint_extra={"trm": {"alpha": g.alpha, "advantage": g.advantage, "folder": str(folder),
+                                   "trm_run": meta.get("mlflow_run_id"), "trm_step": meta.get("global_step")}},
+    )

@@ -1,0 +1,264 @@
+"""The `trm` stage: train the TRM on `data/trm/` with transformers' Trainer, measure it, register it.
+
+- Loss: cross-entropy at the labelled positions only (one per step record), weighted by inverse class
+  frequency of the training records when `class_balance` (a rare class counts as much as a common one).
+  Given to the Trainer as its `compute_loss_func`.
+- Evaluation every `eval_steps` on the validation records: accuracy, precision, recall, F1, ROC-AUC;
+  the checkpoint with the best validation AUC is kept (`metric_for_best_model`) and training stops
+  after `early_stopping_patience` evaluations without a better one (`EarlyStoppingCallback`).
+- Final measures of the best model on the validation records (held-out prompts): the metrics above,
+  per source (policy calls, reference calls, hard negatives), the agreement with the rule labels on
+  the policy's own calls, and a calibration plot. All in MLflow (`trm/<metric>`), in
+  `reports/metrics/trm.json`, and the model registered as `toolrl-trm` (a pyfunc that scores calls).
+- Restartable like the training stages: same fingerprint resumes from the last checkpoint into the
+  same MLflow run; a finished run is not redone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from toolrl.config import Params
+from toolrl.trm.model import ID2LABEL, backbone_folder, init_trm, save_trm
+from toolrl.trm.steps import IGNORE, encode_step
+
+STAGE = "trm"
+NOT_TRAINING = {"plots_file", "metrics_file", "calibration_plot", "register_as", "logging_steps",
+                "per_device_eval_batch_size", "threshold"}
+
+
+class WeightedLastTokenLoss:
+    """Cross-entropy over the labelled positions, with optional per-class weights."""
+
+    def __init__(self, class_weights: list[float] | None = None):
+        self.class_weights = class_weights
+
+    def __call__(self, outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+        import torch
+        import torch.nn.functional as F
+
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        mask = labels != IGNORE
+        weight = (torch.tensor(self.class_weights, dtype=torch.float32, device=logits.device)
+                  if self.class_weights else None)
+        return F.cross_entropy(logits[mask].float(), labels[mask], weight=weight)
+
+
+def class_weights(labels: list[int]) -> list[float]:
+    """Inverse-frequency weights, normalised so that a balanced set gets [1, 1]."""
+    n, pos = len(labels), sum(labels)
+    if pos == 0 or pos == n:
+        raise ValueError(f"the TRM training records hold only {'negatives' if pos == 0 else 'positives'}: raise "
+                         "trm.data.prompts or trm.data.hard_negatives_per_call, or turn on reference_positives")
+    return [n / (2 * (n - pos)), n / (2 * pos)]
+
+
+def classification_metrics(y: list[int], p: list[float], threshold: float = 0.5) -> dict[str, float]:
+    """accuracy, precision, recall, F1 (class 1 = good call), ROC-AUC (0.5 when one class only), Brier."""
+    from sklearn.metrics import (
+        accuracy_score,
+        brier_score_loss,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
+
+    if not y:
+        return {}
+    pred = [int(x >= threshold) for x in p]
+    precision, recall, f1, _ = precision_recall_fscore_support(y, pred, average="binary", zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y, pred)),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "roc_auc": float(roc_auc_score(y, p)) if len(set(y)) == 2 else 0.5,
+        "brier": float(brier_score_loss(y, p, pos_label=1)),
+        "positive_rate": sum(y) / len(y),
+        "n": float(len(y)),
+    }
+
+
+def probs_at_labels(logits: Any, labels: Any) -> Any:
+    """`preprocess_logits_for_metrics`: keep P(good call) per position (not the whole logits)."""
+    import torch
+
+    if isinstance(logits, tuple):
+        logits = logits[0]
+    return torch.softmax(logits.float(), dim=-1)[..., 1]
+
+
+def make_compute_metrics(threshold: float) -> Callable[[Any], dict[str, float]]:
+    def compute(pred: Any) -> dict[str, float]:
+        import numpy as np
+
+        probs, labels = np.asarray(pred.predictions), np.asarray(pred.label_ids)
+        mask = labels != IGNORE
+        return classification_metrics(labels[mask].astype(int).tolist(), probs[mask].astype(float).tolist(),
+                                      threshold)
+
+    return compute
+
+
+def encode_records(tokenizer: Any, records: list[dict[str, Any]], max_length: int, desc: str) -> Any:
+    from datasets import Dataset
+    from tqdm.auto import tqdm
+
+    rows = [encode_step(tokenizer, r["prompt"], r["prefix"], r["call"], r["label"], max_length)
+            for r in tqdm(records, desc=desc, unit="step")]
+    return Dataset.from_list(rows)
+
+
+def calibration_plot(y: list[int], p: list[float], path: str | Path, bins: int = 10) -> Path | None:
+    """Reliability diagram: mean predicted score vs. observed share of good calls per score bin."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.calibration import calibration_curve
+
+    if len(set(y)) < 2:
+        return None
+    frac, mean = calibration_curve(y, p, n_bins=bins, strategy="uniform")
+    fig, (ax, hx) = plt.subplots(2, 1, figsize=(5, 6), height_ratios=[3, 1], sharex=True)
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")
+    ax.plot(mean, frac, marker="o", label="TRM")
+    ax.set_ylabel("share of good calls")
+    ax.set_title(f"TRM calibration ({len(y)} held-out steps)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    hx.hist([x for x, t in zip(p, y, strict=True) if t == 1], bins=bins, range=(0, 1), alpha=0.6, label="good")
+    hx.hist([x for x, t in zip(p, y, strict=True) if t == 0], bins=bins, range=(0, 1), alpha=0.6, label="bad")
+    hx.set_xlabel("TRM score")
+    hx.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def held_out_measures(scores: list[float], records: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
+    """Metrics on all validation records, per source, and agreement with the rule labels on the
+    policy's own calls."""
+    y = [r["label"] for r in records]
+    out: dict[str, Any] = {"val": classification_metrics(y, scores, threshold)}
+    for source in sorted({r["source"] for r in records}):
+        idx = [i for i, r in enumerate(records) if r["source"] == source]
+        out[f"val_{source}"] = classification_metrics([y[i] for i in idx], [scores[i] for i in idx], threshold)
+    policy = [i for i, r in enumerate(records) if r["source"] == "policy" and r.get("rule_label") in (0, 1)]
+    if policy:
+        agree = sum(int(scores[i] >= threshold) == records[i]["rule_label"] for i in policy)
+        out["rule_agreement"] = agree / len(policy)
+        out["rule_agreement_n"] = len(policy)
+    return out
+
+
+def fingerprint(params: Params, backbone: Path, train_file: Path, val_file: Path) -> dict[str, Any]:
+    from toolrl.training.data import file_digest
+
+    return {"stage": STAGE, "section": params.trm.model.model_dump(mode="json", exclude=NOT_TRAINING),
+            "backbone": str(backbone), "train_data": file_digest(train_file), "val_data": file_digest(val_file)}
+
+
+def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train (or resume, or reuse) the TRM of these params into `trm.model.output_dir`; returns its metrics."""
+    import mlflow
+    from transformers import (
+        DataCollatorForTokenClassification,
+        EarlyStoppingCallback,
+        Trainer,
+        TrainingArguments,
+    )
+
+    from toolrl.tracking import stage_run
+    from toolrl.training import checkpoints, publish
+    from toolrl.training.callbacks import StageCallback
+    from toolrl.trm.data import read_steps
+    from toolrl.trm.registry import log_trm
+
+    sec = params.trm.model
+    data_dir = Path(params.trm.data.output_dir)
+    train_file, val_file = data_dir / "train.jsonl", data_dir / "val.jsonl"
+    train_records, val_records = read_steps(train_file), read_steps(val_file)
+    if not val_records:
+        raise ValueError(f"{val_file} is empty: raise trm.data.prompts or trm.data.val_fraction")
+    backbone = backbone_folder(params)
+    state = checkpoints.prepare_output(sec.output_dir, fingerprint(params, backbone, train_file, val_file),
+                                       fresh=fresh, say=say)
+    if state.done:
+        say(f"{state.output_dir} already holds this TRM (use --fresh to retrain)")
+        return {**checkpoints.read_done(state.output_dir), "skipped": True}
+
+    model, tokenizer = init_trm(backbone, params.model.dtype)
+    tokenizer.padding_side = "right"  # positions must not shift: scoring feeds unpadded-left sequences too
+    labels = [r["label"] for r in train_records]
+    weights = class_weights(labels) if sec.class_balance else None
+    train_ds = encode_records(tokenizer, train_records, sec.max_length, "encode train")
+    val_ds = encode_records(tokenizer, val_records, sec.max_length, "encode val")
+    args = TrainingArguments(
+        output_dir=str(state.checkpoint_dir), run_name=STAGE, max_steps=sec.max_steps,
+        learning_rate=sec.learning_rate, per_device_train_batch_size=sec.per_device_train_batch_size,
+        per_device_eval_batch_size=sec.per_device_eval_batch_size,
+        gradient_accumulation_steps=sec.gradient_accumulation_steps, weight_decay=sec.weight_decay,
+        warmup_steps=sec.warmup_ratio, lr_scheduler_type="linear", logging_steps=sec.logging_steps,
+        eval_strategy="steps", eval_steps=sec.eval_steps, save_strategy="steps", save_steps=sec.eval_steps,
+        save_total_limit=2, load_best_model_at_end=True, metric_for_best_model="roc_auc", greater_is_better=True,
+        seed=sec.seed, report_to=["mlflow"], remove_unused_columns=False,
+    )
+    callback = StageCallback(STAGE, sec.plots_file)
+    with stage_run(params, STAGE, resume_dir=state.output_dir, log_params=params.trm.model) as run:
+        trainer = Trainer(
+            model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer,
+            data_collator=DataCollatorForTokenClassification(tokenizer),
+            compute_loss_func=WeightedLastTokenLoss(weights),
+            compute_metrics=make_compute_metrics(sec.threshold), preprocess_logits_for_metrics=probs_at_labels,
+            callbacks=[callback, EarlyStoppingCallback(early_stopping_patience=sec.early_stopping_patience)],
+        )
+        if state.resume_from:
+            say(f"resuming from {state.resume_from}")
+        trainer.train(resume_from_checkpoint=str(state.resume_from) if state.resume_from else None)
+        best = trainer.state.best_model_checkpoint
+        step = trainer.state.global_step
+        meta = {"backbone": str(backbone), "max_length": sec.max_length, "threshold": sec.threshold,
+                "labels": ID2LABEL, "global_step": step, "best_checkpoint": best,
+                "best_val_roc_auc": trainer.state.best_metric, "mlflow_run_id": run.info.run_id}
+        save_trm(trainer.model, tokenizer, state.output_dir, meta)
+
+        from toolrl.trm.score import TrmScorer
+
+        scorer = TrmScorer(state.output_dir, batch_size=sec.per_device_eval_batch_size)
+        scores = scorer.score_steps([(r["prompt"], r["prefix"], r["call"]) for r in val_records])
+        measures = held_out_measures(scores, val_records, sec.threshold)
+        png = calibration_plot([r["label"] for r in val_records], scores, sec.calibration_plot)
+        metrics: dict[str, Any] = {
+            "global_step": step, "stopped_early": step < sec.max_steps, "best_checkpoint_step":
+            checkpoints.checkpoint_step(Path(best)) if best and (Path(best) / "trainer_state.json").exists() else None,
+            "train_records": len(train_records), "val_records": len(val_records), "class_weights": weights,
+            **measures,
+        }
+        _log_flat(metrics, step)
+        publish.write_metrics(sec.metrics_file, metrics)
+        for path in (sec.plots_file, sec.metrics_file, png):
+            if path and Path(path).exists():
+                mlflow.log_artifact(str(path), artifact_path="reports")
+        logged = log_trm(state.output_dir, sec.register_as, params.tracking)
+        result = {"stage": STAGE, "output_dir": str(state.output_dir), "run_id": run.info.run_id,
+                  "metrics": metrics, "metrics_file": sec.metrics_file, "calibration_plot": str(png) if png else None,
+                  **logged}
+        checkpoints.mark_done(state.output_dir, result, keep_checkpoints=False)
+        return result
+
+
+def _log_flat(metrics: dict[str, Any], step: int) -> None:
+    from toolrl.tracking import log_metrics
+
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}/{k}": v for k, v in value.items() if isinstance(v, int | float)})
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            flat[key] = value
+    log_metrics(STAGE, flat, step=step)

@@ -1,0 +1,143 @@
+"""Tasks that drive DVC: run the DAG as an experiment, read an experiment's results.
+
+`dvc exp run` is not retried: it runs training stages, where a failure repeats. Its output is
+streamed line by line into the Prefect log, so the UI shows each stage as DVC starts or skips it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prefect import get_run_logger, task
+
+RAN = re.compile(r"Running stage '([^']+)'")
+SKIPPED = re.compile(r"Stage '([^']+)' didn't change, skipping")
+RESTORED = re.compile(r"Stage '([^']+)' is cached - skipping run")
+
+
+class DvcError(RuntimeError):
+    """DVC could not run the pipeline (no git commit for an experiment, or a stage failed)."""
+
+
+@dataclass
+class DvcRun:
+    command: list[str]
+    returncode: int
+    ran: list[str] = field(default_factory=list)  # stages whose command ran
+    skipped: list[str] = field(default_factory=list)  # unchanged stages
+    restored: list[str] = field(default_factory=list)  # outputs restored from DVC's run cache
+    tail: list[str] = field(default_factory=list)  # last lines of output, for the error message
+
+
+def dvc_command() -> list[str]:
+    """DVC of this interpreter's environment (the venv), as a module: no reliance on PATH."""
+    return [sys.executable, "-m", "dvc"]
+
+
+def stage_process_env(extra: dict[str, str]) -> dict[str, str]:
+    """The environment DVC passes to stage commands: `python` must be this venv's interpreter."""
+    env = dict(os.environ)
+    env.update(extra)
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    return env
+
+
+def git_has_commit(root: str | Path) -> bool:
+    out = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=root, capture_output=True, text=True)
+    return out.returncode == 0
+
+
+def run_streamed(command: list[str], cwd: str | Path, env: dict[str, str]) -> DvcRun:
+    """Run a DVC command, logging each line, and note which stages ran, were skipped or restored."""
+    logger = get_run_logger()
+    logger.info("$ %s", " ".join(command[2:] if command[:3] == dvc_command() else command))
+    result = DvcRun(command=command, returncode=-1)
+    with subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, bufsize=1) as proc:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.rstrip()
+            if not line:
+                continue
+            logger.info(line)
+            result.tail = [*result.tail[-39:], line]
+            for pattern, bucket in ((RAN, result.ran), (SKIPPED, result.skipped), (RESTORED, result.restored)):
+                match = pattern.search(line)
+                if match and match.group(1) not in bucket:
+                    bucket.append(match.group(1))
+        result.returncode = proc.wait()
+    return result
+
+
+@task(name="dvc-exp-run")
+def dvc_exp_run(root: str, set_args: list[str], targets: list[str], name: str | None, temp: bool,
+                env: dict[str, str], force: bool = False) -> DvcRun:
+    """`dvc exp run` (or `dvc repro` when git has no commit to record an experiment against)."""
+    if git_has_commit(root):
+        command = [*dvc_command(), "exp", "run"]
+        if name:
+            command += ["--name", name]
+        if temp:
+            command.append("--temp")
+        for arg in set_args:
+            command += ["--set-param", arg]
+    else:
+        if set_args or temp:
+            raise DvcError(
+                "DVC experiments need a git commit to start from, and this repository has none: "
+                "commit first (`git add -A && git commit -m ...`), or run without a profile or overrides"
+            )
+        get_run_logger().warning("git has no commit yet: running `dvc repro` (not recorded as an experiment)")
+        command = [*dvc_command(), "repro"]
+    if force:
+        command.append("--force")
+    command += targets
+    result = run_streamed(command, root, stage_process_env(env))
+    if result.returncode != 0:
+        tail = "\n".join(result.tail[-15:])
+        raise DvcError(f"{' '.join(command[2:])} failed (exit {result.returncode}):\n{tail}")
+    return result
+
+
+def exp_rev(root: str | Path, name: str) -> str | None:
+    """The commit of experiment `name` (refs/exps/<baseline>/<name>), read from git: milliseconds,
+    where `dvc exp show` would collect every experiment."""
+    out = subprocess.run(["git", "for-each-ref", "--format=%(objectname) %(refname)", "refs/exps"],
+                         cwd=root, capture_output=True, text=True)
+    for line in out.stdout.splitlines():
+        sha, _, ref = line.partition(" ")
+        parts = ref.split("/")
+        if len(parts) == 5 and parts[-1] == name:
+            return sha
+    return None
+
+
+def read_metrics(root: str | Path, rev: str | None = None) -> dict[str, dict]:
+    """Metrics file -> its contents, at `rev` (an experiment's commit) or in the workspace, through
+    DVC (which reads cached metrics of a temp experiment from its cache)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        shown = repo.metrics.show(revs=[rev]) if rev else repo.metrics.show()
+    entry = shown.get(rev) if rev else (shown.get("") or shown.get("workspace"))
+    files = (entry or {}).get("data") or {}
+    return {path: body["data"] for path, body in files.items() if isinstance(body, dict) and "data" in body}
+
+
+@task(name="dvc-exp-results")
+def dvc_exp_results(root: str, name: str, temp: bool) -> dict:
+    """The experiment's commit and metrics (a temp run's from the experiment, else the workspace's)."""
+    rev = exp_rev(root, name)
+    try:
+        metrics = read_metrics(root, rev if temp else None) if (rev or not temp) else {}
+    except Exception as exc:  # results are a summary: never fail a finished pipeline over them
+        get_run_logger().warning("could not read DVC metrics: %s", exc)
+        metrics = {}
+    return {"rev": rev, "name": name, "metrics": metrics}

@@ -1,0 +1,232 @@
+"""BFCL through our format and BFCL's own AST checker, checked against BFCL's known answers.
+
+Known answers: each case's possible answer, with the first acceptable value of every parameter (""
+meaning "leave it out"), written as a completion in our format, parsed back with `formats.parse` and
+graded. Every case passes except a handful whose possible answer contradicts its own function doc,
+which the test identifies by that contradiction rather than by id:
+
+- the first acceptable value of a *required* parameter is "" (omit) or there is no acceptable value
+  at all (e.g. simple_python_200 lists "" first for the required `fuel_efficiency`): the checker
+  rightly reports the missing required parameter;
+- the answer holds a parameter the function doc does not define (parallel_multiple_26 gives
+  `bank.calculate_balance` a top-level `type`, which the doc only has inside `transactions` items):
+  the checker rightly reports an unexpected parameter.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from toolrl.evaluation import bfcl
+from toolrl.evaluation.records import ERROR_CATEGORIES
+from toolrl.formats import ToolCall, parse, render_completion
+
+NON_LIVE_AST = ["simple_python", "multiple", "parallel", "parallel_multiple"]
+LIVE_AST = ["live_simple", "live_multiple", "live_parallel", "live_parallel_multiple"]
+
+
+OMIT = object()  # "" in a possible answer: the parameter may be left out
+
+
+def _first(values):
+    """The first acceptable value of a possible-answer list, made concrete (OMIT: leave it out)."""
+    if values == []:
+        return OMIT
+    value = values[0] if isinstance(values, list) else values
+    if value == "":
+        return OMIT
+    return _concrete(value)
+
+
+def _concrete(value):
+    # Nested dicts in possible answers map each key to its own list of acceptable values.
+    if isinstance(value, dict):
+        return {k: v for k, v in ((k, _first(vals)) for k, vals in value.items()) if v is not OMIT}
+    if isinstance(value, list) and value and all(isinstance(i, dict) for i in value):
+        return [_concrete(i) for i in value]
+    return value
+
+
+def known_answer_calls(answer: list[dict]) -> list[ToolCall]:
+    calls = []
+    for call in answer:
+        ((name, params),) = call.items()
+        args = {k: v for k, v in ((k, _first(vals)) for k, vals in params.items()) if v is not OMIT}
+        calls.append(ToolCall(name, args))
+    return calls
+
+
+def completion(calls: list[ToolCall]) -> str:
+    return render_completion("answering with the tools", calls, None)
+
+
+def answer_contradicts_doc(example) -> bool:
+    """The two data defects described in the module docstring."""
+    docs = {f["name"]: f for f in example.gold["functions"]}
+    for call in example.gold["answer"]:
+        ((name, params),) = call.items()
+        doc = docs[name]["parameters"]
+        if set(params) - set(doc.get("properties", {})):
+            return True
+        if any(_first(params.get(p, [])) is OMIT for p in doc.get("required", [])):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("category", NON_LIVE_AST + LIVE_AST)
+def test_known_answers_pass_the_official_checker(category):
+    examples = bfcl.load_category(category, None)
+    assert len(examples) >= 16
+    failed = []
+    for ex in examples:
+        text = completion(known_answer_calls(ex.gold["answer"]))
+        assert parse(text).ok
+        outcome = bfcl.grade(ex, text)
+        if not outcome.correct:
+            failed.append(ex)
+    unexplained = [(ex.id, bfcl.grade(ex, completion(known_answer_calls(ex.gold["answer"])))) for ex in failed
+                   if not answer_contradicts_doc(ex)]
+    assert not unexplained
+    accuracy = 1 - len(failed) / len(examples)
+    assert accuracy >= 0.99, (category, [ex.id for ex in failed])
+    if category in NON_LIVE_AST:
+        # Exactly the two known defects of bfcl-eval 2026.3.23 among the non-live cases.
+        assert {ex.id for ex in failed} <= {"simple_python_200", "parallel_multiple_26"}
+
+
+def _wrong_completions(ex) -> dict[str, str]:
+    calls = known_answer_calls(ex.gold["answer"])
+    renamed = [ToolCall(c.name + "_v2", c.arguments) for c in calls]
+    return {
+        "wrong_name": completion(renamed),
+        "no_call": render_completion("no tool needed", [], "I cannot help with that."),
+        "extra_call": completion(calls + [calls[0]]),
+        "bad_json": completion(calls).replace('{"name"', '{name', 1),
+        "unclosed_call": completion(calls).replace("</tool_call>", ""),
+    }
+
+
+@pytest.mark.parametrize("category", NON_LIVE_AST)
+def test_wrong_calls_score_zero(category):
+    examples = bfcl.load_category(category, 60)
+    for ex in examples:
+        for expected_error, text in _wrong_completions(ex).items():
+            outcome = bfcl.grade(ex, text)
+            assert not outcome.correct, (ex.id, expected_error)
+            if expected_error == "wrong_name" and category.startswith("parallel"):
+                # Unordered matching reports the failed match; its reason is the name when unanimous.
+                assert outcome.error in ("wrong_name", "no_match"), (ex.id, outcome)
+            else:
+                assert outcome.error == expected_error, (ex.id, expected_error, outcome)
+
+
+def test_wrong_values_score_zero():
+    """A string argument replaced by a value no answer accepts is a wrong value (or type)."""
+    graded = 0
+    for ex in bfcl.load_category("simple_python", 100):
+        calls = known_answer_calls(ex.gold["answer"])
+        strings = [k for k, v in calls[0].arguments.items() if isinstance(v, str)]
+        if not strings:
+            continue
+        args = dict(calls[0].arguments, **{strings[0]: "zz-not-an-answer"})
+        outcome = bfcl.grade(ex, completion([ToolCall(calls[0].name, args)]))
+        assert not outcome.correct and outcome.error in ("wrong_value", "wrong_type"), (ex.id, outcome)
+        graded += 1
+    assert graded >= 30
+
+
+def test_irrelevance_is_correct_only_without_a_call():
+    examples = bfcl.load_category("irrelevance", 30)
+    assert len(examples) == 30
+    for ex in examples:
+        first = ex.gold["functions"][0]["name"]
+        assert bfcl.grade(ex, render_completion("no tool fits", [], "I can't do that with these tools.")).correct
+        outcome = bfcl.grade(ex, completion([ToolCall(first, {})]))
+        assert not outcome.correct and outcome.error == "unexpected_call"
+
+
+def test_selection_is_the_first_cases_in_id_order():
+    ids = [ex.id for ex in bfcl.load_category("parallel", 5)]
+    assert ids == [f"parallel_{i}" for i in range(5)]
+    assert [ex.id for ex in bfcl.load_category("parallel", 5)] == ids
+
+
+def test_prompt_lists_the_tools_in_json_schema_types():
+    ex = bfcl.load_category("simple_python", 1)[0]
+    system, user = ex.messages
+    assert system["role"] == "system" and "calculate_triangle_area" in system["content"]
+    assert '"type": "integer"' in system["content"] and '"dict"' not in system["content"]
+    assert "Python 3 syntax" in system["content"]  # BFCL's own hint, as BFCL sends it
+    assert "<user> Find the area of a triangle" in user["content"]
+    tool = bfcl.to_tool({"name": "f", "description": "d", "parameters": {"type": "dict", "properties": {
+        "a": {"type": "float"}, "b": {"type": "tuple", "items": {"type": "float"}},
+        "c": {"type": "dict", "properties": {"x": {"type": "any"}}}}, "required": ["a"]}})
+    props = tool["parameters"]["properties"]
+    assert tool["parameters"]["type"] == "object"
+    assert (props["a"]["type"], props["b"]["type"], props["b"]["items"]["type"]) == ("number", "array", "number")
+    assert (props["c"]["type"], props["c"]["properties"]["x"]["type"]) == ("object", "string")
+
+
+def test_case_system_message_joins_our_system_prompt():
+    turns = [{"role": "system", "content": "Answer in French."}, {"role": "user", "content": "hi"},
+             {"role": "assistant", "content": "bonjour"}, {"role": "user", "content": "again"}]
+    messages = bfcl.messages_for([{"name": "f", "description": "", "parameters": {"type": "dict",
+                                                                                  "properties": {}}}], turns)
+    assert len(messages) == 2 and messages[0]["content"].endswith("Answer in French.")
+    assert "<response> bonjour </response>" in messages[1]["content"]
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
+                                                                                       max_size=3),
+                           max_leaves=8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(index=st.integers(0, 39), args=st.dictionaries(st.sampled_from(["base", "height", "x", "y", "unit", "n"]),
+                                                      json_values, max_size=4),
+       category=st.sampled_from(NON_LIVE_AST))
+def test_grading_never_raises(index, args, category):
+    ex = _cases(category)[index]
+    name = ex.gold["functions"][0]["name"]
+    text = completion([ToolCall(name, args)])
+    outcome = bfcl.grade(ex, text)
+    assert outcome.correct in (True, False)
+    assert outcome.correct or outcome.error in ERROR_CATEGORIES
+
+
+def test_unparseable_completions_are_wrong_with_a_category():
+    ex = _cases("simple_python")[0]
+    for text, error in [("<tool_call>\n{\"name\": \"calculate_triangle_area\"", "unclosed_call"),
+                        ("<tool_call>\nnot json\n</tool_call>", "bad_json"),
+                        ("<tool_call>\n[1, 2]\n</tool_call>", "bad_call"),
+                        ("plain text", "no_call"), ("", "no_call")]:
+        outcome = bfcl.grade(ex, text)
+        assert not outcome.correct and outcome.error == error, (text, outcome)
+
+
+_CASES: dict[str, list] = {}
+
+
+def _cases(category):
+    if category not in _CASES:
+        _CASES[category] = bfcl.load_category(category, 40)
+    return _CASES[category]
+
+
+def test_checker_standin_is_installed_and_reused():
+    import sys
+
+    checker, language = bfcl.official_checker()
+    module = sys.modules["bfcl_eval.constants.model_config"]
+    assert module.MODEL_CONFIG_MAPPING[bfcl.CHECKER_MODEL_NAME].underscore_to_dot is False
+    # Dotted function names are compared verbatim (no "." -> "_" rewrite).
+    ex = _cases("simple_python")[1]
+    assert ex.gold["functions"][0]["name"] == "math.factorial"
+    assert bfcl.grade(ex, completion([ToolCall("math.factorial", {"number": 5})])).correct
+    assert not bfcl.grade(ex, completion([ToolCall("math_factorial", {"number": 5})])).correct
+    assert json.dumps(language.PYTHON.value) == '"python"'

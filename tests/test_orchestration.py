@@ -1,0 +1,218 @@
+"""Orchestration glue without servers: params.yaml, profiles (as toolrl and as DVC read them),
+the dvc.yaml stage contract, the team docker compose file, and the pipeline's small helpers."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from toolrl.config import ConfigError, Params, apply_overrides, load_params, load_raw
+from toolrl.orchestration import experiment_name, flatten_metrics, metrics_files
+from toolrl.params_file import regenerate, render
+from toolrl.profiles import available, compose, dvc_set_args, flatten, format_value, profile_overrides
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Which params.yaml sections each stage may depend on: a stage never reruns for another's section.
+STAGE_SECTIONS = {
+    "prepare_model": {"model"},
+    "curate": {"data"},
+    "sft": {"sft"},
+    "grpo": {"grpo"},
+    "trm_data": {"trm.data"},
+    "trm": {"trm.model"},
+    "grpo_trm": {"grpo", "trm.grpo"},
+    "evaluate": {"evaluate"},
+}
+
+
+# ---------------------------------------------------------------- params.yaml
+
+
+def test_params_yaml_lists_every_key_at_its_default():
+    """DVC only tracks keys present in params.yaml; `make params` regenerates it from the schema."""
+    assert load_raw(ROOT / "params.yaml") == Params().model_dump(mode="json"), (
+        "params.yaml differs from the schema's defaults: run `make params`")
+
+
+def test_rendered_params_parse_back_and_carry_the_schema_comments():
+    text = render(Params())
+    assert yaml.safe_load(text) == Params().model_dump(mode="json")
+    assert "# seeds tiny-random's weights" in text  # a comment written beside the field in config.py
+    assert "\ngrpo:\n" in text and "\ntracking:\n" in text
+
+
+def test_regenerate_keeps_values_and_reports_keys_the_schema_dropped(tmp_path):
+    raw = Params().model_dump(mode="json")
+    raw["grpo"]["max_steps"] = 7
+    raw["grpo"]["retired_knob"] = 1
+    del raw["sft"]["max_steps"]
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    text, dropped = regenerate(path)
+    data = yaml.safe_load(text)
+    assert dropped == ["grpo.retired_knob"]
+    assert data["grpo"]["max_steps"] == 7
+    assert data["sft"]["max_steps"] == Params().sft.max_steps
+
+
+# ---------------------------------------------------------------- profiles
+
+
+def test_every_profile_is_valid():
+    names = available(ROOT)
+    assert {"default", "smoke"} <= set(names)
+    for name in names:
+        compose(name, root=ROOT, params_file="params.yaml")
+
+
+def test_smoke_profile_is_tiny():
+    params = load_params(ROOT / "params.yaml", profile_overrides("smoke", ROOT))
+    assert params.model.name == "tiny-random"
+    assert params.sft.max_steps <= 5 and params.grpo.max_steps <= 5
+    assert all(s.limit and s.limit <= 100 for s in params.data.sources)
+
+
+def test_flatten_walks_mappings_and_sets_lists_whole():
+    tree = {"grpo": {"reward": {"variant": "coarse"}, "learning_rate": 1e-5},
+            "data": {"sources": [{"name": "bfcl", "limit": 8}]}}
+    assert flatten(tree) == ["grpo.reward.variant=coarse", "grpo.learning_rate=1.0e-05",
+                             "data.sources=[{name: bfcl, limit: 8}]"]
+    assert format_value(None) == "null" and format_value(True) == "true"
+
+
+def test_profile_overrides_mean_the_same_to_toolrl_and_to_dvc(tmp_path):
+    """`dvc exp run -S` parses values with Hydra's grammar, toolrl with YAML: both must agree."""
+    from dvc.utils.hydra import apply_overrides as dvc_apply
+
+    overrides = [*profile_overrides("smoke", ROOT), "grpo.reward.weights.format=2.0",
+                 "evaluate.bfcl_categories=[simple_python, multiple]", "trm.data.judge.base_url=null"]
+    target = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", target)
+    dvc_apply(target, dvc_set_args(overrides, target))  # DVC's own code path for -S
+    by_dvc = load_params(target)
+    by_toolrl = load_params(ROOT / "params.yaml", overrides)
+    assert by_dvc == by_toolrl
+    assert by_dvc.grpo.reward.weights == {"format": 2.0}
+
+
+def test_unknown_profile_and_bad_profile_key_are_clear_errors(tmp_path):
+    with pytest.raises(ConfigError, match="profile 'nope' not found"):
+        compose("nope", root=ROOT)
+    (tmp_path / "configs").mkdir()
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "configs" / "typo.yaml").write_text("grpo:\n  max_stepz: 3\n")
+    with pytest.raises(ConfigError, match=r"grpo\.max_stepz: unknown key"):
+        compose("typo", root=tmp_path)
+
+
+def test_cli_prints_a_profile_as_dvc_overrides():
+    from toolrl.cli import app
+
+    out = CliRunner().invoke(app, ["params", "profile", "smoke", "--params", str(ROOT / "params.yaml")],
+                             catch_exceptions=False)
+    assert out.exit_code == 0
+    assert "model.name=tiny-random" in out.stdout.splitlines()
+
+
+# ---------------------------------------------------------------- dvc.yaml
+
+
+def _stages() -> dict:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def test_every_stage_runs_its_flow_and_depends_on_its_own_section_only():
+    stages = _stages()
+    assert "prepare_model" in stages
+    for name, stage in stages.items():
+        assert stage["cmd"] == f"python -m flows.{name}", name
+        assert (ROOT / "flows" / f"{name}.py").exists(), f"{name}: flows/{name}.py missing"
+        sections = {p if isinstance(p, str) else next(iter(p)) for p in stage.get("params") or []}
+        assert sections and sections <= STAGE_SECTIONS[name], f"{name} tracks {sections}"
+        for dep in stage["deps"]:
+            if "${" not in dep and not dep.startswith(("data/", "models/", "reports/")):
+                assert (ROOT / dep).exists(), f"{name}: dep {dep} does not exist"
+        assert stage.get("outs"), f"{name} declares no outputs"
+
+
+def test_stage_outputs_follow_params_yaml():
+    """Output paths are interpolated from params.yaml, so a changed output_dir cannot drift."""
+    params = Params().model_dump(mode="json")
+    for name, stage in _stages().items():
+        for out in stage["outs"]:
+            path = out if isinstance(out, str) else next(iter(out))
+            for ref in re.findall(r"\$\{([^}]+)\}", path):
+                node = params
+                for part in ref.split("."):
+                    node = node[part]
+                assert isinstance(node, str), f"{name}: ${{{ref}}} is not a path"
+
+
+def test_metrics_files_map_to_their_stage(tmp_path):
+    dvc_yaml = tmp_path / "dvc.yaml"
+    dvc_yaml.write_text(yaml.safe_dump({"stages": {
+        "evaluate": {"cmd": "x", "metrics": [{"reports/metrics.json": {"cache": False}}]},
+        "sft": {"cmd": "y", "metrics": ["reports/metrics/sft.json"]}}}))
+    assert metrics_files(dvc_yaml) == {"reports/metrics.json": "evaluate", "reports/metrics/sft.json": "sft"}
+
+
+# ---------------------------------------------------------------- pipeline helpers
+
+
+def test_experiment_names_are_valid_git_ref_parts():
+    assert experiment_name("smoke-likable pony!") == "smoke-likable-pony"
+    assert experiment_name("..") == "run"
+
+
+def test_metrics_flatten_to_stage_prefixed_names():
+    tree = {"sft": {"bfcl": {"overall": 0.5, "n": 10}}, "note": "text", "ok": True}
+    assert flatten_metrics(tree, "evaluate") == {
+        "evaluate/sft/bfcl/overall": 0.5, "evaluate/sft/bfcl/n": 10.0, "evaluate/ok": 1.0}
+
+
+def test_overrides_apply_like_dvc_sets_params():
+    raw = apply_overrides({"grpo": {"reward": {"variant": "default"}}}, ["grpo.reward.variant=coarse"])
+    assert raw == {"grpo": {"reward": {"variant": "coarse"}}}
+
+
+# ---------------------------------------------------------------- team deployment
+
+
+def test_team_compose_file_is_complete():
+    compose_file = yaml.safe_load((ROOT / "infra" / "docker-compose.yml").read_text())
+    services = compose_file["services"]
+    assert {"prefect", "prefect-db", "mlflow", "mlflow-db", "minio", "minio-buckets"} <= set(services)
+    # Same versions as the project's pins, so team servers speak the clients' API.
+    assert services["prefect"]["image"].startswith(f"prefecthq/prefect:{version('prefect')}-")
+    assert services["mlflow"]["image"].endswith(f":v{version('mlflow')}")
+    for name, svc in services.items():
+        image = svc["image"]
+        assert ":" in image and not image.endswith(":latest"), f"{name}: pin the image"
+        for port in svc.get("ports", []):
+            host, _, inner = port.rpartition(":")
+            assert host.startswith("${BIND_ADDRESS:-127.0.0.1}"), f"{name}: {port} must bind loopback by default"
+            assert inner.isdigit()
+        for volume in svc.get("volumes", []):
+            assert volume.split(":")[0] in compose_file["volumes"], f"{name}: undeclared volume {volume}"
+        for dep in svc.get("depends_on", {}):
+            assert dep in services, f"{name} depends on unknown {dep}"
+    command = " ".join(services["mlflow"]["command"])
+    assert "postgresql://" in command and "s3://" in command
+    assert "postgresql+asyncpg://" in services["prefect"]["environment"]["PREFECT_API_DATABASE_CONNECTION_URL"]
+    assert services["prefect"]["environment"]["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+
+
+def test_team_env_example_defines_every_variable_compose_uses():
+    text = (ROOT / "infra" / "docker-compose.yml").read_text()
+    used = set(re.findall(r"(?<!\$)\$\{([A-Z_]+)", text))  # `$${X}` is the container's own variable
+    env = (ROOT / "infra" / "team.env.example").read_text()
+    defined = set(re.findall(r"^([A-Z_]+)=", env, flags=re.M))
+    assert used <= defined, f"not in team.env.example: {sorted(used - defined)}"
+    assert {"PREFECT_API_URL", "MLFLOW_TRACKING_URI"} <= defined

@@ -1,0 +1,266 @@
+"""Training building blocks: data views, output-folder state, call statistics, reward observation,
+per-step CSV, launch plans and the GPU dry run. Fast: no training here (see test_training_run.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from training_fixtures import TOOLS, record, tiny_params, write_curated
+
+from toolrl import formats
+from toolrl.config import ConfigError, GrpoParams, validate
+from toolrl.training import checkpoints, launch
+from toolrl.training.callbacks import MetricsCsv, RewardRecorder, call_stats
+from toolrl.training.data import TrainingError, check_sft_lengths, load_view, read_records, to_dataset
+
+# ---------------------------------------------------------------- data views
+
+
+def test_views_keep_what_each_trainer_reads(tmp_path):
+    folder = write_curated(tmp_path / "curated", train=6)
+    sft = load_view(folder, "train", "sft")
+    rl = load_view(folder, "train", "rl", limit=4)
+    assert set(sft.column_names) == {"prompt", "completion", "id"} and len(sft) == 6
+    assert set(rl.column_names) == {"prompt", "ground_truth", "tools", "id"} and len(rl) == 4
+    assert sft[0]["prompt"] == formats.prompt_messages(TOOLS, [{"role": "user", "content": "What's the weather in Paris?"}])
+    assert sft[0]["completion"][0]["role"] == "assistant"
+    assert json.loads(rl[0]["tools"]) == TOOLS
+    assert formats.parse(rl[0]["ground_truth"]).calls == [formats.ToolCall("get_weather", {"city": "Paris"})]
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda r: r.pop("completion"), "field 'completion' missing"),
+    (lambda r: r.update(prompt=[]), "'prompt' must be a non-empty list"),
+    (lambda r: r.update(completion=[{"role": "user", "content": "x"}]), "'completion' must be exactly one assistant message"),
+    (lambda r: r.update(prompt=[{"role": "user"}]), "'prompt' holds a message without string 'role' and 'content'"),
+])
+def test_a_bad_record_names_file_line_and_fix(tmp_path, mutate, message):
+    good, bad = record(0), record(1)
+    mutate(bad)
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    with pytest.raises(TrainingError, match=f"line 2: {message}.*toolrl data curate"):
+        read_records(path, "sft")
+
+
+def test_rl_view_needs_a_string_ground_truth_and_json_lines(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps({**record(0), "ground_truth": None}) + "\n")
+    with pytest.raises(TrainingError, match="'ground_truth' must be a string"):
+        read_records(path, "rl")
+    path.write_text("{not json\n")
+    with pytest.raises(TrainingError, match="line 1: not valid JSON"):
+        read_records(path, "rl")
+    path.write_text("\n")
+    with pytest.raises(TrainingError, match="no records"):
+        read_records(path, "rl")
+
+
+def test_missing_split_says_how_to_make_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="toolrl data curate"):
+        load_view(tmp_path, "train", "sft")
+
+
+def test_prompts_longer_than_max_length_fail_instead_of_being_dropped(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    data = to_dataset([record(i) for i in range(3)], "sft")
+    assert check_sft_lengths(data, tokenizer, 2048) == 0
+    prompt_len = len(tokenizer(tokenizer.apply_chat_template(record(0)["prompt"], tokenize=False,
+                                                             add_generation_prompt=True))["input_ids"])
+    assert check_sft_lengths(data, tokenizer, prompt_len + 5) == 3  # completions cut, reported
+    with pytest.raises(TrainingError, match=r"3 of 3 SFT examples .* Raise sft.max_length"):
+        check_sft_lengths(data, tokenizer, 256)
+
+
+# ---------------------------------------------------------------- output folder state
+
+
+def _fake_checkpoint(folder: Path, step: int, complete: bool = True) -> Path:
+    path = folder / checkpoints.CHECKPOINTS / f"checkpoint-{step}"
+    path.mkdir(parents=True)
+    if complete:
+        (path / checkpoints.TRAINER_STATE).write_text(json.dumps({"global_step": step}))
+    return path
+
+
+def test_resume_picks_the_last_complete_checkpoint(tmp_path):
+    out = tmp_path / "out"
+    state = checkpoints.prepare_output(out, {"a": 1}, say=lambda _: None)
+    assert state.resume_from is None and not state.done
+    _fake_checkpoint(out, 2)
+    _fake_checkpoint(out, 4)
+    torn = _fake_checkpoint(out, 6, complete=False)  # killed while saving
+    said: list[str] = []
+    state = checkpoints.prepare_output(out, {"a": 1}, say=said.append)
+    assert state.resume_from == out / "checkpoints" / "checkpoint-4"
+    assert checkpoints.checkpoint_step(state.resume_from) == 4
+    assert not torn.exists() and "incomplete checkpoint" in said[0]
+
+
+def test_other_settings_start_over_and_say_what_changed(tmp_path):
+    out = tmp_path / "out"
+    checkpoints.prepare_output(out, {"section": {"lr": 1, "steps": 3}}, say=lambda _: None)
+    _fake_checkpoint(out, 2)
+    (out / "mlflow_run_id").write_text("abc")
+    said: list[str] = []
+    state = checkpoints.prepare_output(out, {"section": {"lr": 2, "steps": 3}}, say=said.append)
+    assert state.resume_from is None and not (out / "mlflow_run_id").exists()
+    assert "changed: section.lr" in said[0]
+
+
+def test_done_run_is_reused_and_fresh_forgets_it(tmp_path):
+    out = tmp_path / "out"
+    checkpoints.prepare_output(out, {"a": 1}, say=lambda _: None)
+    _fake_checkpoint(out, 3)
+    checkpoints.mark_done(out, {"global_step": 3}, keep_checkpoints=False)
+    assert not (out / "checkpoints").exists()
+    assert checkpoints.prepare_output(out, {"a": 1}, say=lambda _: None).done
+    assert not checkpoints.prepare_output(out, {"a": 1}, fresh=True, say=lambda _: None).done
+
+
+def test_a_folder_training_did_not_write_is_never_emptied(tmp_path):
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(TrainingError, match="not written by `toolrl train`"):
+        checkpoints.prepare_output(out, {"a": 1}, say=lambda _: None)
+    with pytest.raises(TrainingError):
+        checkpoints.prepare_output(out, {"a": 1}, fresh=True, say=lambda _: None)
+    assert (out / "notes.txt").read_text() == "keep me"
+
+
+# ---------------------------------------------------------------- statistics and observation
+
+
+def test_call_stats_count_parseable_calls_and_well_formed_answers():
+    call = formats.render_completion("t", [formats.ToolCall("a", {}), formats.ToolCall("b", {"x": 1})], None)
+    answer = formats.render_completion("t", [], "done")
+    broken = "<think> t </think>\n<tool_call>\n{not json}\n</tool_call>"
+    stats = call_stats([call, answer, broken, "plain text"])
+    assert stats == {"parseable_call_share": 0.25, "mean_calls": 0.5, "well_formed_share": 0.5}
+    assert call_stats([]) == {"parseable_call_share": 0.0, "mean_calls": 0.0, "well_formed_share": 0.0}
+
+
+def test_recorder_observes_the_reward_library_without_changing_it():
+    from types import SimpleNamespace
+
+    from toolrl.config import RewardParams
+    from toolrl.rewards.trl import reward_functions
+
+    fns = reward_functions(RewardParams())
+    recorder = RewardRecorder()
+    wrapped = recorder.wrap(fns)
+    assert [w.__name__ for w in wrapped] == [f.__name__ for f in fns]
+    gt = [record(0)["ground_truth"]] * 2
+    completions = [[{"role": "assistant", "content": gt[0]}], [{"role": "assistant", "content": "no idea"}]]
+    logged: dict[str, float] = {}
+    kwargs = {"ground_truth": gt, "trainer_state": SimpleNamespace(global_step=7),
+              "log_metric": lambda name, value: logged.__setitem__(name, value)}
+    for fn, raw in zip(wrapped, fns, strict=True):
+        assert fn(prompts=[record(0)["prompt"]] * 2, completions=completions, **kwargs) == \
+            raw(prompts=[record(0)["prompt"]] * 2, completions=completions, **kwargs)
+    assert logged == {"tool_calls/parseable_call_share": 0.5, "tool_calls/mean_calls": 0.5,
+                      "tool_calls/well_formed_share": 0.5}
+    table = recorder.table(rows=8)
+    assert table["step"] == [7, 7] and table["n_calls"] == [1, 0]
+    assert table["reward/format_reward"][0] > table["reward/format_reward"][1]
+
+
+def test_metrics_csv_drops_steps_a_resumed_run_logs_again(tmp_path):
+    path = tmp_path / "plots" / "grpo.csv"
+    csv = MetricsCsv(path)
+    for step in (1, 2, 3, 4):
+        csv.add(step, {"reward": float(step)})
+    csv.add(5, {"reward": 5.0, "kl": 0.1})  # a new column joins the header
+    resumed = MetricsCsv(path)
+    resumed.truncate(after_step=2)
+    resumed.add(3, {"reward": 30.0})
+    lines = path.read_text().splitlines()
+    assert lines[0] == "step,reward" and [line.split(",")[0] for line in lines[1:]] == ["1", "2", "3"]
+    assert lines[-1] == "3,30.0"
+
+
+# ---------------------------------------------------------------- params and launch
+
+
+def test_grpo_batch_must_hold_whole_groups():
+    with pytest.raises(ConfigError, match="not a multiple of num_generations = 3"):
+        validate({"grpo": {"num_generations": 3}})
+    with pytest.raises(ConfigError, match="max_prompt_length is gone"):
+        validate({"grpo": {"max_prompt_length": 512}})
+    assert GrpoParams(per_device_train_batch_size=2, num_generations=4, gradient_accumulation_steps=2)
+
+
+def test_cpu_plan_runs_in_process(tmp_path, tiny_model_dir, mlflow_uri):
+    params = tiny_params(tmp_path, tiny_model_dir, mlflow_uri)
+    plan = launch.plan("sft", params, "params.yaml", ["sft.max_steps=2"], fresh=True)
+    assert plan.in_process and plan.server is None
+    assert plan.train == ["python", "-m", "toolrl.training.launch", "sft", "--params", "params.yaml",
+                          "-S", "sft.max_steps=2", "--fresh"]
+
+
+def test_gpu_plan_is_accelerate_plus_a_vllm_server(tmp_path, tiny_model_dir, mlflow_uri):
+    params = tiny_params(tmp_path, tiny_model_dir, mlflow_uri, [
+        "grpo.launch.accelerate_config=infra/deepspeed/zero2.yaml", "grpo.launch.num_processes=3",
+        "grpo.launch.cuda_visible_devices='1,2,3'", "grpo.vllm.enabled=true", "grpo.vllm.mode=server",
+        "grpo.vllm.server_cuda_visible_devices='0'", "grpo.vllm.max_model_length=3072", "grpo.init=sft"])
+    plan = launch.plan("grpo", params, "params.yaml", ["grpo.max_steps=9"])
+    assert not plan.in_process
+    assert plan.env == {"CUDA_VISIBLE_DEVICES": "1,2,3"} and plan.server_env == {"CUDA_VISIBLE_DEVICES": "0"}
+    assert plan.train == ["accelerate", "launch", "--config_file", "infra/deepspeed/zero2.yaml", "--num_processes",
+                          "3", "-m", "toolrl.training.launch", "grpo", "--params", "params.yaml", "-S", "grpo.max_steps=9"]
+    assert plan.server[:4] == ["trl", "vllm-serve", "--model", str(tmp_path / "models" / "sft")]
+    assert "--max-model-len" in plan.server and plan.server[plan.server.index("--max-model-len") + 1] == "3072"
+    shell = plan.shell().splitlines()
+    assert shell[1].startswith("CUDA_VISIBLE_DEVICES=0 trl vllm-serve") and shell[3].startswith("CUDA_VISIBLE_DEVICES=1,2,3 accelerate")
+
+
+def test_check_builds_trls_config_and_reports_gpu_only_pieces(tmp_path, tiny_model_dir, mlflow_uri):
+    params = tiny_params(tmp_path, tiny_model_dir, mlflow_uri, [
+        "grpo.bf16=true", "grpo.vllm.enabled=true", "grpo.launch.accelerate_config=infra/deepspeed/zero3.yaml",
+        "grpo.lora.enabled=true"])
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(Path(__file__).resolve().parents[1])  # infra/ paths are relative to the project root
+    try:
+        notes = launch.check("grpo", params)
+    finally:
+        os.chdir(cwd)
+    text = "\n".join(notes)
+    assert not (tmp_path / "models" / "grpo").exists()  # a dry run writes nothing
+    assert "use_cpu" in text and "vllm is not installed" in text and "ZeRO-3" in text
+    bad = tiny_params(tmp_path, tiny_model_dir, mlflow_uri, ["grpo.launch.accelerate_config=infra/none.yaml"])
+    with pytest.raises(ConfigError, match="infra/none.yaml not found"):
+        launch.check("grpo", bad)
+
+
+def _cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "toolrl.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_dry_run_of_the_gpu_profile_prints_the_exact_launch_command(project_root):
+    profile = subprocess.run([sys.executable, "-m", "toolrl.cli", "params", "profile", "gpu"], capture_output=True,
+                             text=True, cwd=project_root)
+    overrides = profile.stdout.split()
+    assert profile.returncode == 0 and "grpo.learning_rate=1.0e-06" in overrides
+    args = [a for o in overrides for a in ("-S", o)]
+    out = _cli("train", "grpo", "--dry-run", *args, cwd=project_root)
+    assert out.returncode == 0, out.stderr
+    assert "grpo configuration is valid" in out.stderr and "lr 1e-06, bf16 True" in out.stderr
+    expected = ("accelerate launch --config_file infra/accelerate/multi_gpu.yaml --num_processes 4 "
+                "-m toolrl.training.launch grpo --params params.yaml " + " ".join(f"-S {o}" for o in overrides))
+    assert out.stdout.strip() == expected
+
+
+def test_dry_run_rejects_what_trl_would_reject(project_root, tmp_path):
+    out = _cli("train", "grpo", "--dry-run", "-S", "grpo.num_generations=3", cwd=project_root)
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "num_generations = 3" in out.stderr
+    out = _cli("train", "sft", "--dry-run", "-S", "sft.launch.accelerate_config=nowhere.yaml", cwd=project_root)
+    assert out.returncode == 2 and "nowhere.yaml not found" in out.stderr

@@ -1,0 +1,111 @@
+"""The advantage arithmetic of TRM-guided GRPO on hand-made groups."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from toolrl.trm.advantages import EPS, call_advantages, outcome_advantages, token_advantages
+
+
+def z(values: list[float]) -> list[float]:
+    """Unbiased z-scores, as the module should compute them."""
+    m = sum(values) / len(values)
+    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+    return [(v - m) / (sd + EPS) for v in values]
+
+
+def test_outcome_is_normalised_within_each_group():
+    r = torch.tensor([1.0, 2.0, 3.0, 4.0, 10.0, 10.0, 10.0, 10.0])
+    a = outcome_advantages(r, num_generations=4)
+    assert a[:4].tolist() == pytest.approx(z([1, 2, 3, 4]), abs=1e-5)
+    assert a[4:].tolist() == [0.0, 0.0, 0.0, 0.0]  # equal rewards: no signal
+
+
+def test_outcome_matches_trl_group_formula():
+    r = torch.tensor([0.5, -1.0, 2.0, 0.0])
+    g = r.view(-1, 2)
+    expected = ((g - g.mean(1, keepdim=True)) / (g.std(1, keepdim=True) + EPS)).view(-1)
+    assert torch.allclose(outcome_advantages(r, 2), expected)
+
+
+def test_call_i_is_compared_only_with_call_i():
+    # group of 3: completion 0 has 2 calls, 1 has 1 call, 2 has none
+    scores = [[0.9, 0.1], [0.3], []]
+    adv = call_advantages(scores, num_generations=3)
+    first = z([0.9, 0.3])
+    assert adv[0][0] == pytest.approx(first[0], abs=1e-6)
+    assert adv[1][0] == pytest.approx(first[1], abs=1e-6)
+    # only completion 0 has a second call: nothing to compare with -> 0
+    assert adv[0][1] == 0.0
+    assert adv[2] == []
+
+
+def test_groups_do_not_mix():
+    scores = [[1.0], [0.0], [0.5], [0.5]]
+    adv = call_advantages(scores, num_generations=2)
+    assert adv[0][0] > 0 > adv[1][0]
+    assert adv[2] == [0.0] and adv[3] == [0.0]
+
+
+def test_pooled_mixes_positions():
+    scores = [[0.9, 0.1], [0.3], []]
+    adv = call_advantages(scores, num_generations=3, mode="pooled")
+    pooled = z([0.9, 0.1, 0.3])
+    assert adv == [[pytest.approx(pooled[0]), pytest.approx(pooled[1])], [pytest.approx(pooled[2])], []]
+    # turn-level would have left the lone second call at 0; pooled punishes it for being late and bad
+    assert adv[0][1] < 0
+
+
+def test_unscaled_variant_only_centres():
+    adv = call_advantages([[1.0], [0.0]], num_generations=2, scale=False)
+    assert adv == [[0.5], [-0.5]]
+
+
+def test_no_calls_anywhere():
+    assert call_advantages([[], [], [], []], num_generations=2) == [[], [], [], []]
+
+
+def test_incomplete_groups_are_an_error():
+    with pytest.raises(ValueError, match="whole groups"):
+        call_advantages([[1.0], [0.0], [0.5]], num_generations=2)
+    with pytest.raises(ValueError, match="unknown call advantage mode"):
+        call_advantages([[1.0], [0.0]], num_generations=2, mode="mean")  # type: ignore[arg-type]
+
+
+def test_token_advantages_put_the_call_term_on_call_tokens_only():
+    outcome = torch.tensor([1.0, -1.0, 0.5])
+    call_adv = [[2.0, -3.0], [1.0], []]
+    spans = [[(1, 3), (4, 6)], [(0, 2)], []]
+    a = token_advantages(outcome, call_adv, spans, length=7, alpha=0.1)
+    assert a.shape == (3, 7)
+    assert a[0].tolist() == pytest.approx([1.0, 1.2, 1.2, 1.0, 0.7, 0.7, 1.0])
+    assert a[1].tolist() == pytest.approx([-0.9, -0.9, -1.0, -1.0, -1.0, -1.0, -1.0])
+    assert a[2].tolist() == pytest.approx([0.5] * 7)
+
+
+def test_alpha_zero_is_plain_grpo():
+    outcome = torch.tensor([0.3, -0.3])
+    a = token_advantages(outcome, [[5.0], [-5.0]], [[(0, 2)], [(1, 3)]], length=4, alpha=0.0)
+    assert torch.equal(a, outcome.unsqueeze(1).expand(2, 4))
+
+
+def test_token_advantages_check_their_inputs():
+    with pytest.raises(ValueError, match="outside"):
+        token_advantages(torch.zeros(1), [[1.0]], [[(2, 9)]], length=4, alpha=0.1)
+    with pytest.raises(ValueError, match="call advantages for"):
+        token_advantages(torch.zeros(1), [[1.0, 2.0]], [[(0, 1)]], length=4, alpha=0.1)
+
+
+def test_end_to_end_on_a_hand_made_group():
+    """Two groups of two; the first call of a better-scored completion gets a higher token advantage."""
+    rewards = torch.tensor([1.0, 1.0, 3.0, 0.0])
+    scores = [[0.8], [0.2, 0.9], [0.5], [0.5]]
+    outcome = outcome_advantages(rewards, 2)
+    adv = call_advantages(scores, 2)
+    a = token_advantages(outcome, adv, [[(0, 2)], [(0, 2), (2, 4)], [(0, 1)], [(0, 1)]], length=4, alpha=0.01)
+    assert a[0, 0] > a[1, 0]  # same outcome, better first call
+    assert a[1, 3] == pytest.approx(0.0)  # lone second call: outcome advantage (0) only
+    assert a[2, 0] == pytest.approx(outcome[2].item())  # equal call scores: no call term
