@@ -169,17 +169,21 @@ def pipeline(
 
 
 def print_summary(summary: dict[str, Any]) -> None:
+    """The end of `make run`: headline numbers, then where everything is (last, to be seen)."""
+    headline = {k: v for k, v in summary["metrics"].items() if k.startswith("evaluate/") and k.endswith("/overall")}
     print("\n== pipeline finished ==")
-    print(f"experiment : {summary['experiment']}  ({summary['where']})")
+    for key, value in sorted(headline.items()):
+        print(f"  {key} = {value:.4g}")
+    if summary["metrics"]:
+        print(f"  ({len(summary['metrics'])} final metrics on the MLflow parent run; `dvc metrics show`)")
     print(f"stages ran : {', '.join(summary['ran']) or '-'};  up to date: "
           f"{', '.join(summary['skipped'] + summary['restored']) or '-'}")
+    print(f"experiment : {summary['experiment']}  ({summary['where']})")
     if summary.get("report"):
         print(f"report     : {summary['report']}")
     print(f"MLflow     : {summary['mlflow_url']}")
     if summary.get("prefect_url"):
         print(f"Prefect    : {summary['prefect_url']}")
-    for key, value in sorted(summary["metrics"].items()):
-        print(f"  {key} = {value:.4g}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,6 +44,9 @@ def test_trm_data_trm_grpo_trm(params, tmp_path):
     assert abs(stats["train/positive_fraction"] - 0.5) < 0.2  # balanced to positive_fraction 0.5
     assert not {r["prompt_id"] for r in train} & {r["prompt_id"] for r in val}  # split by prompt
     assert any(k.startswith("negative/") for k in stats) and "## Hard negatives" in (out / "card.md").read_text()
+    mlflow.set_tracking_uri(params.tracking.tracking_uri)
+    data_run = mlflow.get_run(stats["mlflow_run_id"])
+    assert data_run.data.metrics["trm_data/completions"] == 16 and data_run.data.tags["toolrl.stage"] == "trm_data"
 
     # trm
     result = run_trm(params)
@@ -52,9 +55,10 @@ def test_trm_data_trm_grpo_trm(params, tmp_path):
     for key in ("accuracy", "precision", "recall", "f1", "roc_auc"):
         assert 0.0 <= m["val"][key] <= 1.0
     assert (tmp_path / "models" / "trm" / "trm.json").exists()
+    curve = (tmp_path / "reports" / "plots" / "trm_train.csv").read_text().splitlines()[0].split(",")
+    assert "loss" in curve and "eval_roc_auc" in curve
     assert (tmp_path / "reports" / "plots" / "trm_calibration.png").stat().st_size > 0
     assert json.loads((tmp_path / "reports" / "metrics" / "trm.json").read_text())["val"]["roc_auc"] == m["val"]["roc_auc"]
-    mlflow.set_tracking_uri(params.tracking.tracking_uri)
     version = mlflow.MlflowClient().get_model_version_by_alias("toolrl-trm", "candidate")
     assert version.run_id == result["run_id"]
     run = mlflow.get_run(result["run_id"])

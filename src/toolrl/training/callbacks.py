@@ -31,7 +31,8 @@ KEEP = {
 }
 # The TRM stages (toolrl.trm): the classifier's training and validation curves; GRPO's keys plus the
 # TRM's call statistics and scores for TRM-guided GRPO.
-KEEP["trm"] = ("loss", "learning_rate", "grad_norm", "eval_")
+KEEP["trm"] = ("loss", "learning_rate", "grad_norm", "eval_loss", "eval_accuracy", "eval_precision", "eval_recall",
+               "eval_f1", "eval_roc_auc", "eval_brier")
 KEEP["grpo_trm"] = (*KEEP["grpo"], "trm/")
 SUMMARY_KEYS = ("train_runtime", "train_loss", "train_samples_per_second", "train_steps_per_second")
 

@@ -28,6 +28,7 @@ from toolrl.trm.labels import ground_truth_calls, rule_labels
 from toolrl.trm.negatives import balance, hard_negatives
 from toolrl.trm.steps import policy_steps
 
+STAGE = "trm_data"
 SPLITS = ("train", "val")
 
 
@@ -253,21 +254,29 @@ def read_steps(path: str | Path) -> list[dict[str, Any]]:
 
 def run_trm_data(params: Params, say: Callable[[str], None] = print) -> dict[str, Any]:
     """The whole stage; returns the stats it wrote."""
+    import mlflow
+
+    from toolrl.tracking import log_metrics, stage_run
     from toolrl.trm.card import write_card
 
     sec = params.trm.data
     folder = policy_folder(params)
     records = load_prompts(params)
-    say(f"sampling {sec.samples_per_prompt} completions for each of {len(records)} prompts from {folder}")
-    completions = sample_completions(folder, [r["prompt"] for r in records], sec)
-    splits, quarantine, stats = build(params, records, completions, say)
-    out = Path(sec.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in SPLITS:
-        write_jsonl(out / f"{name}.jsonl", splits[name])
-    write_jsonl(out / "quarantine.jsonl", quarantine)
-    stats["policy"] = sec.policy
-    stats["policy_folder"] = str(folder)
-    (out / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
-    write_card(out / "card.md", params, stats, splits)
+    with stage_run(params, STAGE, log_params=sec) as run:
+        say(f"sampling {sec.samples_per_prompt} completions for each of {len(records)} prompts from {folder}")
+        completions = sample_completions(folder, [r["prompt"] for r in records], sec)
+        splits, quarantine, stats = build(params, records, completions, say)
+        out = Path(sec.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in SPLITS:
+            write_jsonl(out / f"{name}.jsonl", splits[name])
+        write_jsonl(out / "quarantine.jsonl", quarantine)
+        stats["policy"] = sec.policy
+        stats["policy_folder"] = str(folder)
+        stats["mlflow_run_id"] = run.info.run_id
+        (out / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
+        write_card(out / "card.md", params, stats, splits)
+        log_metrics(STAGE, {k: v for k, v in stats.items() if not isinstance(v, bool)})
+        mlflow.log_artifact(str(out / "card.md"), artifact_path="data")
+        mlflow.log_artifact(str(out / "stats.json"), artifact_path="data")
     return stats
