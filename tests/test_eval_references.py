@@ -83,6 +83,8 @@ def test_registry_uri_downloads_the_logged_model(tiny_model_dir, tmp_path, mlflo
     from toolrl.models import load_model
 
     mlflow.set_tracking_uri(mlflow_uri)
+    # The fluent API remembers the experiment of an earlier test's store; name one in this store.
+    mlflow.set_experiment("registry-test")
     model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
     with mlflow.start_run():

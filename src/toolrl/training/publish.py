@@ -31,6 +31,12 @@ def log_model(model: Any, tokenizer: Any, register_as: str | None, tracking: Tra
     import mlflow
 
     name = register_as if tracking.register_models else None
+    # MLflow fetches a model card and licence from the Hugging Face hub for any name that looks like a
+    # hub id; a relative folder such as `models/sft` does, and offline each lookup retries for ~45 s.
+    # An absolute path is recognised as local and skipped.
+    source = Path(str(getattr(model, "name_or_path", "") or ""))
+    if str(source) and source.exists():
+        model.name_or_path = model.config.name_or_path = str(source.resolve())
     info = mlflow.transformers.log_model(
         transformers_model={"model": model, "tokenizer": tokenizer},
         name="model",
@@ -81,7 +87,8 @@ def plot_columns(csv_path: str | Path, png_path: str | Path, columns: list[str],
             sd = [float(r[std_col]) if r.get(std_col) not in (None, "") else 0.0
                   for r in rows if r.get(col) not in (None, "")]
             ax.fill_between(xs, [y - s for y, s in zip(ys, sd, strict=True)],
-                            [y + s for y, s in zip(ys, sd, strict=True)], alpha=0.15)
+                            [y + s for y, s in zip(ys, sd, strict=True)], alpha=0.15,
+                            label=f"{col} ± {std_col} (spread over the step's completions)")
     ax.set_xlabel("step")
     ax.set_title(title)
     ax.grid(alpha=0.3)
