@@ -4,7 +4,8 @@
     toolrl trm train                 # trm: train the TRM -> models/trm, metrics, calibration plot
     toolrl trm score --model models/trm --input completions.jsonl [--output scores.jsonl]
     toolrl trm grpo                  # grpo_trm: GRPO with turn-level TRM advantages -> models/grpo_trm
-    toolrl trm grpo -S trm.grpo.advantage=pooled -S trm.grpo.output_dir=models/grpo_trm_pooled   # ablation
+    toolrl trm grpo -S trm.grpo.advantage=pooled -S trm.grpo.output_dir=models/grpo_trm_pooled \
+        -S trm.grpo.register_as=toolrl-grpo-trm-pooled   # the ablation
 """
 
 from __future__ import annotations
