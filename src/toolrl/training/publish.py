@@ -44,6 +44,13 @@ def log_model(model: Any, tokenizer: Any, register_as: str | None, tracking: Tra
         pip_requirements=pip_requirements(),
         registered_model_name=name,
     )
+    return registered(info, name)
+
+
+def registered(info: Any, name: str | None) -> dict[str, Any]:
+    """The logged model's URI and, when it was registered, its version, given the `candidate` alias."""
+    import mlflow
+
     out: dict[str, Any] = {"model_uri": info.model_uri}
     version = getattr(info, "registered_model_version", None)
     if name and version is not None:

@@ -35,7 +35,7 @@ def log_trm(folder: str | Path, register_as: str | None, tracking: TrackingParam
     import mlflow
 
     import toolrl
-    from toolrl.training.publish import REGISTRY_ALIAS, pip_requirements
+    from toolrl.training.publish import pip_requirements, registered
 
     name = register_as if tracking.register_models else None
     info = mlflow.pyfunc.log_model(
@@ -46,9 +46,4 @@ def log_trm(folder: str | Path, register_as: str | None, tracking: TrackingParam
         code_paths=[str(Path(toolrl.__file__).parent)],  # the scorer's code travels with the model
         registered_model_name=name,
     )
-    out: dict[str, Any] = {"model_uri": info.model_uri}
-    version = getattr(info, "registered_model_version", None)
-    if name and version is not None:
-        mlflow.MlflowClient().set_registered_model_alias(name, REGISTRY_ALIAS, str(version))
-        out.update(registered_model=name, version=int(version))
-    return out
+    return registered(info, name)
