@@ -16,9 +16,9 @@ venv:
 	@bash infra/bootstrap.sh
 
 ## run: the whole default pipeline (DVC experiment in the workspace, MLflow parent run), then where
-## the results are: report path, MLflow and Prefect URLs
+## the results are: report path, MLflow and Prefect URLs. Extra flags: make run ARGS="-S key=value --workspace"
 run: venv
-	env $(SERVICES_ENV) $(PY) -m flows.pipeline
+	env $(SERVICES_ENV) $(PY) -m flows.pipeline $(ARGS)
 
 ## smoke: the whole DAG on the smoke profile (tiny-random model, a few steps) as an isolated DVC
 ## experiment (needs a git commit to start from); params.yaml and the workspace are left alone

@@ -49,12 +49,13 @@ def builtin_records(n: int = 16) -> list[dict[str, Any]]:
     return out
 
 
-def one(group: int, length: int, steps: int, data: str | None, model_dir: str) -> dict[str, Any]:
+def one(group: int, length: int, steps: int, data: str | None, model_dir: str, bf16: str) -> dict[str, Any]:
     """Run `steps` GRPO steps in this process; return the measurements."""
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
     from toolrl.config import validate
+    from toolrl.hardware import resolve_bf16
     from toolrl.rewards.trl import reward_functions
     from toolrl.training.checkpoints import OutputState
     from toolrl.training.common import load_tokenizer
@@ -66,7 +67,8 @@ def one(group: int, length: int, steps: int, data: str | None, model_dir: str) -
         "model": {"output_dir": model_dir},
         "grpo": {"init": "base", "max_steps": steps, "num_generations": group, "per_device_train_batch_size": group,
                  "gradient_accumulation_steps": 1,
-                 "max_completion_length": length, "output_dir": str(tmp / "out")},
+                 "max_completion_length": length, "output_dir": str(tmp / "out"),
+                 "bf16": bf16 if bf16 == "auto" else bf16 == "true"},
     })
     records = read_records(Path(data) / "train.jsonl", "rl", limit=steps * 4) if data else builtin_records()
     dataset = to_dataset(records, "rl")
@@ -109,7 +111,7 @@ def one(group: int, length: int, steps: int, data: str | None, model_dir: str) -
         len(tokenizer(tokenizer.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True))["input_ids"])
         for r in records[:steps])
     return {
-        "group": group, "max_completion_length": length, "steps_measured": len(secs),
+        "group": group, "max_completion_length": length, "bf16": resolve_bf16(params.grpo.bf16), "steps_measured": len(secs),
         "sec_per_step": statistics.mean(secs), "completion_tokens_per_step": statistics.mean(tokens),
         "generate_sec_per_step": statistics.mean(gen), "gen_tokens_per_sec": sum(tokens) / sum(gen),
         "step_tokens_per_sec": sum(tokens) / sum(secs), "prompt_tokens": prompt_tokens,
@@ -118,10 +120,10 @@ def one(group: int, length: int, steps: int, data: str | None, model_dir: str) -
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = ("| group size | max completion tokens | s / step | of which generation (s) | completion tokens / step "
+    head = ("| bf16 | group size | max completion tokens | s / step | of which generation (s) | completion tokens / step "
             "| generated tokens / s (generation) | completion tokens / s (whole step) | peak RSS (GB) |\n"
-            "|---|---|---|---|---|---|---|---|")
-    body = [f"| {r['group']} | {r['max_completion_length']} | {r['sec_per_step']:.1f} | {r['generate_sec_per_step']:.1f} | "
+            "|---|---|---|---|---|---|---|---|---|")
+    body = [f"| {'yes' if r['bf16'] else 'no'} | {r['group']} | {r['max_completion_length']} | {r['sec_per_step']:.1f} | {r['generate_sec_per_step']:.1f} | "
             f"{r['completion_tokens_per_step']:.0f} | {r['gen_tokens_per_sec']:.1f} | {r['step_tokens_per_sec']:.1f} | "
             f"{r['peak_rss_gb']:.2f} |" for r in rows]
     return "\n".join([head, *body])
@@ -134,10 +136,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="steps per configuration (the first is warm-up)")
     parser.add_argument("--data", help="curated data folder (train.jsonl); default: built-in prompts")
     parser.add_argument("--model", default="models/base")
+    parser.add_argument("--bf16", choices=["auto", "true", "false"], default="auto",
+                        help="grpo.bf16 (auto: on where the CPU has AMX / AVX512-BF16)")
     parser.add_argument("--one", nargs=2, type=int, metavar=("GROUP", "LENGTH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print("RESULT " + json.dumps(one(*args.one, args.steps, args.data, args.model)), flush=True)
+        print("RESULT " + json.dumps(one(*args.one, args.steps, args.data, args.model, args.bf16)), flush=True)
         return
     if not (Path(args.model) / "config.json").exists():
         sys.exit(f"{args.model} holds no model: run `toolrl model prepare` first")
@@ -145,7 +149,7 @@ def main() -> None:
     for group in args.groups:
         for length in args.lengths:
             cmd = [sys.executable, __file__, "--one", str(group), str(length), "--steps", str(args.steps),
-                   "--model", args.model, *(["--data", args.data] if args.data else [])]
+                   "--model", args.model, "--bf16", args.bf16, *(["--data", args.data] if args.data else [])]
             out = subprocess.run(cmd, capture_output=True, text=True)
             line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
             if line is None:

@@ -155,7 +155,9 @@ class TrainCommon(Section):
     save_steps: int = Field(default=25, ge=1)
     save_total_limit: int = Field(default=2, ge=1)
     keep_checkpoints: bool = False  # False: delete <output_dir>/checkpoints once the final model is saved
-    bf16: bool = False
+    # Mixed precision (autocast bf16, fp32 master weights). auto: on where the hardware has fast bf16
+    # (CUDA, or a CPU with AMX / AVX512-BF16: 2x faster training here, docs/BENCHMARKS.md).
+    bf16: bool | Literal["auto"] = "auto"
     gradient_checkpointing: bool = False  # trades compute for memory; worth it on a GPU, not on CPU
     # CPU threads of the training process (torch.set_num_threads); None: torch's default (one per
     # core). On a shared, oversubscribed machine 1 thread can be several times faster (docs/TRAINING.md).
@@ -172,7 +174,7 @@ class TrainCommon(Section):
 
 class SftParams(TrainCommon):
     output_dir: str = "models/sft"
-    max_steps: int = 150
+    max_steps: int = 100  # x 4 examples: 400 examples seen, the size of ToolRL's "SFT400" baseline
     learning_rate: float = 5e-5
     num_train_epochs: float = 1.0  # only used when max_steps is reached later than one pass
     max_length: int = Field(default=1024, ge=32)
@@ -240,7 +242,7 @@ class GrpoParams(TrainCommon):
 
     output_dir: str = "models/grpo"
     init: Literal["sft", "base"] = "sft"  # warm from the SFT model or cold from the base model
-    max_steps: int = 30
+    max_steps: int = 20  # ~15 min on 2 CPU cores (bf16): the default pipeline fits in about an hour
     save_steps: int = 10
     learning_rate: float = 3e-5  # [paper, GPU: 1e-6] a 135M model on CPU needs a bigger step to move in minutes
     num_generations: int = Field(default=4, ge=2)  # group size (rollouts per prompt) [paper: 4]
@@ -318,6 +320,7 @@ class TrmDataParams(Section):
     max_new_tokens: int = Field(default=128, ge=8)
     temperature: float = Field(default=1.0, gt=0)
     generation_batch_size: int = Field(default=8, ge=1)  # completions per generate() call
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # sampling weights; auto as in evaluate.dtype
     labeler: Literal["rule", "judge"] = "rule"
     judge: JudgeParams = Field(default_factory=JudgeParams)
     # Hard negatives: perturbed copies of each correct call (policy calls labelled 1 and reference calls).
@@ -340,7 +343,7 @@ class TrmModelParams(Section):
 
     backbone: Literal["base"] | str = "base"  # "base": the model section's folder; else a model reference
     output_dir: str = "models/trm"
-    max_steps: int = Field(default=200, ge=1)
+    max_steps: int = Field(default=60, ge=1)  # ~12 min on 2 CPU cores (bf16, ~700-token records)
     learning_rate: float = Field(default=2e-5, gt=0)
     per_device_train_batch_size: int = Field(default=8, ge=1)
     per_device_eval_batch_size: int = Field(default=8, ge=1)
@@ -348,8 +351,9 @@ class TrmModelParams(Section):
     weight_decay: float = Field(default=0.0, ge=0)
     warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
     max_length: int = Field(default=1024, ge=32)  # longer steps lose tokens from the left
+    bf16: bool | Literal["auto"] = "auto"  # mixed precision, as in the training sections
     logging_steps: int = Field(default=5, ge=1)
-    eval_steps: int = Field(default=25, ge=1)  # evaluation (and checkpoint) every N steps
+    eval_steps: int = Field(default=20, ge=1)  # evaluation (and checkpoint) every N steps
     early_stopping_patience: int = Field(default=3, ge=1)  # evaluations without a better validation AUC
     class_balance: bool = True  # weight the loss by inverse class frequency of the training records
     threshold: float = Field(default=0.5, gt=0, lt=1)  # score above which a call counts as good
@@ -423,7 +427,9 @@ class EvaluateParams(Section):
     batch_size: int = Field(default=8, ge=1)
     max_new_tokens: int = Field(default=192, ge=8)
     backend: Literal["hf", "vllm"] = "hf"
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # hf backend weights
+    # hf backend weights; auto: bfloat16 where the hardware has fast bf16 (3-5x faster prefill on an
+    # AMX CPU, docs/BENCHMARKS.md), else float32.
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     # CPU threads of the hf backend (torch.set_num_threads); None: torch's default (one per core). On a
     # shared, oversubscribed machine 1 thread can be several times faster (docs/BENCHMARKS.md).
     threads: int | None = Field(default=None, ge=1)

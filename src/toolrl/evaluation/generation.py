@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from toolrl.config import ConfigError, EvaluateParams
+from toolrl.hardware import resolve_dtype
 
 END_OF_TURN = "<|im_end|>"
 
@@ -34,7 +35,7 @@ def settings(ev: EvaluateParams) -> dict[str, Any]:
     """What changes the completions of greedy decoding (the cache key); batch size does not."""
     out: dict[str, Any] = {"backend": ev.backend, "max_new_tokens": ev.max_new_tokens, "decoding": "greedy"}
     if ev.backend == "hf":
-        out["dtype"] = ev.dtype
+        out["dtype"] = resolve_dtype(ev.dtype)
     else:
         out["dtype"] = ev.vllm.dtype
         out["max_model_len"] = ev.vllm.max_model_len
@@ -154,4 +155,4 @@ class VllmGenerator:
 def make_generator(folder: str | Path, ev: EvaluateParams) -> Generator:
     if ev.backend == "vllm":
         return VllmGenerator(folder, ev)
-    return HFGenerator(folder, ev.batch_size, ev.max_new_tokens, ev.dtype, ev.threads)
+    return HFGenerator(folder, ev.batch_size, ev.max_new_tokens, resolve_dtype(ev.dtype), ev.threads)

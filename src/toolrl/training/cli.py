@@ -54,12 +54,13 @@ def _train(stage: str, params_path: Path, overrides: list[str], fresh: bool, dry
 def _dry_run(stage: str, p, plan) -> None:
     from rich.markup import escape
 
+    from toolrl.hardware import resolve_bf16
     from toolrl.training import launch
 
     notes = launch.check(stage, p)
     sec = launch.section(p, stage)
     console.print(f"[green]{stage} configuration is valid[/green] (output {sec.output_dir}, {sec.max_steps} steps, "
-                  f"lr {sec.learning_rate:g}, bf16 {sec.bf16})", highlight=False)
+                  f"lr {sec.learning_rate:g}, bf16 {sec.bf16} -> {resolve_bf16(sec.bf16)})", highlight=False)
     for path, present in launch.inputs(stage, p).items():
         console.print(f"  input {escape(path)}: {'present' if present else 'missing (an earlier stage writes it)'}",
                       highlight=False, soft_wrap=True)

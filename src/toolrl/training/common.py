@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from toolrl.config import LoraParams, Params, TrainCommon
+from toolrl.hardware import precision_args
 from toolrl.training import checkpoints, publish
 from toolrl.training.checkpoints import DONE_FILE, OutputState
 from toolrl.training.data import TrainingError, file_digest
@@ -94,7 +95,7 @@ def trainer_args(section: TrainCommon, state: OutputState, stage: str, dtype: st
         "save_strategy": "steps",
         "save_steps": section.save_steps,
         "save_total_limit": section.save_total_limit,
-        "bf16": section.bf16,
+        **precision_args(section.bf16),
         "activation_checkpointing": section.gradient_checkpointing,  # transformers 5 name
         "seed": section.seed,
         # TRL's MLflow callback logs into the run `tracked_run` opened (it starts its own only when

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from toolrl.config import ConfigError, Params, TrainCommon, load_params
+from toolrl.hardware import resolve_bf16
 
 STAGES = ("sft", "grpo")
 
@@ -93,7 +94,7 @@ def _vllm_server(params: Params) -> tuple[list[str], dict[str, str]]:
            "--data-parallel-size", str(v.server_data_parallel_size),
            "--host", v.server_host, "--port", str(v.server_port),
            "--gpu-memory-utilization", str(v.gpu_memory_utilization),
-           "--dtype", "bfloat16" if params.grpo.bf16 else "auto"]
+           "--dtype", "bfloat16" if resolve_bf16(params.grpo.bf16) else "auto"]
     if v.max_model_length:
         cmd += ["--max-model-len", str(v.max_model_length)]
     env = {"CUDA_VISIBLE_DEVICES": v.server_cuda_visible_devices} if v.server_cuda_visible_devices else {}
@@ -132,8 +133,7 @@ def check(stage: str, params: Params) -> list[str]:
         config_cls = GRPOConfig
     if not torch.cuda.is_available():
         kwargs["use_cpu"] = True
-        if sec.bf16:
-            notes.append("no CUDA here: the config was validated with use_cpu=True (bf16 runs on a GPU)")
+        notes.append(f"no CUDA here: the config was validated with use_cpu=True (bf16 {resolve_bf16(sec.bf16)})")
     kwargs["report_to"] = []
     try:
         config_cls(**kwargs)

@@ -72,9 +72,10 @@ def sample_completions(folder: Path, prompts: list[list[dict[str, str]]], sec: T
     from tqdm.auto import tqdm
 
     from toolrl.evaluation.generation import _cut_at_end_of_turn, _stop_ids
+    from toolrl.hardware import resolve_dtype
     from toolrl.models import load_model
 
-    model, tokenizer = load_model(str(folder))
+    model, tokenizer = load_model(str(folder), dtype=resolve_dtype(sec.dtype))
     model.eval()
     tokenizer.padding_side = "left"
     torch.manual_seed(sec.seed)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from toolrl.config import Params
+from toolrl.hardware import precision_args
 from toolrl.trm.model import ID2LABEL, backbone_folder, init_trm, save_trm
 from toolrl.trm.steps import IGNORE, encode_step
 
@@ -206,7 +207,7 @@ def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
         warmup_steps=sec.warmup_ratio, lr_scheduler_type="linear", logging_steps=sec.logging_steps,
         eval_strategy="steps", eval_steps=sec.eval_steps, save_strategy="steps", save_steps=sec.eval_steps,
         save_total_limit=2, load_best_model_at_end=True, metric_for_best_model="roc_auc", greater_is_better=True,
-        seed=sec.seed, report_to=["mlflow"], remove_unused_columns=False,
+        seed=sec.seed, report_to=["mlflow"], remove_unused_columns=False, **precision_args(sec.bf16),
     )
     callback = StageCallback(STAGE, sec.plots_file)
     with stage_run(params, STAGE, resume_dir=state.output_dir, log_params=params.trm.model) as run:
