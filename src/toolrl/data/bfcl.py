@@ -13,7 +13,6 @@ evaluate stage scores, and must never be trained on.
 
 from __future__ import annotations
 
-import json
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from toolrl.data import base
 from toolrl.data.readers import RawRecord
 from toolrl.data.schema import Call, DataError, Example, Message, Outcome, Target, Tool, history_turn
 from toolrl.data.tool_schema import normalize_tools
+from toolrl.jsonl import read_jsonl
 
 NO_ANSWER_CATEGORIES = {"live_relevance"}  # any call is accepted there: no target to learn
 
@@ -64,7 +64,7 @@ def check_categories(categories: list[str]) -> list[str]:
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         raise DataError(f"{path} is missing from the installed bfcl_eval: reinstall `bfcl-eval`")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [row for _, row in read_jsonl(path, "reinstall `bfcl-eval`", DataError)]
 
 
 def records(src: SourceParams) -> list[RawRecord]:

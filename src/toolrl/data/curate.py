@@ -20,6 +20,7 @@ from toolrl.config import DataParams, Params, SourceParams
 from toolrl.data import bfcl, card, dedup, hammer, masking, rlla, toolace, validate, xlam
 from toolrl.data.schema import DataError, Example, Rejected, clean_target, render_views
 from toolrl.data.split import SPLITS, assign, calls_bucket
+from toolrl.jsonl import write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -123,12 +124,6 @@ def prompt_lengths(records: list[dict[str, Any]], tokenizer: Any) -> list[int]:
 # ---------------------------------------------------------------- writing
 
 
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
 def _source_rows(data: DataParams) -> list[dict[str, Any]]:
     rows = []
     for s in data.sources:
@@ -177,11 +172,11 @@ def write_outputs(data: DataParams, out: Path, records: list[dict[str, Any]], sp
     files: dict[str, Path] = {}
     for sp in SPLITS:
         files[sp] = out / f"{sp}.jsonl"
-        _write_jsonl(files[sp], [r for r in records if splits[r["id"]] == sp])
+        write_jsonl(files[sp], [r for r in records if splits[r["id"]] == sp])
     files["quarantine"] = out / "quarantine.jsonl"
-    _write_jsonl(files["quarantine"], [r.entry() for r in rejected])
+    write_jsonl(files["quarantine"], [r.entry() for r in rejected])
     files["duplicates"] = out / "duplicates.jsonl"
-    _write_jsonl(files["duplicates"], [d.__dict__ for d in dups])
+    write_jsonl(files["duplicates"], [d.__dict__ for d in dups])
     files["stats"] = out / "stats.json"
     files["stats"].write_text(json.dumps(stats, indent=2) + "\n")
     by_split: dict[str, list[int]] = {sp: [] for sp in SPLITS}

@@ -19,6 +19,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from toolrl.jsonl import read_jsonl
+
 if TYPE_CHECKING:
     from datasets import Dataset
 
@@ -72,21 +74,14 @@ def read_records(path: str | Path, view: View, limit: int | None = None) -> list
     """The records of one curated jsonl file, checked for `view`; the first `limit` only if given."""
     path = Path(path)
     records: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TrainingError(f"{path} line {lineno}: not valid JSON ({exc.msg}); re-run `toolrl data curate`") from None
-            problem = check_record(record, view)
-            if problem:
-                raise TrainingError(f"{path} line {lineno}: {problem}; the {view} view needs "
-                                    f"{', '.join(VIEW_COLUMNS[view])} in the canonical schema: re-run `toolrl data curate`")
-            records.append(record)
-            if limit is not None and len(records) >= limit:
-                break
+    for lineno, record in read_jsonl(path, "re-run `toolrl data curate`", TrainingError):
+        problem = check_record(record, view)
+        if problem:
+            raise TrainingError(f"{path} line {lineno}: {problem}; the {view} view needs "
+                                f"{', '.join(VIEW_COLUMNS[view])} in the canonical schema: re-run `toolrl data curate`")
+        records.append(record)
+        if limit is not None and len(records) >= limit:
+            break
     if not records:
         raise TrainingError(f"{path} holds no records: re-run `toolrl data curate` with at least one source")
     return records

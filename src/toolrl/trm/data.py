@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from toolrl.config import Params, TrmDataParams
+from toolrl.jsonl import read_jsonl, write_jsonl
 from toolrl.trm.calls import call_spans
 from toolrl.trm.labels import ground_truth_calls, rule_labels
 from toolrl.trm.negatives import balance, hard_negatives
@@ -225,31 +226,18 @@ def summarise(stats: Counter, splits: dict[str, list[dict[str, Any]]], quarantin
     return out
 
 
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
 def read_steps(path: str | Path) -> list[dict[str, Any]]:
     """Step records of a `data/trm` split, each checked for the fields the trainer needs."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run `toolrl trm data` (or `dvc repro trm_data`) first")
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path} line {n}: not valid JSON ({exc.msg}); rerun `toolrl trm data`") from None
-            missing = [k for k in ("prompt", "prefix", "call", "label") if k not in row]
-            if missing or row["label"] not in (0, 1):
-                raise ValueError(f"{path} line {n}: a step record needs prompt, prefix, call and a 0/1 label "
-                                 f"(missing {missing or 'a valid label'}); rerun `toolrl trm data`")
-            rows.append(row)
+    for n, row in read_jsonl(path, "rerun `toolrl trm data`"):
+        missing = [k for k in ("prompt", "prefix", "call", "label") if k not in row]
+        if missing or row["label"] not in (0, 1):
+            raise ValueError(f"{path} line {n}: a step record needs prompt, prefix, call and a 0/1 label "
+                             f"(missing {missing or 'a valid label'}); rerun `toolrl trm data`")
+        rows.append(row)
     return rows
 
 
