@@ -95,12 +95,17 @@ def model_prepare(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None) 
 
 
 def _register_subcommands() -> None:
-    """Sub-apps defined beside their domain code (each module exposes `app`)."""
+    """Sub-apps defined beside their domain code (each module exposes `app`; a module whose app has a
+    single callback and no commands, like `eval`, is registered as one plain command)."""
     import importlib
 
     for module, name in SUBCOMMANDS:
-        mod = importlib.import_module(module)
-        app.add_typer(mod.app, name=name)
+        sub = importlib.import_module(module).app
+        callback = sub.registered_callback
+        if not sub.registered_commands and not sub.registered_groups and callback is not None:
+            app.command(name, help=sub.info.help)(callback.callback)
+        else:
+            app.add_typer(sub, name=name)
 
 
 # (module, sub-command name); each module must import heavy libraries lazily.
