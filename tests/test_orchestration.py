@@ -92,7 +92,8 @@ def test_profile_overrides_mean_the_same_to_toolrl_and_to_dvc(tmp_path):
     from dvc.utils.hydra import apply_overrides as dvc_apply
 
     overrides = [*profile_overrides("smoke", ROOT), "grpo.reward.weights.format=2.0",
-                 "evaluate.bfcl_categories=[simple_python, multiple]", "trm.data.judge.base_url=null"]
+                 "evaluate.bfcl_categories=[simple_python, multiple]", "trm.data.judge.base_url=null",
+                 "evaluate.limit_per_benchmark={api_bank: null}"]
     target = tmp_path / "params.yaml"
     shutil.copy(ROOT / "params.yaml", target)
     dvc_apply(target, dvc_set_args(overrides, target))  # DVC's own code path for -S
@@ -100,6 +101,7 @@ def test_profile_overrides_mean_the_same_to_toolrl_and_to_dvc(tmp_path):
     by_toolrl = load_params(ROOT / "params.yaml", overrides)
     assert by_dvc == by_toolrl
     assert by_dvc.grpo.reward.weights == {"format": 2.0}
+    assert by_dvc.evaluate.limit_per_benchmark == {"api_bank": None}  # a new key in a mapping
 
 
 def test_unknown_profile_and_bad_profile_key_are_clear_errors(tmp_path):

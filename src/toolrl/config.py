@@ -480,7 +480,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r} needs the form key.sub=value (e.g. grpo.max_steps=10)")
     key, _, raw = text.partition("=")
-    path = [p for p in key.strip().split(".") if p]
+    # Hydra's `+key` / `++key` (add / add-or-override, as `dvc exp run -S` takes them) set the key here.
+    path = [p for p in key.strip().lstrip("+").split(".") if p]
     if not path:
         raise ConfigError(f"override {text!r} has an empty key")
     try:

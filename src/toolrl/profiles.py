@@ -96,12 +96,13 @@ def compose(profile: str = DEFAULT_PROFILE, overrides: list[str] | None = None, 
 
 
 def dvc_set_args(overrides: list[str], params_file: str | Path = "params.yaml") -> list[str]:
-    """`-S` arguments for `dvc exp run`: a key absent from params.yaml gets Hydra's `++` (add or set),
-    since DVC refuses to set a key the file does not have (e.g. an entry of `grpo.reward.weights`)."""
+    """`-S` arguments for `dvc exp run`: a key absent from params.yaml, or a mapping value, gets Hydra's
+    `++` (add or set), since DVC (Hydra's struct mode) refuses to set a key the file does not have: an
+    entry of `grpo.reward.weights`, or `evaluate.limit_per_benchmark={api_bank: null}` over `{}`."""
     raw = load_raw(params_file)
     args: list[str] = []
     for text in overrides:
-        path, _ = parse_override(text)
+        path, value = parse_override(text)
         node: Any = raw
         present = True
         for part in path:
@@ -110,5 +111,6 @@ def dvc_set_args(overrides: list[str], params_file: str | Path = "params.yaml") 
             else:
                 present = False
                 break
-        args.append(text if present else f"++{text}")
+        args.append(text if present and not isinstance(value, dict) or text.startswith(("+", "~"))
+                    else f"++{text}")
     return args
