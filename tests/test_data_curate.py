@@ -79,7 +79,7 @@ def test_quarantine_reasons_and_source_lines(curated):
     bad_line = next(e for e in entries if e["reason"] == "unparseable_record")
     assert bad_line["provenance"]["line"] == 10 and bad_line["record"] == "{this line is not json"
     too_long = next(e for e in entries if e["reason"] == "prompt_too_long")
-    assert too_long["source"] == "xlam_long" and "> data.max_prompt_tokens=1536" in too_long["detail"]
+    assert too_long["source"] == "xlam_long" and "> data.max_prompt_tokens=768" in too_long["detail"]
 
 
 def test_duplicates_keep_the_first(curated):
@@ -131,7 +131,7 @@ def test_outputs_card_and_stats(curated):
     stats = json.loads((out / "stats.json").read_text())
     assert stats == curated.stats
     assert sum(stats["per_split"].values()) == stats["totals"]["kept"]
-    assert stats["prompt_tokens"]["max"] <= stats["prompt_tokens"]["cap"] == 1536
+    assert stats["prompt_tokens"]["max"] <= stats["prompt_tokens"]["cap"] == 768
 
 
 def test_same_params_same_bytes(tmp_path):

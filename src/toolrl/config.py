@@ -84,8 +84,10 @@ class DataParams(Section):
         ]
     )
     seed: int = 0
-    # Prompt length cap, counted with `tokenizer` on the chat-templated prompt.
-    max_prompt_tokens: int = Field(default=1536, ge=64)
+    # Prompt length cap, counted with `tokenizer` on the chat-templated prompt. Below sft.max_length,
+    # so every SFT example has room for its completion; shorter prompts also make every CPU training
+    # step cheaper (a step's cost is mostly the prompt: ~550 of ~650 tokens on BFCL).
+    max_prompt_tokens: int = Field(default=768, ge=64)
     tokenizer: str = "smollm2-135m-instruct"  # a model reference as in `model.name`, or a tokenizer folder
     # Token-set Jaccard similarity (of conversation + target) at or above which two examples are
     # near-duplicates; 1.0 keeps only exact-duplicate removal.
@@ -470,6 +472,15 @@ class Params(Section):
     trm: TrmParams = Field(default_factory=TrmParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     tracking: TrackingParams = Field(default_factory=TrackingParams)
+
+    @model_validator(mode="after")
+    def _prompts_fit_sft(self) -> Params:
+        # Caught here, not after curation: SFT refuses examples whose prompt fills max_length.
+        if self.data.max_prompt_tokens >= self.sft.max_length:
+            raise ValueError(f"data.max_prompt_tokens ({self.data.max_prompt_tokens}) must be below sft.max_length "
+                             f"({self.sft.max_length}), or SFT examples have no room for their completion: lower "
+                             "the first or raise the second")
+        return self
 
 
 # ---------------------------------------------------------------- loading
