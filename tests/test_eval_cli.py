@@ -46,8 +46,8 @@ def test_toolrl_eval_writes_the_report_and_reuses_the_cache(workdir):
     assert "generated 8 new completions" in " ".join(first.stderr.split())
 
     reports = workdir / "reports"
-    for name in ("eval.md", "eval.csv", "metrics.json", "eval_examples.jsonl", "plots/eval_overall.png",
-                 "plots/eval_bfcl_simple_python.png", "plots/eval_api_bank_level_2.png"):
+    for name in ("eval.md", "eval.csv", "metrics.json", "eval_examples.jsonl", "eval_plots/eval_overall.png",
+                 "eval_plots/eval_bfcl_simple_python.png", "eval_plots/eval_api_bank_level_2.png"):
         assert (reports / name).is_file(), name
 
     rows = list(csv.reader((reports / "eval.csv").open()))

@@ -8,7 +8,8 @@ Written to `evaluate.output_dir`:
 - `metrics.json`: `{model: {benchmark: {category: acc, overall: acc, overall_weighted: acc}}}` for
   `dvc metrics diff`;
 - `eval_examples.jsonl`: every graded case (model, case, correct, error, completion);
-- `plots/eval_overall.png` and `plots/eval_<benchmark>_<category>.png`.
+- `eval_plots/eval_overall.png` and `eval_plots/eval_<benchmark>_<category>.png` (a folder of its own,
+  so DVC tracks every plot as the stage's output).
 
 Weighting: a benchmark's `overall` is the unweighted mean of its categories (levels), as BFCL's
 summary averages its categories; `overall_weighted` pools all its cases (example-weighted).
@@ -202,6 +203,9 @@ def markdown(results: EvalResults, ev: EvaluateParams, plots: dict[str, Path], o
 # ---------------------------------------------------------------- plots
 
 
+PLOTS_DIR = "eval_plots"  # under evaluate.output_dir; dvc.yaml declares it as the stage's plots
+
+
 def plot(results: EvalResults, plots_dir: Path) -> dict[str, Path]:
     import matplotlib
 
@@ -278,7 +282,7 @@ def write(results: EvalResults, ev: EvaluateParams, run_id: str | None = None) -
                                          "detail": g.outcome.detail, "completion": g.completion},
                                         ensure_ascii=False) + "\n")
 
-    plots = plot(results, out_dir / "plots")
+    plots = plot(results, out_dir / PLOTS_DIR)
     files.update({f"plot_{k}": p for k, p in plots.items()})
     files["markdown"] = out_dir / "eval.md"
     files["markdown"].write_text(markdown(results, ev, plots, out_dir, run_id))

@@ -58,7 +58,7 @@ def run_evaluation(params: Params,
         mlflow.set_tags({f"evaluate.model.{report.metric_key(m.label)}": m.model.content_hash[:16]
                          for m in results.models})
         for path in files.values():
-            sub = "evaluation/plots" if path.parent.name == "plots" else "evaluation"
+            sub = "evaluation/plots" if path.parent.name == report.PLOTS_DIR else "evaluation"
             mlflow.log_artifact(str(path), artifact_path=sub)
         if results.warnings:
             mlflow.log_text("\n".join(results.warnings) + "\n", "evaluation/warnings.txt")
