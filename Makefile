@@ -10,7 +10,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 # Point runs at the local servers when `make services` started them (else: embedded / ephemeral).
 SERVICES_ENV = $(shell bash infra/services.sh env 2>/dev/null)
 
-.PHONY: venv run smoke repro params services serve stop status test lint bench bench-pipeline clean-venv
+.PHONY: venv run smoke repro grid params services serve stop status test lint bench bench-pipeline clean-venv
 
 venv:
 	@bash infra/bootstrap.sh
@@ -28,6 +28,11 @@ smoke: venv
 ## repro: plain `dvc repro` with the venv on PATH (does nothing when everything is up to date)
 repro: venv
 	env $(SERVICES_ENV) $(VENV)/bin/dvc repro
+
+## grid: the paper's reward-variant ablation of GRPO as queued DVC experiments, one at a time, after
+## `make run` (VARIANTS="coarse equal_max"; GRID_COLD=1 adds GRPO cold from the base model)
+grid: venv
+	GRID_COLD=$(GRID_COLD) bash infra/grid.sh $(VARIANTS)
 
 ## params: re-render params.yaml from the schema in src/toolrl/config.py (every key at its default)
 params: venv

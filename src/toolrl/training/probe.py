@@ -38,8 +38,11 @@ def score(completions: list[str], records: list[dict[str, Any]]) -> dict[str, fl
 
 
 def generate(model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], max_new_tokens: int,
-             batch_size: int = 4, desc: str = "probe") -> list[str]:
-    """Greedy completions of chat prompts, batched with left padding."""
+             batch_size: int = 8, desc: str = "probe", bf16: bool = False) -> list[str]:
+    """Greedy completions of chat prompts, batched with left padding; under bf16 autocast when the
+    training runs in bf16 (the probe's prefill is then 3x faster on a CPU with AMX)."""
+    from contextlib import nullcontext
+
     import torch
     from tqdm.auto import tqdm
 
@@ -53,7 +56,8 @@ def generate(model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], ma
             texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
                      for p in prompts[start:start + batch_size]]
             enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-            with torch.inference_mode():
+            autocast = torch.autocast(model.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+            with torch.inference_mode(), autocast:
                 ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
             new = ids[:, enc["input_ids"].shape[1]:]
@@ -65,9 +69,9 @@ def generate(model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], ma
 
 
 def run_probe(model: Any, tokenizer: Any, records: list[dict[str, Any]], max_new_tokens: int,
-              desc: str = "probe") -> tuple[dict[str, float], dict[str, list[Any]]]:
+              desc: str = "probe", bf16: bool = False) -> tuple[dict[str, float], dict[str, list[Any]]]:
     """(scores, table of completions) on `records` (canonical records with a prompt)."""
-    completions = generate(model, tokenizer, [r["prompt"] for r in records], max_new_tokens, desc=desc)
+    completions = generate(model, tokenizer, [r["prompt"] for r in records], max_new_tokens, desc=desc, bf16=bf16)
     table = {
         "id": [str(r.get("id", i)) for i, r in enumerate(records)],
         "user": [r["prompt"][-1]["content"][-2000:] for r in records],

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from toolrl.config import Params
+from toolrl.hardware import resolve_bf16
 from toolrl.training import checkpoints, common, publish
 from toolrl.training.callbacks import StageCallback
 from toolrl.training.data import check_sft_lengths, load_view, read_records, split_path
@@ -24,11 +25,11 @@ PROBE_BEFORE = "probe_before.json"
 
 
 def _probe(model: Any, tokenizer: Any, records: list[dict[str, Any]], max_new_tokens: int,
-           when: str, step: int) -> dict[str, float]:
+           when: str, step: int, bf16: bool) -> dict[str, float]:
     from toolrl.training.callbacks import log_table
     from toolrl.training.probe import run_probe
 
-    scores, table = run_probe(model, tokenizer, records, max_new_tokens, desc=f"probe {when}")
+    scores, table = run_probe(model, tokenizer, records, max_new_tokens, desc=f"probe {when}", bf16=bf16)
     common.log_metrics_now(STAGE, {f"probe_{when}": scores}, step)
     log_table(table, f"samples/sft_probe_{when}.json")
     return scores
@@ -77,7 +78,8 @@ def run_sft(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
         # Probes run on every process: under ZeRO-3 generation needs all the shards; rank 0 records.
         before_file = state.output_dir / PROBE_BEFORE
         if probe_records and not before_file.exists():
-            before = _probe(trainer.model, tokenizer, probe_records, sec.probe_max_new_tokens, "before", 0)
+            before = _probe(trainer.model, tokenizer, probe_records, sec.probe_max_new_tokens, "before", 0,
+                            resolve_bf16(sec.bf16))
             if common.is_main_process():
                 before_file.write_text(json.dumps(before))
         if state.resume_from:
@@ -85,7 +87,8 @@ def run_sft(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
         trainer.train(resume_from_checkpoint=str(state.resume_from) if state.resume_from else None)
         model = common.save_final_model(trainer, tokenizer, sec.lora, state.output_dir)
         step = trainer.state.global_step
-        after = _probe(model, tokenizer, probe_records, sec.probe_max_new_tokens, "after", step) if probe_records else None
+        after = _probe(model, tokenizer, probe_records, sec.probe_max_new_tokens, "after", step,
+                       resolve_bf16(sec.bf16)) if probe_records else None
         if not common.is_main_process():
             return common.TrainResult(STAGE, str(state.output_dir), step, None)
 
