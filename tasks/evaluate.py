@@ -14,7 +14,9 @@ from prefect.artifacts import create_markdown_artifact
 from toolrl.config import Params
 
 
-@task(name="evaluate-models")
+# log_prints off: under Prefect's print capture, dill's stdout capture of `dis` output (how datasets
+# fingerprints map functions) is logged instead of captured: noise, and wrong dataset fingerprints.
+@task(name="evaluate-models", log_prints=False)
 def evaluate_models(params: Params) -> dict[str, Any]:
     from toolrl.evaluation.report import metrics_tree
     from toolrl.evaluation.stage import run_evaluation

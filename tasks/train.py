@@ -12,7 +12,9 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
 
-@task(name="train-stage", retries=0)
+# log_prints off: under Prefect's print capture, dill's stdout capture of `dis` output (how datasets
+# fingerprints map functions) is logged instead of captured: noise, and wrong dataset fingerprints.
+@task(name="train-stage", retries=0, log_prints=False)
 def train_stage(stage: str, params_path: str, overrides: list[str], fresh: bool = False) -> dict[str, Any]:
     from toolrl.config import load_params
     from toolrl.training.launch import execute

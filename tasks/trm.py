@@ -12,21 +12,23 @@ from prefect.artifacts import create_markdown_artifact
 from toolrl.config import Params
 
 
-@task(name="trm-data", retries=0)
+# log_prints off: under Prefect's print capture, dill's stdout capture of `dis` output (how datasets
+# fingerprints map functions) is logged instead of captured: noise, and wrong dataset fingerprints.
+@task(name="trm-data", retries=0, log_prints=False)
 def build_trm_data(params: Params) -> dict[str, Any]:
     from toolrl.trm.data import run_trm_data
 
     return run_trm_data(params)
 
 
-@task(name="trm-train", retries=0)
+@task(name="trm-train", retries=0, log_prints=False)
 def train_trm(params: Params, fresh: bool = False) -> dict[str, Any]:
     from toolrl.trm.trainer import run_trm
 
     return run_trm(params, fresh=fresh)
 
 
-@task(name="grpo-trm-train", retries=0)
+@task(name="grpo-trm-train", retries=0, log_prints=False)
 def train_grpo_trm(params: Params, fresh: bool = False) -> dict[str, Any]:
     from toolrl.trm.grpo import run_grpo_trm
 

@@ -218,3 +218,39 @@ def test_team_env_example_defines_every_variable_compose_uses():
     defined = set(re.findall(r"^([A-Z_]+)=", env, flags=re.M))
     assert used <= defined, f"not in team.env.example: {sorted(used - defined)}"
     assert {"PREFECT_API_URL", "MLFLOW_TRACKING_URI"} <= defined
+
+
+GLOBAL_FOR_DILL = 1
+
+
+def _uses_a_global() -> int:
+    return GLOBAL_FOR_DILL
+
+
+def test_heavy_tasks_keep_prints_out_of_prefect_so_dill_sees_globals():
+    """datasets fingerprints map functions with dill, which finds a function's globals by capturing
+    `dis` output on sys.stdout; Prefect's log_prints swallows that output, and dill finds nothing."""
+    import dill.detect
+    from prefect import flow, task
+
+    from tasks.evaluate import evaluate_models
+    from tasks.train import train_stage
+    from tasks.trm import build_trm_data, train_grpo_trm, train_trm
+
+    @task(log_prints=False)
+    def probe_quiet() -> list[str]:
+        return sorted(dill.detect.nestedglobals(_uses_a_global))
+
+    @task
+    def probe_captured() -> list[str]:
+        return sorted(dill.detect.nestedglobals(_uses_a_global))
+
+    @flow(log_prints=True)
+    def both() -> tuple[list[str], list[str]]:
+        return probe_quiet(), probe_captured()
+
+    quiet, captured = both()
+    assert "GLOBAL_FOR_DILL" in quiet
+    assert "GLOBAL_FOR_DILL" not in captured  # the failure the setting avoids (fix upstream: drop this line)
+    for t in (train_stage, build_trm_data, train_trm, train_grpo_trm, evaluate_models):
+        assert t.log_prints is False, t.name

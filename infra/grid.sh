@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The ablation grid of the ToolRL paper as queued DVC experiments, run one at a time:
+#   bash infra/grid.sh [variant ...]        # default: coarse equal_max two_stage length
+#   GRID_COLD=1 bash infra/grid.sh          # also GRPO cold from the base model (grpo.init=base)
+# Each experiment is `dvc exp run --queue -S grpo.reward.variant=<v>` on top of the workspace's
+# params, reproducing only `grpo` and `evaluate` (--single-item): sft, the TRM and grpo_trm stay those
+# of the baseline, so every row differs from the baseline in GRPO's reward alone. Needs a baseline
+# whose outputs are in the DVC cache (`make run` first). Follow with `dvc queue status`,
+# `dvc queue logs <name>`; compare with `dvc exp show` / `dvc metrics diff` and in MLflow (the runs
+# carry the tag dvc.exp_name). `make grid` calls this with the venv first on PATH.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+variants=("$@")
+[ ${#variants[@]} -gt 0 ] || variants=(coarse equal_max two_stage length)
+known=$(python -c "import toolrl.rewards; from toolrl.rewards.registry import VARIANTS; print(*VARIANTS, sep='\n')")
+for v in "${variants[@]}"; do
+  if ! grep -qx "$v" <<<"$known"; then
+    echo "grid: unknown reward variant '$v'; \`toolrl reward variants\` lists them" >&2; exit 2
+  fi
+done
+# Queued experiments run in temporary copies of the project: MLflow's store and the evaluation's
+# completion cache must be absolute paths, or their results stay in the copies.
+if [ -z "${MLFLOW_TRACKING_URI:-}" ]; then
+  eval "$(bash infra/services.sh env 2>/dev/null | sed 's/^/export /')"
+fi
+export MLFLOW_TRACKING_URI=${MLFLOW_TRACKING_URI:-sqlite:///$PWD/mlruns.db}
+cache=$PWD/$(python -c "from toolrl.config import load_params; print(load_params('params.yaml').evaluate.cache_dir)")
+queue() {  # name, overrides...
+  local name=$1; shift
+  local args=()
+  for kv in "$@" "evaluate.cache_dir=$cache"; do args+=(-S "$kv"); done
+  dvc exp run --queue --name "$name" "${args[@]}" --single-item grpo evaluate
+  echo "queued $name: $*"
+}
+for v in "${variants[@]}"; do queue "grpo-$v" "grpo.reward.variant=$v"; done
+if [ "${GRID_COLD:-0}" = 1 ]; then queue grpo-cold grpo.init=base; fi
+dvc queue start --jobs 1
+echo "running one at a time (MLflow: $MLFLOW_TRACKING_URI); \`dvc queue status\` to follow"
