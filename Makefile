@@ -30,9 +30,10 @@ repro: venv
 	env $(SERVICES_ENV) $(VENV)/bin/dvc repro
 
 ## grid: the paper's reward-variant ablation of GRPO as queued DVC experiments, one at a time, after
-## `make run` (VARIANTS="coarse equal_max"; GRID_COLD=1 adds GRPO cold from the base model)
+## `make run` (VARIANTS="coarse equal_max"; GRID_COLD=1 adds GRPO cold from the base model, GRID_POOLED=1
+## the TRM's naive pooled advantage)
 grid: venv
-	GRID_COLD=$(GRID_COLD) bash infra/grid.sh $(VARIANTS)
+	GRID_COLD=$(GRID_COLD) GRID_POOLED=$(GRID_POOLED) bash infra/grid.sh $(VARIANTS)
 
 ## params: re-render params.yaml from the schema in src/toolrl/config.py (every key at its default)
 params: venv

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The ablation grid of the ToolRL paper as queued DVC experiments, run one at a time:
-#   bash infra/grid.sh [variant ...]        # default: coarse equal_max two_stage length
+#   bash infra/grid.sh [variant ...]        # default: coarse equal_max two_stage length; `none`: no variant
 #   GRID_COLD=1 bash infra/grid.sh          # also GRPO cold from the base model (grpo.init=base)
+#   GRID_POOLED=1 bash infra/grid.sh        # also the TRM's naive pooled advantage (trm.grpo.advantage=pooled)
 # Each experiment is `dvc exp run --queue -S grpo.reward.variant=<v>` on top of the workspace's
 # params, reproducing only `grpo` and `evaluate` (--single-item): sft, the TRM and grpo_trm stay those
 # of the baseline, so every row differs from the baseline in GRPO's reward alone. Needs a baseline
@@ -12,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 variants=("$@")
 [ ${#variants[@]} -gt 0 ] || variants=(coarse equal_max two_stage length)
+[ "${variants[*]}" != "none" ] || variants=()
 known=$(python -c "import toolrl.rewards; from toolrl.rewards.registry import VARIANTS; print(*VARIANTS, sep='\n')")
 for v in "${variants[@]}"; do
   if ! grep -qx "$v" <<<"$known"; then
@@ -25,14 +27,15 @@ if [ -z "${MLFLOW_TRACKING_URI:-}" ]; then
 fi
 export MLFLOW_TRACKING_URI=${MLFLOW_TRACKING_URI:-sqlite:///$PWD/mlruns.db}
 cache=$PWD/$(python -c "from toolrl.config import load_params; print(load_params('params.yaml').evaluate.cache_dir)")
-queue() {  # name, overrides...
-  local name=$1; shift
+queue() {  # name, stage to rerun, overrides...
+  local name=$1 stage=$2; shift 2
   local args=()
   for kv in "$@" "evaluate.cache_dir=$cache"; do args+=(-S "$kv"); done
-  dvc exp run --queue --name "$name" "${args[@]}" --single-item grpo evaluate
+  dvc exp run --queue --name "$name" "${args[@]}" --single-item "$stage" evaluate
   echo "queued $name: $*"
 }
-for v in "${variants[@]}"; do queue "grpo-$v" "grpo.reward.variant=$v"; done
-if [ "${GRID_COLD:-0}" = 1 ]; then queue grpo-cold grpo.init=base; fi
+if [ "${GRID_POOLED:-0}" = 1 ]; then queue grpo-trm-pooled grpo_trm trm.grpo.advantage=pooled; fi
+if [ "${GRID_COLD:-0}" = 1 ]; then queue grpo-cold grpo grpo.init=base; fi
+for v in "${variants[@]}"; do queue "grpo-$v" grpo "grpo.reward.variant=$v"; done
 dvc queue start --jobs 1
 echo "running one at a time (MLflow: $MLFLOW_TRACKING_URI); \`dvc queue status\` to follow"
