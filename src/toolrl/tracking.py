@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -116,7 +117,20 @@ def stage_run(params: Params, stage: str, resume_dir: str | Path | None = None,
             id_file.write_text(run.info.run_id)
         if log_params is not None and run_id is None:
             mlflow.log_params(flat_params(log_params, stage))
+        started = time.perf_counter()
         yield run
+        # What the stage cost this process (and children it waited for, e.g. `accelerate launch`):
+        # docs/BENCHMARKS.md reads these off the runs of a pipeline.
+        mlflow.log_metrics({"system/stage_seconds": time.perf_counter() - started,
+                            "system/peak_rss_gb": peak_rss_gb()})
+
+
+def peak_rss_gb() -> float:
+    """Peak resident memory of this process or of its largest waited-for child, in GB (Linux: KB)."""
+    import resource
+
+    kb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    return kb / 2**20
 
 
 def log_metrics(stage: str, metrics: dict[str, float], step: int | None = None) -> None:
