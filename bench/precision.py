@@ -18,19 +18,9 @@ import contextlib
 import time
 
 import torch
+from generation import matmul_gflops  # bench/ is on sys.path when a bench script runs
 
 from toolrl.models import load_model
-
-
-def matmul_gflops(dtype: torch.dtype, threads: int, n: int = 2048, repeats: int = 10) -> float:
-    torch.set_num_threads(threads)
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
 def autocast(on: bool):
@@ -64,7 +54,8 @@ def main() -> None:
     print("| dtype | threads | matmul GFLOP/s |\n|---|---|---|")
     for dtype in (torch.float32, torch.bfloat16):
         for threads in (1, 2):
-            print(f"| {str(dtype).split('.')[1]} | {threads} | {matmul_gflops(dtype, threads):.0f} |")
+            torch.set_num_threads(threads)
+            print(f"| {str(dtype).split('.')[1]} | {threads} | {matmul_gflops(2048, 10, dtype):.0f} |")
     torch.set_num_threads(args.threads)
 
     model, _ = load_model(args.model)

@@ -75,12 +75,13 @@ def test_trm_data_trm_grpo_trm(params, tmp_path):
     rows.write_text(json.dumps({"id": "a", "prompt": rec["prompt"], "completion": rec["ground_truth"]}) + "\n"
                     + json.dumps({"id": "b", "tools": rec["tools"], "conversation": rec["conversation"],
                                   "completion": [{"role": "assistant", "content": "<think> x </think>"}]}) + "\n"
-                    + '{"id": "c"}\n')
+                    + '{"id": "c"}\n' + "{not json\n")
     done = subprocess.run([sys.executable, "-m", "toolrl.cli", "trm", "score", "--model", str(tmp_path / "models" / "trm"),
                            "--input", str(rows), "--output", str(tmp_path / "out.jsonl")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     scored = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-    assert [r["id"] for r in scored] == ["a", "b", 3]
+    assert [r["id"] for r in scored] == ["a", "b", 3, 4]
+    assert scored[3]["error"].startswith("line 4: not valid JSON")
     assert len(scored[0]["calls"]) == 1 and scored[0]["calls"][0]["score"] == pytest.approx(scores[0][0], abs=1e-4)
     assert scored[1]["calls"] == [] and "needs `prompt`" in scored[2]["error"]
 

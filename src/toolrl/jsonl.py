@@ -12,19 +12,26 @@ from pathlib import Path
 from typing import Any
 
 
-def read_jsonl(path: str | Path, fix: str, error: type[Exception] = ValueError) -> Iterator[tuple[int, Any]]:
-    """(line number, value) for every non-blank line; a line that is not JSON raises `error` naming the
-    file and line, followed by `fix` (what to do about it)."""
-    path = Path(path)
-    with path.open(encoding="utf-8") as fh:
+def parse_lines(path: str | Path) -> Iterator[tuple[int, Any, str | None]]:
+    """(line number, value, None) for every non-blank line, or (line number, None, why) for a line
+    that is not JSON: for readers that collect bad lines rather than stop at the first."""
+    with Path(path).open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                value = json.loads(line)
+                yield lineno, json.loads(line), None
             except json.JSONDecodeError as exc:
-                raise error(f"{path} line {lineno}: not valid JSON ({exc.msg}); {fix}") from None
-            yield lineno, value
+                yield lineno, None, f"not valid JSON ({exc.msg})"
+
+
+def read_jsonl(path: str | Path, fix: str, error: type[Exception] = ValueError) -> Iterator[tuple[int, Any]]:
+    """(line number, value) for every non-blank line; a line that is not JSON raises `error` naming the
+    file and line, followed by `fix` (what to do about it)."""
+    for lineno, value, problem in parse_lines(path):
+        if problem:
+            raise error(f"{path} line {lineno}: {problem}; {fix}")
+        yield lineno, value
 
 
 def write_jsonl(path: str | Path, rows: Iterable[Any]) -> None:

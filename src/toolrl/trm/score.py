@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from toolrl import formats
+from toolrl.jsonl import parse_lines
 from toolrl.trm.calls import CallSpan, call_spans
 from toolrl.trm.model import load_trm, positive_probs
 from toolrl.trm.steps import IGNORE, encode_step
@@ -88,18 +89,16 @@ def score_file(folder: str | Path, input_path: str | Path, output: Any, batch_si
         raise FileNotFoundError(f"{input_path} not found: give a jsonl file of {{prompt, completion}} rows")
     scorer = TrmScorer(folder, batch_size=batch_size)
     rows, good = [], []
-    with input_path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                if not isinstance(row, dict):
-                    raise ValueError("line is not a JSON object")
-                rows.append({"id": row.get("id", n), "prompt": _prompt_of(row), "completion": _completion_of(row)})
-                good.append(len(rows) - 1)
-            except ValueError as exc:
-                rows.append({"id": n, "error": f"line {n}: {exc}"})
+    for n, row, problem in parse_lines(input_path):
+        try:
+            if problem:
+                raise ValueError(problem)
+            if not isinstance(row, dict):
+                raise ValueError("line is not a JSON object")
+            rows.append({"id": row.get("id", n), "prompt": _prompt_of(row), "completion": _completion_of(row)})
+            good.append(len(rows) - 1)
+        except ValueError as exc:
+            rows.append({"id": n, "error": f"line {n}: {exc}"})
     ok = [rows[i] for i in good]
     spans, scores = scorer.score_completions([r["prompt"] for r in ok], [r["completion"] for r in ok])
     for r, ss, sc in zip(ok, spans, scores, strict=True):
