@@ -47,7 +47,8 @@ def main() -> None:
     inside = 0.0
     last_end = parent.info.start_time
     for run in children:
-        wall = (run.info.end_time - run.info.start_time) / 1000
+        # A resumed stage's run keeps its first start time: its own figure counts this attempt only.
+        wall = run.data.metrics.get("system/stage_seconds", (run.info.end_time - run.info.start_time) / 1000)
         inside += wall
         gap = (run.info.start_time - last_end) / 1000
         last_end = run.info.end_time
@@ -56,6 +57,8 @@ def main() -> None:
         print(f"| {stage} | {run.info.run_id[:8]} | {_clock(run.info.start_time)} | {wall:.0f} | "
               f"{'' if rss is None else f'{rss:.2f}'} | {gap:.0f} |")
     total = (parent.info.end_time - parent.info.start_time) / 1000
+    if not children:
+        sys.exit(f"pipeline wall {total:.0f} s; no stage ran (all up to date or restored from the cache)")
     outside = total - inside
     print(f"\npipeline wall {total:.0f} s; inside stage runs {inside:.0f} s; outside {outside:.0f} s "
           f"= {100 * outside / total:.1f} % of the run ({100 * outside / inside:.1f} % on top of the stages)")

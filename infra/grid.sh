@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The ablation grid of the ToolRL paper as queued DVC experiments, run one at a time:
-#   bash infra/grid.sh [variant ...]        # default: coarse equal_max two_stage length; `none`: no variant
+#   bash infra/grid.sh [variant ...]        # default: coarse equal_max length; `none`: no variant
 #   GRID_COLD=1 bash infra/grid.sh          # also GRPO cold from the base model (grpo.init=base)
 #   GRID_POOLED=1 bash infra/grid.sh        # also the TRM's naive pooled advantage (trm.grpo.advantage=pooled)
 # Each experiment is `dvc exp run --queue -S grpo.reward.variant=<v>` on top of the workspace's
@@ -11,12 +11,14 @@
 # carry the tag dvc.exp_name). `make grid` calls this with the venv first on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
 variants=("$@")
-[ ${#variants[@]} -gt 0 ] || variants=(coarse equal_max two_stage length)
+# two_stage switches at step 30 and dynamic_* schedule over the run: meaningful with grpo.max_steps >= 60.
+[ ${#variants[@]} -gt 0 ] || variants=(coarse equal_max length)
 [ "${variants[*]}" != "none" ] || variants=()
 known=$(python -c "import toolrl.rewards; from toolrl.rewards.registry import VARIANTS; print(*VARIANTS, sep='\n')")
 for v in "${variants[@]}"; do
-  if ! grep -qx "$v" <<<"$known"; then
+  if ! grep -qxF -- "$v" <<<"$known"; then
     echo "grid: unknown reward variant '$v'; \`toolrl reward variants\` lists them" >&2; exit 2
   fi
 done
@@ -26,16 +28,22 @@ if [ -z "${MLFLOW_TRACKING_URI:-}" ]; then
   eval "$(bash infra/services.sh env 2>/dev/null | sed 's/^/export /')"
 fi
 export MLFLOW_TRACKING_URI=${MLFLOW_TRACKING_URI:-sqlite:///$PWD/mlruns.db}
-cache=$PWD/$(python -c "from toolrl.config import load_params; print(load_params('params.yaml').evaluate.cache_dir)")
+cache=$(python -c "from pathlib import Path; from toolrl.config import load_params
+print(Path(load_params('params.yaml').evaluate.cache_dir).resolve())")
+existing=$(dvc exp list --names-only 2>/dev/null || true)
 queue() {  # name, stage to rerun, overrides...
   local name=$1 stage=$2; shift 2
+  if grep -qxF -- "$name" <<<"$existing"; then
+    echo "skipped $name: that experiment exists (\`dvc exp remove $name\` to run it again)"; return
+  fi
   local args=()
-  for kv in "$@" "evaluate.cache_dir=$cache"; do args+=(-S "$kv"); done
+  # Ablation models are not registered: the registry's aliases stay on the baseline's models.
+  for kv in "$@" "evaluate.cache_dir=$cache" tracking.register_models=false; do args+=(-S "$kv"); done
   dvc exp run --queue --name "$name" "${args[@]}" --single-item "$stage" evaluate
   echo "queued $name: $*"
 }
 if [ "${GRID_POOLED:-0}" = 1 ]; then queue grpo-trm-pooled grpo_trm trm.grpo.advantage=pooled; fi
 if [ "${GRID_COLD:-0}" = 1 ]; then queue grpo-cold grpo grpo.init=base; fi
 for v in "${variants[@]}"; do queue "grpo-$v" grpo "grpo.reward.variant=$v"; done
-dvc queue start --jobs 1
+dvc queue start --jobs 1 >/dev/null
 echo "running one at a time (MLflow: $MLFLOW_TRACKING_URI); \`dvc queue status\` to follow"

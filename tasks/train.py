@@ -8,19 +8,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 
 # log_prints off: under Prefect's print capture, dill's stdout capture of `dis` output (how datasets
 # fingerprints map functions) is logged instead of captured: noise, and wrong dataset fingerprints.
+# The stage's own messages go to the run logger (`say`).
 @task(name="train-stage", retries=0, log_prints=False)
 def train_stage(stage: str, params_path: str, overrides: list[str], fresh: bool = False) -> dict[str, Any]:
     from toolrl.config import load_params
     from toolrl.training.launch import execute
 
     params = load_params(params_path, overrides)
-    return execute(stage, params, params_path, overrides, fresh).to_dict()
+    return execute(stage, params, params_path, overrides, fresh, say=get_run_logger().info).to_dict()
 
 
 def _header(result: dict[str, Any]) -> str:

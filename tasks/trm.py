@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from toolrl.config import Params
@@ -14,25 +14,26 @@ from toolrl.config import Params
 
 # log_prints off: under Prefect's print capture, dill's stdout capture of `dis` output (how datasets
 # fingerprints map functions) is logged instead of captured: noise, and wrong dataset fingerprints.
+# The stage's own messages go to the run logger (`say`).
 @task(name="trm-data", retries=0, log_prints=False)
 def build_trm_data(params: Params) -> dict[str, Any]:
     from toolrl.trm.data import run_trm_data
 
-    return run_trm_data(params)
+    return run_trm_data(params, say=get_run_logger().info)
 
 
 @task(name="trm-train", retries=0, log_prints=False)
 def train_trm(params: Params, fresh: bool = False) -> dict[str, Any]:
     from toolrl.trm.trainer import run_trm
 
-    return run_trm(params, fresh=fresh)
+    return run_trm(params, fresh=fresh, say=get_run_logger().info)
 
 
 @task(name="grpo-trm-train", retries=0, log_prints=False)
 def train_grpo_trm(params: Params, fresh: bool = False) -> dict[str, Any]:
     from toolrl.trm.grpo import run_grpo_trm
 
-    return run_grpo_trm(params, fresh=fresh).to_dict()
+    return run_grpo_trm(params, fresh=fresh, say=get_run_logger().info).to_dict()
 
 
 @task(name="publish-trm-data-card")
