@@ -75,6 +75,7 @@ def test_sft_trains_tracks_registers_and_is_then_reused(tmp_path, tiny_model_dir
         assert f"sft/probe_{when}/well_formed_share" in data.metrics
     # What the stage cost: seconds inside the run and the process's peak memory (a real figure).
     assert data.metrics["system/stage_seconds"] > 0 and 0.1 < data.metrics["system/peak_rss_gb"] < 24
+    assert data.tags["system.fast_bf16"] in ("true", "false")
     artifacts = {a.path for a in client.list_artifacts(result.run_id, "samples")}
     assert {"samples/sft_probe_before.json", "samples/sft_probe_after.json"} <= artifacts
 

@@ -117,6 +117,10 @@ def stage_run(params: Params, stage: str, resume_dir: str | Path | None = None,
             id_file.write_text(run.info.run_id)
         if log_params is not None and run_id is None:
             mlflow.log_params(flat_params(log_params, stage))
+        from toolrl.hardware import bf16_supported
+
+        # What `bf16: auto` / `dtype: auto` resolved to on this machine (params record only `auto`).
+        mlflow.set_tag("system.fast_bf16", str(bf16_supported()).lower())
         started = time.perf_counter()
         yield run
         # What the stage cost this process (and children it waited for, e.g. `accelerate launch`):
