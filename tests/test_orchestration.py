@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from importlib.metadata import version
 from pathlib import Path
 
@@ -254,3 +255,11 @@ def test_heavy_tasks_keep_prints_out_of_prefect_so_dill_sees_globals():
     assert "GLOBAL_FOR_DILL" not in captured  # the failure the setting avoids (fix upstream: drop this line)
     for t in (train_stage, build_trm_data, train_trm, train_grpo_trm, evaluate_models):
         assert t.log_prints is False, t.name
+
+
+def test_grid_refuses_an_unknown_reward_variant_before_queueing_anything():
+    done = subprocess.run(["bash", str(ROOT / "infra" / "grid.sh"), "coarse", "no_such_variant"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2
+    assert "unknown reward variant 'no_such_variant'" in done.stderr and "toolrl reward variants" in done.stderr
+    assert "queued" not in done.stdout
