@@ -264,3 +264,23 @@ def test_dry_run_rejects_what_trl_would_reject(project_root, tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr and "num_generations = 3" in out.stderr
     out = _cli("train", "sft", "--dry-run", "-S", "sft.launch.accelerate_config=nowhere.yaml", cwd=project_root)
     assert out.returncode == 2 and "nowhere.yaml not found" in out.stderr
+
+
+def test_compare_plots_one_column_of_several_runs_and_explains_bad_input(tmp_path):
+    from typer.testing import CliRunner
+
+    from toolrl.cli import _register_subcommands, app
+
+    _register_subcommands()
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("step,reward,tool_calls/mean_calls\n1,0.5,1.0\n2,0.7,0.5\n3,0.9,0.25\n")
+    b.write_text("step,reward,tool_calls/mean_calls\n1,0.4,1.0\n2,0.6,1.0\n")
+    out = tmp_path / "calls.png"
+    done = CliRunner().invoke(app, ["train", "compare", "--run", f"grpo={a}", "--run", f"grpo_trm={b}",
+                                    "--column", "tool_calls/mean_calls", "--out", str(out), "--window", "2"])
+    assert done.exit_code == 0, done.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    missing = CliRunner().invoke(app, ["train", "compare", "--run", f"x={a}", "--column", "nope", "--out", str(out)])
+    assert missing.exit_code != 0 and "no values in column 'nope'" in str(missing.exception)
+    bad = CliRunner().invoke(app, ["train", "compare", "--run", "no-equals-sign", "--column", "reward", "--out", str(out)])
+    assert bad.exit_code != 0 and "LABEL=CSV" in str(bad.exception)

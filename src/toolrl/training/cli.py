@@ -35,6 +35,30 @@ def grpo(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None, fresh: Fr
     _train("grpo", params, set_ or [], fresh, dry_run)
 
 
+@app.command("compare")
+def compare(
+    run: Annotated[list[str], typer.Option("--run", help="LABEL=CSV: a stage's per-step CSV (repeat)")],
+    column: Annotated[str, typer.Option(help="the CSV column to plot, e.g. reward, tool_calls/mean_calls")],
+    out: Annotated[Path, typer.Option(help="PNG to write")],
+    title: Annotated[str, typer.Option()] = "",
+    window: Annotated[int, typer.Option(min=1, help="running mean over this many steps")] = 1,
+) -> None:
+    """Plot one column of several runs' per-step CSVs side by side (e.g. GRPO vs GRPO+TRM call counts)."""
+    from toolrl.training.publish import plot_runs
+
+    runs: dict[str, str] = {}
+    for item in run:
+        label, sep, path = item.partition("=")
+        if not sep or not label or not Path(path).is_file():
+            raise UserError(f"--run {item!r}: give LABEL=CSV with an existing CSV file (e.g. grpo=reports/plots/grpo_rewards.csv)")
+        runs[label] = path
+    try:
+        png = plot_runs(runs, column, out, title or column, window)
+    except (ValueError, KeyError) as exc:
+        raise UserError(str(exc)) from None
+    console.print(f"wrote {png}")
+
+
 def _train(stage: str, params_path: Path, overrides: list[str], fresh: bool, dry_run: bool) -> None:
     from toolrl.training import launch
     from toolrl.training.data import TrainingError

@@ -108,6 +108,40 @@ def plot_columns(csv_path: str | Path, png_path: str | Path, columns: list[str],
     return png_path
 
 
+def plot_runs(runs: dict[str, str | Path], column: str, png_path: str | Path, title: str,
+              window: int = 1) -> Path:
+    """One column of several runs' per-step CSVs on one axis (label -> CSV), each with its running mean
+    over `window` steps drawn over the raw points: a step's value rests on a couple of prompts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, path in runs.items():
+        pts = [(float(r["step"]), float(r[column])) for r in read_csv(path) if r.get(column) not in (None, "")]
+        if not pts:
+            raise ValueError(f"{path} has no values in column {column!r}")
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        line = ax.plot(xs, ys, marker="o", markersize=3, linewidth=0.6, alpha=0.45)[0]
+        if window > 1:
+            smooth = [sum(ys[max(0, i - window + 1):i + 1]) / len(ys[max(0, i - window + 1):i + 1]) for i in range(len(ys))]
+            ax.plot(xs, smooth, color=line.get_color(), linewidth=2, label=f"{label} (mean of last {window})")
+        else:
+            line.set_label(label)
+    ax.set_xlabel("step")
+    ax.set_ylabel(column)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)
+    return png_path
+
+
 def markdown_table(csv_path: str | Path, columns: list[str], max_rows: int = 40) -> str:
     """A per-step CSV as a markdown table (every k-th row when long), for Prefect artifacts and docs."""
     rows = read_csv(csv_path)
