@@ -136,3 +136,34 @@ def test_balance_subsamples_the_majority():
     assert Counter(r["label"] for r in kept) == {1: 2, 0: 6}
     kept, _ = balance([{"label": 0}] * 3, 0.5, None, random.Random(0))
     assert len(kept) == 3  # one class only: nothing to balance against
+
+
+def test_reference_only_prompts_add_positives_and_negatives_without_samples(tmp_path):
+    """Prompts beyond the sampled ones contribute their reference calls and hard negatives (no policy
+    samples needed), stay whole on one side of the split, and `reference_prompts` caps them."""
+    from training_fixtures import write_curated
+
+    from toolrl.config import validate
+    from toolrl.trm.data import build, load_prompts
+
+    data = write_curated(tmp_path / "curated", train=12)
+
+    def params(**trm_data):
+        return validate({"data": {"output_dir": str(data)},
+                         "trm": {"data": {"prompts": 4, "val_fraction": 0.25, **trm_data}}})
+
+    sampled, extra = load_prompts(params())
+    assert len(sampled) == 4 and len(extra) == 8
+    assert not {r["id"] for r in sampled} & {r["id"] for r in extra}
+    assert [r["id"] for r in load_prompts(params(reference_prompts=3))[1]] == [r["id"] for r in extra[:3]]
+    assert load_prompts(params(reference_positives=False))[1] == []
+    assert [r["id"] for r in load_prompts(params(reference_prompts=0))[0]] == [r["id"] for r in sampled]
+
+    no_calls = [[""] for _ in sampled]  # the policy wrote nothing: every positive is a reference call
+    alone, _, stats_alone = build(params(reference_prompts=0), sampled, no_calls, say=lambda _: None)
+    more, _, stats = build(params(), sampled, no_calls, say=lambda _: None, reference_only=extra)
+    assert stats["reference_only_prompts"] == 8 and stats_alone["reference_only_prompts"] == 0
+    records = more["train"] + more["val"]
+    assert sum(r["label"] for r in records) > sum(r["label"] for r in alone["train"] + alone["val"])
+    assert {r["source"] for r in records} >= {"reference", "negative"}
+    assert not {r["prompt_id"] for r in more["train"]} & {r["prompt_id"] for r in more["val"]}

@@ -333,6 +333,11 @@ class TrmDataParams(Section):
     # Add the reference calls themselves as positives (label 1), so a policy that rarely calls right
     # still yields positives.
     reference_positives: bool = True
+    # Further training prompts, beyond the sampled ones, that add only their reference calls (positives)
+    # and those calls' hard negatives: no sampling, so nearly free, and what gives the TRM enough
+    # positives on a CPU budget (64 sampled prompts alone gave 66 balanced records). None: all other
+    # training prompts; 0: none. Needs reference_positives.
+    reference_prompts: int | None = Field(default=None, ge=0)
     positive_fraction: float = Field(default=0.5, gt=0, lt=1)  # the majority class is subsampled to it
     max_records: int | None = Field(default=None, ge=1)  # cap after balancing (keeps the fraction)
     val_fraction: float = Field(default=0.15, gt=0, lt=1)  # of prompts (records of a prompt stay together)

@@ -46,8 +46,9 @@ def policy_folder(params: Params) -> Path:
     return path
 
 
-def load_prompts(params: Params) -> list[dict[str, Any]]:
-    """A seeded sample of `trm.data.prompts` curated training records (all of them when fewer)."""
+def load_prompts(params: Params) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(sampled, reference-only): a seeded sample of `trm.data.prompts` curated training records (all of
+    them when fewer), and up to `trm.data.reference_prompts` of the others, in file order."""
     from toolrl.training.data import read_records, split_path
 
     records = read_records(split_path(params.data.output_dir, "train"), "rl")
@@ -55,15 +56,19 @@ def load_prompts(params: Params) -> list[dict[str, Any]]:
     if len(records) < 2:
         raise ValueError(f"{params.data.output_dir}/train.jsonl has {len(records)} record(s): the TRM data needs "
                          "at least 2 prompts (one to validate on)")
-    rng = random.Random(sec.seed)
-    picked = rng.sample(records, min(sec.prompts, len(records)))
-    for i, rec in enumerate(picked):
+    for i, rec in enumerate(records):
         rec.setdefault("id", f"train-{i}")
         rec["id"] = str(rec["id"])
+    rng = random.Random(sec.seed)
+    picked = rng.sample(records, min(sec.prompts, len(records)))
+    chosen = {id(r) for r in picked}
+    others = [r for r in records if id(r) not in chosen] if sec.reference_positives else []
+    extra = others if sec.reference_prompts is None else others[:sec.reference_prompts]
+    for rec in picked + extra:
         if not isinstance(rec.get("tools"), list):
             raise ValueError(f"curated record {rec['id']!r} has no `tools` list: the TRM labels need the canonical "
                              "schema (re-run `toolrl data curate`)")
-    return picked
+    return picked, extra
 
 
 def sample_completions(folder: Path, prompts: list[list[dict[str, str]]], sec: TrmDataParams,
@@ -177,20 +182,24 @@ def split_by_prompt(prompt_ids: list[str], val_fraction: float, seed: int) -> di
 
 
 def build(params: Params, records: list[dict[str, Any]], completions: list[list[str]],
-          say: Callable[[str], None] = print) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]], dict]:
-    """Label, add negatives, dedupe, split and balance. Returns ({split: records}, quarantine, stats)."""
+          say: Callable[[str], None] = print, reference_only: list[dict[str, Any]] | None = None,
+          ) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]], dict]:
+    """Label, add negatives, dedupe, split and balance. Returns ({split: records}, quarantine, stats).
+    `reference_only`: prompts without policy samples, contributing their reference calls only."""
     sec = params.trm.data
+    reference_only = reference_only or []
     stats: Counter = Counter()
     stats["prompts"] = len(records)
+    stats["reference_only_prompts"] = len(reference_only)
     steps: list[dict[str, Any]] = []
     for record, texts in zip(records, completions, strict=True):
         steps += label_policy_steps(record, texts, stats)
     quarantine: list[dict[str, Any]] = []
-    by_id = {r["id"]: r for r in records}
+    by_id = {r["id"]: r for r in records + reference_only}
     if sec.labeler == "judge" and steps:
         steps, quarantine = apply_judge(steps, by_id, sec, stats)
     if sec.reference_positives:
-        for record in records:
+        for record in records + reference_only:
             steps += reference_steps(record, stats)
     rng = random.Random(sec.seed)
     negatives: list[dict[str, Any]] = []
@@ -200,7 +209,7 @@ def build(params: Params, records: list[dict[str, Any]], completions: list[list[
             negatives += hard_negatives(step, record["tools"], ground_truth_calls(record), list(sec.negative_kinds),
                                         sec.hard_negatives_per_call, rng, stats)
     steps = dedupe(steps + negatives, stats)
-    side = split_by_prompt([r["id"] for r in records], sec.val_fraction, sec.seed)
+    side = split_by_prompt([r["id"] for r in records + reference_only], sec.val_fraction, sec.seed)
     splits = {name: [s for s in steps if side[s["prompt_id"]] == name] for name in SPLITS}
     before = len(splits["train"])
     splits["train"], dropped = balance(splits["train"], sec.positive_fraction, sec.max_records, rng)
@@ -250,11 +259,12 @@ def run_trm_data(params: Params, say: Callable[[str], None] = print) -> dict[str
 
     sec = params.trm.data
     folder = policy_folder(params)
-    records = load_prompts(params)
+    records, reference_only = load_prompts(params)
     with stage_run(params, STAGE, log_params=sec) as run:
-        say(f"sampling {sec.samples_per_prompt} completions for each of {len(records)} prompts from {folder}")
+        say(f"sampling {sec.samples_per_prompt} completions for each of {len(records)} prompts from {folder}; "
+            f"{len(reference_only)} more prompts add their reference calls only")
         completions = sample_completions(folder, [r["prompt"] for r in records], sec)
-        splits, quarantine, stats = build(params, records, completions, say)
+        splits, quarantine, stats = build(params, records, completions, say, reference_only)
         out = Path(sec.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         for name in SPLITS:
