@@ -72,6 +72,26 @@ def read_csv(path: str | Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def save_figure(fig: Any, png_path: str | Path, ax: Any = None, xlabel: str | None = None,
+                title: str | None = None) -> Path:
+    """Label, grid and legend `ax` (when given), write the figure as a PNG (folders made) and close it."""
+    import matplotlib.pyplot as plt
+
+    if ax is not None:
+        if xlabel:
+            ax.set_xlabel(xlabel)
+        if title:
+            ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)
+    return png_path
+
+
 def plot_columns(csv_path: str | Path, png_path: str | Path, columns: list[str], title: str,
                  band: dict[str, str] | None = None) -> Path | None:
     """Plot `columns` of a per-step CSV against `step` (`band`: column -> its std column, shaded)."""
@@ -96,16 +116,7 @@ def plot_columns(csv_path: str | Path, png_path: str | Path, columns: list[str],
             ax.fill_between(xs, [y - s for y, s in zip(ys, sd, strict=True)],
                             [y + s for y, s in zip(ys, sd, strict=True)], alpha=0.15,
                             label=f"{col} ± {std_col} (spread over the step's completions)")
-    ax.set_xlabel("step")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=120)
-    plt.close(fig)
-    return png_path
+    return save_figure(fig, png_path, ax, "step", title)
 
 
 def plot_runs(runs: dict[str, str | Path], column: str, png_path: str | Path, title: str,
@@ -129,17 +140,8 @@ def plot_runs(runs: dict[str, str | Path], column: str, png_path: str | Path, ti
             ax.plot(xs, smooth, color=line.get_color(), linewidth=2, label=f"{label} (mean of last {window})")
         else:
             line.set_label(label)
-    ax.set_xlabel("step")
     ax.set_ylabel(column)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=120)
-    plt.close(fig)
-    return png_path
+    return save_figure(fig, png_path, ax, "step", title)
 
 
 def markdown_table(csv_path: str | Path, columns: list[str], max_rows: int = 40) -> str:

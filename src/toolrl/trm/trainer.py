@@ -119,6 +119,8 @@ def calibration_plot(y: list[int], p: list[float], path: str | Path, bins: int =
     import matplotlib.pyplot as plt
     from sklearn.calibration import calibration_curve
 
+    from toolrl.training.publish import save_figure
+
     if len(set(y)) < 2:
         return None
     frac, mean = calibration_curve(y, p, n_bins=bins, strategy="uniform")
@@ -133,12 +135,7 @@ def calibration_plot(y: list[int], p: list[float], path: str | Path, bins: int =
     hx.hist([x for x, t in zip(p, y, strict=True) if t == 0], bins=bins, range=(0, 1), alpha=0.6, label="bad")
     hx.set_xlabel("TRM score")
     hx.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def held_out_measures(scores: list[float], records: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
