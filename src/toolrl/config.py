@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from toolrl.hardware import Bf16Setting, DtypeSetting
+
 DEFAULT_PARAMS = Path("params.yaml")
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
@@ -158,8 +160,8 @@ class TrainCommon(Section):
     save_total_limit: int = Field(default=2, ge=1)
     keep_checkpoints: bool = False  # False: delete <output_dir>/checkpoints once the final model is saved
     # Mixed precision (autocast bf16, fp32 master weights). auto: on where the hardware has fast bf16
-    # (CUDA, or a CPU with AMX / AVX512-BF16: 2x faster training here, docs/BENCHMARKS.md).
-    bf16: bool | Literal["auto"] = "auto"
+    # (CUDA, or a CPU with AMX / AVX512-BF16: 1.5x faster forward+backward here, docs/BENCHMARKS.md).
+    bf16: Bf16Setting = "auto"
     gradient_checkpointing: bool = False  # trades compute for memory; worth it on a GPU, not on CPU
     # CPU threads of the training process (torch.set_num_threads); None: torch's default (one per
     # core). On a shared, oversubscribed machine 1 thread can be several times faster (docs/TRAINING.md).
@@ -322,7 +324,7 @@ class TrmDataParams(Section):
     max_new_tokens: int = Field(default=128, ge=8)
     temperature: float = Field(default=1.0, gt=0)
     generation_batch_size: int = Field(default=8, ge=1)  # completions per generate() call
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # sampling weights; auto as in evaluate.dtype
+    dtype: DtypeSetting = "auto"  # sampling weights; auto as in evaluate.dtype
     labeler: Literal["rule", "judge"] = "rule"
     judge: JudgeParams = Field(default_factory=JudgeParams)
     # Hard negatives: perturbed copies of each correct call (policy calls labelled 1 and reference calls).
@@ -358,7 +360,7 @@ class TrmModelParams(Section):
     weight_decay: float = Field(default=0.0, ge=0)
     warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
     max_length: int = Field(default=1024, ge=32)  # longer steps lose tokens from the left
-    bf16: bool | Literal["auto"] = "auto"  # mixed precision, as in the training sections
+    bf16: Bf16Setting = "auto"  # mixed precision, as in the training sections
     logging_steps: int = Field(default=5, ge=1)
     eval_steps: int = Field(default=20, ge=1)  # evaluation (and checkpoint) every N steps
     early_stopping_patience: int = Field(default=3, ge=1)  # evaluations without a better validation AUC
@@ -434,9 +436,9 @@ class EvaluateParams(Section):
     batch_size: int = Field(default=8, ge=1)
     max_new_tokens: int = Field(default=192, ge=8)
     backend: Literal["hf", "vllm"] = "hf"
-    # hf backend weights; auto: bfloat16 where the hardware has fast bf16 (3-5x faster prefill on an
+    # hf backend weights; auto: bfloat16 where the hardware has fast bf16 (3x faster prefill on an
     # AMX CPU, docs/BENCHMARKS.md), else float32.
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    dtype: DtypeSetting = "auto"
     # CPU threads of the hf backend (torch.set_num_threads); None: torch's default (one per core). On a
     # shared, oversubscribed machine 1 thread can be several times faster (docs/BENCHMARKS.md).
     threads: int | None = Field(default=None, ge=1)

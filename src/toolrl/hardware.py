@@ -1,7 +1,7 @@
 """What this machine's hardware can do fast, for settings left at `auto`.
 
-bf16 is 2-5x faster than float32 on CPUs with AMX or AVX512-BF16 (docs/BENCHMARKS.md: a SmolLM2-135M
-forward+backward 10 s -> 5 s, prefill 5.7 s -> 1.2 s) and several times slower where the CPU emulates
+bf16 is 2-5x faster than float32 on CPUs with AMX or AVX512-BF16 (docs/BENCHMARKS.md, bench/precision.py: a SmolLM2-135M
+forward+backward 14.2 s -> 9.1 s, prefill of 8 x 550 tokens 7.1 s -> 2.2 s) and several times slower where the CPU emulates
 it, so `auto` picks it only where the hardware has it.
 """
 
