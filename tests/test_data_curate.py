@@ -15,6 +15,7 @@ from data_fixtures import XLAM_TOOLS, write_all, write_jsonl, xlam_record
 
 from toolrl import formats
 from toolrl.config import DataParams, Params, SourceParams, TrackingParams
+from toolrl.data import curate as curate_mod
 from toolrl.data import dedup, masking, split, toolace, validate
 from toolrl.data.curate import curate
 from toolrl.data.schema import Call, Example, Message, Target, Tool
@@ -38,6 +39,7 @@ def mix_sources(folder) -> list[dict]:
 
 
 def mix_params(folder, out_dir, **data) -> Params:
+    data.setdefault("max_no_call_share", None)  # the mix is small: capping would hide other reasons
     return Params(data=DataParams(sources=[SourceParams(**s) for s in mix_sources(folder)],
                                   output_dir=str(out_dir), **data))
 
@@ -172,6 +174,32 @@ def test_split_is_stratified_and_order_free():
     more = split.assign(exs + [_ex(i, "c", 1) for i in range(30)], fractions, seed=0)
     assert {k: v for k, v in more.items() if not k.startswith("c:")} == got
     assert split.assign(exs, fractions, seed=1) != got
+
+
+def test_no_call_share_cap_picks_by_hash_and_respects_the_share():
+    def rec(i, calls):
+        return {"id": f"s:{i}", "target": {"calls": [{"name": "f"}] * calls}}
+
+    records = [rec(i, 1) for i in range(30)] + [rec(i, 0) for i in range(30, 100)]
+    excess = curate_mod.no_call_excess(records, 0.25, seed=0)
+    assert len(excess) == 60 and all(int(i[2:]) >= 30 for i in excess)  # keeps 10 = 0.25 of 40
+    assert curate_mod.no_call_excess(records[::-1], 0.25, seed=0) == excess  # order-free
+    assert curate_mod.no_call_excess(records, 0.25, seed=1) != excess
+    assert curate_mod.no_call_excess(records, None, seed=0) == set()
+    assert curate_mod.no_call_excess(records, 1.0, seed=0) == set()
+    assert curate_mod.no_call_excess(records, 0.75, seed=0) == set()  # 70 % is under the cap
+
+
+def test_capped_no_call_examples_are_quarantined_with_their_reason(tmp_path):
+    capped = curate(mix_params(tmp_path / "in", tmp_path / "out", max_no_call_share=0.1), track=False)
+    t = capped.totals
+    assert t["read"] + t["generated"] == t["kept"] + t["quarantined"] + t["duplicates"]
+    kept = [r for f in SPLIT_FILES for r in read_jsonl(capped.output_dir / f)]
+    no_call = [r for r in kept if not r["target"]["calls"]]
+    assert len(no_call) <= 0.1 * len(kept) / 0.9 + 1e-9
+    entries = [e for e in read_jsonl(capped.output_dir / "quarantine.jsonl") if e["reason"] == "no_call_share_cap"]
+    assert entries and capped.stats["quarantine_reasons"]["no_call_share_cap"] == len(entries)
+    assert all("data.max_no_call_share=0.1" in e["detail"] for e in entries)
 
 
 def test_dedup_threshold():

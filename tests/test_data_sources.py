@@ -159,7 +159,7 @@ def test_hammer_irrelevance_is_a_direct_answer(tmp_path):
     from toolrl.data import hammer
 
     no_call, call = (o[0] for o in convert_all(hammer, src))
-    assert no_call.target.calls == [] and no_call.target.response == DATA.no_call_response
+    assert no_call.target.calls == [] and no_call.target.response in DATA.no_call_responses
     assert call.target.calls[0].arguments == {"numbers": [10, 32]}
 
 
@@ -206,7 +206,20 @@ def test_bfcl_irrelevance_becomes_a_no_call_example():
     src = SourceParams(name="bfcl", categories=["live_irrelevance"])
     raw = bfcl.records(src)[0]
     ex = bfcl.convert(raw, src, DATA)[0]
-    assert ex.target.calls == [] and ex.target.response == DATA.no_call_response
+    assert ex.target.calls == [] and ex.target.response in DATA.no_call_responses
+
+
+def test_no_call_answers_are_spread_over_the_phrasings_and_stable():
+    src = SourceParams(name="bfcl", categories=["live_irrelevance"])
+    answers = [bfcl.convert(raw, src, DATA)[0].target.response for raw in bfcl.records(src)[:200]]
+    counts = {a: answers.count(a) for a in DATA.no_call_responses}
+    assert set(answers) == set(DATA.no_call_responses) and min(counts.values()) >= 20
+    again = [bfcl.convert(raw, src, DATA)[0].target.response for raw in bfcl.records(src)[:200]]
+    assert again == answers
+    one = DataParams(no_call_responses=["Nothing here fits."])
+    assert bfcl.convert(bfcl.records(src)[0], src, one)[0].target.response == "Nothing here fits."
+    with pytest.raises(ValueError, match="empty answer"):
+        DataParams(no_call_responses=["ok", "  "])
 
 
 def test_bfcl_resolution_rules():

@@ -9,9 +9,10 @@ A source module exposes two functions:
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from toolrl.config import SourceParams
+from toolrl.config import DataParams, SourceParams
 from toolrl.data.readers import RawRecord
 from toolrl.data.schema import Rejected
 
@@ -27,6 +28,14 @@ def example_id(src: SourceParams, raw: RawRecord, turn: int | None = None, upstr
     """`<label>:<upstream id or index>[:t<turn>]`: stable across runs and unique within a mix."""
     key = str(upstream) if upstream not in (None, "") else str(raw.index)
     return f"{src.tag}:{key}" + (f":t{turn}" if turn is not None else "")
+
+
+def no_call_response(data: DataParams, example_id: str) -> str:
+    """The direct answer of a no-call example without one of its own: one of
+    `data.no_call_responses`, picked by a hash of the id (stable, and spread evenly over the set)."""
+    options = data.no_call_responses
+    h = int.from_bytes(hashlib.sha256(example_id.encode()).digest()[:8], "big")
+    return options[h % len(options)]
 
 
 def provenance(src: SourceParams, raw: RawRecord, **extra: Any) -> dict[str, Any]:

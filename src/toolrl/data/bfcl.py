@@ -3,7 +3,7 @@
 Questions (`bfcl_eval/data/BFCL_v*_<category>.json`) are paired with `possible_answer/` by id. The
 target takes the first acceptable value of every parameter; a parameter whose acceptable values
 include "" is optional and left out; nested dicts are resolved the same way. Irrelevance categories
-have no answers: they become no-call examples answered directly with `data.no_call_response`.
+have no answers: they become no-call examples answered directly with one of `data.no_call_responses`.
 A system message in the question is folded into the user turn that follows it (the dialogue has no
 system role: the system prompt is the tool list).
 
@@ -184,8 +184,9 @@ def convert(raw: RawRecord, src: SourceParams, data: DataParams) -> list[Outcome
         dialogue = conversation(rec.get("question"))
     except (ValueError, AttributeError) as exc:
         return [base.reject(src, raw, base.UNPARSEABLE_RECORD, str(exc), upstream=upstream)]
+    eid = base.example_id(src, raw, upstream=upstream)
     if "irrelevance" in rec["category"]:
-        target = Target(response=data.no_call_response)
+        target = Target(response=base.no_call_response(data, eid))
     else:
         if rec.get("ground_truth") is None:
             return [base.reject(src, raw, base.UNPARSEABLE_TARGET, "no possible answer with this id",
@@ -196,6 +197,6 @@ def convert(raw: RawRecord, src: SourceParams, data: DataParams) -> list[Outcome
             reason = base.NO_ACCEPTABLE_VALUE if "acceptable" in str(exc) else base.UNPARSEABLE_TARGET
             return [base.reject(src, raw, reason, str(exc), upstream=upstream)]
     return [Example(
-        id=base.example_id(src, raw, upstream=upstream), source=src.tag, tools=tools, conversation=dialogue,
+        id=eid, source=src.tag, tools=tools, conversation=dialogue,
         target=target, provenance=base.provenance(src, raw, upstream_id=upstream),
     )]

@@ -1,7 +1,8 @@
 """The curate stage: upstream sources -> validated, deduplicated, length-capped, split examples.
 
     read (per source, sampled) -> convert -> validate -> deduplicate -> mask (optional)
-      -> render views -> cap prompt tokens -> stratified split -> write files + data card
+      -> render views -> cap prompt tokens -> cap the no-call share -> stratified split
+      -> write files + data card
 
 Every upstream record is accounted for: read + generated = kept + quarantined + duplicates
 (generated: the extra examples a multi-turn record yields). The same params give the same bytes.
@@ -9,6 +10,7 @@ Every upstream record is accounted for: read + generated = kept + quarantined + 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections import Counter, defaultdict
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 
 SOURCES = {"rlla": rlla, "toolace": toolace, "xlam": xlam, "hammer": hammer, "bfcl": bfcl}
 PROMPT_TOO_LONG = "prompt_too_long"
+NO_CALL_SHARE_CAP = "no_call_share_cap"
 CONVERSION_ERROR = "conversion_error"
 
 
@@ -119,6 +122,22 @@ def prompt_lengths(records: list[dict[str, Any]], tokenizer: Any) -> list[int]:
         return []
     ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
     return [len(x) for x in ids]
+
+
+def no_call_excess(records: list[dict[str, Any]], max_share: float | None, seed: int) -> set[str]:
+    """Ids of the no-call records to leave out so they are at most `max_share` of what is kept.
+
+    Which ones is decided by a hash of (seed, id), as in the split: the choice does not depend on
+    the order the records come in."""
+    if max_share is None:
+        return set()
+    no_call = [r["id"] for r in records if not r["target"]["calls"]]
+    n_call = len(records) - len(no_call)
+    keep = len(no_call) if max_share >= 1 else int(max_share * n_call / (1 - max_share))
+    if len(no_call) <= keep:
+        return set()
+    ranked = sorted(no_call, key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).hexdigest())
+    return set(ranked[keep:])
 
 
 # ---------------------------------------------------------------- writing
@@ -239,6 +258,17 @@ def curate(params: Params, *, track: bool = True) -> CurateResult:
             continue
         lengths[ex.id] = n
         records.append(rec)
+    excess = no_call_excess(records, data.max_no_call_share, data.seed)
+    if excess:
+        n_no_call = sum(1 for r in records if not r["target"]["calls"])
+        detail = (f"no-call examples were {n_no_call} of {len(records)}; data.max_no_call_share="
+                  f"{data.max_no_call_share} keeps {n_no_call - len(excess)} of them")
+        for ex in final:
+            if ex.id in excess:
+                rejected.append(Rejected(NO_CALL_SHARE_CAP, detail, ex.source, ex.provenance, ex.id,
+                                         ex.model_dump(mode="json")))
+                del lengths[ex.id]
+        records = [r for r in records if r["id"] not in excess]
 
     splits = assign([e for e in final if e.id in lengths], data.split, data.seed)
     stats = build_stats(data, counts, records, splits, lengths, rejected, dups)

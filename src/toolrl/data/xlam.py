@@ -3,7 +3,7 @@
 `tools` and `answers` are JSON strings (or already-decoded lists): tools in the flat style
 (`{"param": {"type": "str, optional", "description", "default"}}`, a parameter is required unless its
 type says `optional`), answers as `[{"name", "arguments"}]`. An empty answer list (as in Hammer's
-irrelevance data) becomes a no-call example answered directly with `data.no_call_response`.
+irrelevance data) becomes a no-call example answered directly with one of `data.no_call_responses`.
 """
 
 from __future__ import annotations
@@ -54,9 +54,10 @@ def convert(raw: RawRecord, src: SourceParams, data: DataParams) -> list[Outcome
         calls = parse_answers(rec.get("answers"))
     except ValueError as exc:
         return [base.reject(src, raw, base.UNPARSEABLE_TARGET, str(exc), upstream=upstream)]
-    target = Target(calls=calls) if calls else Target(response=data.no_call_response)
+    eid = base.example_id(src, raw, upstream=upstream)
+    target = Target(calls=calls) if calls else Target(response=base.no_call_response(data, eid))
     return [Example(
-        id=base.example_id(src, raw, upstream=upstream), source=src.tag, tools=tools,
+        id=eid, source=src.tag, tools=tools,
         conversation=[Message(role="user", content=rec["query"])], target=target,
         provenance=base.provenance(src, raw, upstream_id=upstream, no_call=not calls or None),
     )]
