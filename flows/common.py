@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,6 +44,32 @@ def prefect_settings() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def exit_on_sigterm() -> Iterator[None]:
+    """SIGTERM raises SystemExit(143), so `finally` blocks and atexit hooks run before the process ends.
+
+    Prefect turns a SIGTERM during a flow run into a crashed state, then hands the signal back to the
+    handler it found. With Python's default handler there the process dies on the spot, atexit never
+    runs and Prefect's temporary server (stopped by an atexit hook) outlives the flow. Only installed
+    over the default handler, from the main thread.
+    """
+    try:
+        installed = signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    except ValueError:  # not the main thread
+        installed = False
+    if installed:
+        signal.signal(signal.SIGTERM, _raise_exit)
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _raise_exit(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def stage_tags() -> list[str]:
     tag = os.environ.get(PIPELINE_TAG_ENV)
     return ["toolrl", *([tag] if tag else [])]
@@ -70,7 +97,7 @@ def run_stage(stage: str, flow_fn: Callable[..., Any], argv: list[str] | None = 
 
     args = parse_args(stage, argv)
     try:
-        with prefect_settings(), prefect.tags(*stage_tags()):
+        with exit_on_sigterm(), prefect_settings(), prefect.tags(*stage_tags()):
             flow_fn(params_path=args.params, overrides=args.overrides)
     except Exception as exc:
         if not isinstance(exc, user_errors()):

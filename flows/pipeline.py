@@ -27,7 +27,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import FlowRunContext
 
-from flows.common import PIPELINE_TAG_ENV, prefect_settings
+from flows.common import PIPELINE_TAG_ENV, exit_on_sigterm, prefect_settings
 from tasks.dvc import DvcError, dvc_exp_results, dvc_exp_run
 from toolrl.config import ConfigError, load_params
 from toolrl.orchestration import (
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args(argv)
     try:
-        with prefect_settings():
+        with exit_on_sigterm(), prefect_settings():
             summary = pipeline(profile=args.profile, overrides=args.overrides, stages=args.stages,
                                experiment=args.name, isolated=args.isolated, force=args.force)
     except (ConfigError, FileNotFoundError) as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -59,21 +60,43 @@ def run_streamed(command: list[str], cwd: str | Path, env: dict[str, str]) -> Dv
     logger = get_run_logger()
     logger.info("$ %s", " ".join(command[2:] if command[:3] == dvc_command() else command))
     result = DvcRun(command=command, returncode=-1)
+    # Its own process group: if this flow is stopped, DVC and the stage process it runs stop with it.
     with subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, bufsize=1) as proc:
+                          text=True, bufsize=1, start_new_session=True) as proc:
         assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.rstrip()
-            if not line:
-                continue
-            logger.info(line)
-            result.tail = [*result.tail[-39:], line]
-            for pattern, bucket in ((RAN, result.ran), (SKIPPED, result.skipped), (RESTORED, result.restored)):
-                match = pattern.search(line)
-                if match and match.group(1) not in bucket:
-                    bucket.append(match.group(1))
-        result.returncode = proc.wait()
+        try:
+            for raw in proc.stdout:
+                line = raw.rstrip()
+                if not line:
+                    continue
+                logger.info(line)
+                result.tail = [*result.tail[-39:], line]
+                for pattern, bucket in ((RAN, result.ran), (SKIPPED, result.skipped), (RESTORED, result.restored)):
+                    match = pattern.search(line)
+                    if match and match.group(1) not in bucket:
+                        bucket.append(match.group(1))
+            result.returncode = proc.wait()
+        except BaseException:  # SIGTERM (as SystemExit), Ctrl-C, a crash: stop the group, then re-raise
+            stop_group(proc)
+            raise
     return result
+
+
+def stop_group(proc: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """SIGTERM to the process group of `proc` (DVC and its stage), SIGKILL if it is not gone in time.
+
+    The stage processes turn SIGTERM into a clean exit (flows.common.exit_on_sigterm): their flow runs
+    end as crashed, their MLflow runs as killed, and nothing keeps running after the pipeline."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 @task(name="dvc-exp-run")

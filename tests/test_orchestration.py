@@ -263,3 +263,80 @@ def test_grid_refuses_an_unknown_reward_variant_before_queueing_anything():
     assert done.returncode == 2
     assert "unknown reward variant 'no_such_variant'" in done.stderr and "toolrl reward variants" in done.stderr
     assert "queued" not in done.stdout
+
+
+STOPPED_FLOW = """
+import os, sys, time
+from prefect import flow
+from flows.common import exit_on_sigterm
+from tasks.dvc import run_streamed
+
+CHILD = "import os, pathlib, sys, time; pathlib.Path(sys.argv[1]).write_text(str(os.getpid())); time.sleep(600)"
+
+@flow
+def long_running(pid_file: str) -> None:
+    run_streamed([sys.executable, "-c", CHILD, pid_file], ".", dict(os.environ))
+
+with exit_on_sigterm():
+    long_running(sys.argv[1])
+"""
+
+
+def _children(pid: int) -> set[int]:
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.add(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process parents from /proc")
+def test_a_terminated_flow_stops_its_command_and_prefects_temporary_server(tmp_path):
+    """SIGTERM to a flow (a stopped `make run`, a cancelled job) leaves nothing running: not the
+    DVC command it streams (nor the stage under it), not Prefect's temporary server."""
+    import os
+    import signal
+    import sys
+    import time
+
+    from orchestration_repo import base_env
+
+    env = base_env(tmp_path / "prefect")
+    env["PYTHONPATH"] = f"{ROOT}{':' + env['PYTHONPATH'] if env.get('PYTHONPATH') else ''}"
+    pid_file = tmp_path / "child.pid"
+    others: set[int] = set()
+    proc = subprocess.Popen([sys.executable, "-c", STOPPED_FLOW, str(pid_file)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not pid_file.exists() or not pid_file.read_text():
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "the flow never started its command"
+            time.sleep(0.5)
+        command = int(pid_file.read_text())
+        others = _children(proc.pid)  # Prefect's temporary server, the command's process
+        assert len(others) >= 2, others
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 143
+        deadline = time.monotonic() + 30
+        while any(_alive(p) for p in (command, *others)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not [p for p in (command, *others) if _alive(p)]
+    finally:  # on failure too: stop whatever the flow left behind
+        if proc.poll() is None:
+            proc.kill()
+        for pid in others | ({int(pid_file.read_text())} if pid_file.exists() and pid_file.read_text() else set()):
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
