@@ -8,7 +8,8 @@
 # of the baseline, so every row differs from the baseline in GRPO's reward alone. Needs a baseline
 # whose outputs are in the DVC cache (`make run` first). Follow with `dvc queue status`,
 # `dvc queue logs <name>`; compare with `dvc exp show` / `dvc metrics diff` and in MLflow (the runs
-# carry the tag dvc.exp_name). `make grid` calls this with the venv first on PATH.
+# carry the tag dvc.exp_name). `make grid` calls this with the venv first on PATH. The baseline
+# must be committed (its dvc.lock): queued experiments start from the last commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
@@ -22,6 +23,13 @@ for v in "${variants[@]}"; do
     echo "grid: unknown reward variant '$v'; \`toolrl reward variants\` lists them" >&2; exit 2
   fi
 done
+# Queued experiments start from the last git commit plus the changes to tracked files: a baseline's
+# dvc.lock that is not committed is left behind, and every queued run fails on missing inputs.
+if ! git ls-files --error-unmatch dvc.lock >/dev/null 2>&1 || ! git diff --quiet HEAD -- dvc.lock; then
+  echo "grid: the baseline's dvc.lock is not committed, and queued experiments start from the last commit." >&2
+  echo "      Run the baseline (make run), then commit it: git add dvc.lock params.yaml && git commit -m baseline" >&2
+  exit 2
+fi
 # Queued experiments run in temporary copies of the project: MLflow's store and the evaluation's
 # completion cache must be absolute paths, or their results stay in the copies.
 if [ -z "${MLFLOW_TRACKING_URI:-}" ]; then

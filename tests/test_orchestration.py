@@ -265,6 +265,38 @@ def test_grid_refuses_an_unknown_reward_variant_before_queueing_anything():
     assert "queued" not in done.stdout
 
 
+def test_grid_refuses_a_baseline_whose_dvc_lock_is_not_committed(tmp_path):
+    """Queued DVC experiments start from the last commit: without the baseline's dvc.lock they all fail."""
+    import os
+    import sys
+
+    (tmp_path / "infra").mkdir()
+    shutil.copy(ROOT / "infra" / "grid.sh", tmp_path / "infra" / "grid.sh")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, env=env)
+
+    def grid():
+        return subprocess.run(["bash", "infra/grid.sh", "coarse"], capture_output=True, text=True,
+                              cwd=tmp_path, env=env)
+
+    git("init", "-q")
+    git("add", "infra")
+    git("commit", "-qm", "grid")
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\n")
+    for state in ("untracked", "modified"):
+        done = grid()
+        assert done.returncode == 2, (state, done.stderr)
+        assert "dvc.lock is not committed" in done.stderr and "git add dvc.lock" in done.stderr
+        assert "queued" not in done.stdout
+        git("add", "dvc.lock")
+        git("commit", "-qm", "baseline")
+        (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+
+
 STOPPED_FLOW = """
 import os, sys, time
 from prefect import flow
