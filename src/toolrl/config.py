@@ -271,7 +271,10 @@ class GrpoParams(TrainCommon):
     init: Literal["sft", "base"] = "sft"  # warm from the SFT model or cold from the base model
     max_steps: int = 16  # ~45 s a step on 2 CPU cores (bf16): ~12 min, so the default pipeline fits in about an hour
     save_steps: int = 10
-    learning_rate: float = 3e-5  # [paper, GPU: 1e-6] a 135M model on CPU needs a bigger step to move in minutes
+    # [paper, GPU: 1e-6] Adam moves every weight by about lr per step whatever the gradient's size, and
+    # with 2 prompts a step one group sets the direction, which momentum carries through the following
+    # zero-signal steps: at 3e-5 one such group flipped the SFT policy to never calling by step 4.
+    learning_rate: float = 5e-6
     num_generations: int = Field(default=4, ge=2)  # group size (rollouts per prompt) [paper: 4]
     # Completions per device and micro-batch (TRL's meaning): one step generates this x accumulation x
     # processes completions, i.e. that / num_generations prompts. 4 x 2: 8 completions (2 prompts) per
