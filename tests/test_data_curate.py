@@ -8,6 +8,7 @@ import json
 import random
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -240,9 +241,13 @@ def test_card_and_counts_are_logged_to_mlflow(tmp_path, mlflow_uri):
 
     params = mix_params(tmp_path / "in", tmp_path / "out")
     params.tracking = TrackingParams(tracking_uri=mlflow_uri, artifact_root=str(tmp_path / "art"))
+    started = time.perf_counter()
     result = curate(params)
+    wall = time.perf_counter() - started
     run = mlflow.MlflowClient(tracking_uri=mlflow_uri).get_run(result.mlflow_run_id)
     assert run.data.metrics["curate/kept"] == 11 and run.data.metrics["curate/quarantine_prompt_too_long"] == 1
+    # the curation itself counts, not only the logging after it (the run opens once it is done)
+    assert 0.5 * wall <= run.data.metrics["system/stage_seconds"] <= wall
     assert run.data.tags["toolrl.stage"] == "curate" and run.data.params["curate.seed"] == "0"
     names = {a.path for a in mlflow.MlflowClient(tracking_uri=mlflow_uri).list_artifacts(result.mlflow_run_id, "data_card")}
     assert names == {"data_card/card.md", "data_card/stats.json", "data_card/tools_per_example.png",

@@ -93,12 +93,13 @@ def flat_params(section: Any, prefix: str) -> dict[str, Any]:
 
 @contextmanager
 def stage_run(params: Params, stage: str, resume_dir: str | Path | None = None,
-              log_params: Any = None) -> Iterator[Any]:
+              log_params: Any = None, started: float | None = None) -> Iterator[Any]:
     """An MLflow run for one stage, nested under the pipeline's parent run when there is one.
 
     `resume_dir`: a folder that outlives a crash (the stage's output folder); the run id is stored
     there and reused, so a restarted stage logs into the same run. `log_params`: the params section
-    to record (defaults to none).
+    to record (defaults to none). `started`: the stage's `time.perf_counter()` at its start, for a
+    stage that does its work before it opens the run (default: when the run opens).
     """
     import mlflow
 
@@ -121,7 +122,7 @@ def stage_run(params: Params, stage: str, resume_dir: str | Path | None = None,
 
         # What `bf16: auto` / `dtype: auto` resolved to on this machine (params record only `auto`).
         mlflow.set_tag("system.fast_bf16", str(bf16_supported()).lower())
-        started = time.perf_counter()
+        started = time.perf_counter() if started is None else started
         yield run
         # What the stage cost this process (and children it waited for, e.g. `accelerate launch`):
         # docs/BENCHMARKS.md reads these off the runs of a pipeline.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,6 +222,7 @@ def write_outputs(data: DataParams, out: Path, records: list[dict[str, Any]], sp
 
 def curate(params: Params, *, track: bool = True) -> CurateResult:
     """Run the whole stage for `params.data`; with `track`, log params, counts and card to MLflow."""
+    started = time.perf_counter()
     data = params.data
     for src in data.sources:  # fail on a held-out or unknown BFCL category before reading anything
         if src.name == "bfcl":
@@ -279,12 +281,12 @@ def curate(params: Params, *, track: bool = True) -> CurateResult:
     files, markdown = write_outputs(data, out, records, splits, lengths, rejected, dups, stats)
     result = CurateResult(output_dir=out, stats=stats, card_markdown=markdown, files=files)
     if track:
-        result.mlflow_run_id = log_to_mlflow(params, result)
+        result.mlflow_run_id = log_to_mlflow(params, result, started)
     log.info("curated %s", t)
     return result
 
 
-def log_to_mlflow(params: Params, result: CurateResult) -> str:
+def log_to_mlflow(params: Params, result: CurateResult, started: float | None = None) -> str:
     """The stage's MLflow run: data params, counts as `curate/<name>` metrics, the card and stats."""
     import mlflow
 
@@ -293,7 +295,7 @@ def log_to_mlflow(params: Params, result: CurateResult) -> str:
     t = result.stats["totals"]
     metrics = {**t, **{f"split_{k}": v for k, v in result.stats["per_split"].items()},
                **{f"quarantine_{k}": v for k, v in result.stats["quarantine_reasons"].items()}}
-    with tracking.stage_run(params, "curate", log_params=params.data) as run:
+    with tracking.stage_run(params, "curate", log_params=params.data, started=started) as run:
         tracking.log_metrics("curate", metrics)
         for key in ("card", "stats", "tools_png", "tokens_png"):
             mlflow.log_artifact(str(result.files[key]), artifact_path="data_card")
