@@ -269,7 +269,7 @@ class GrpoParams(TrainCommon):
 
     output_dir: str = "models/grpo"
     init: Literal["sft", "base"] = "sft"  # warm from the SFT model or cold from the base model
-    max_steps: int = 16  # ~45 s a step on 2 CPU cores (bf16): ~12 min, so the default pipeline fits in about an hour
+    max_steps: int = 16  # ~75 s a step on 2 CPU cores (bf16, completions of ~80 tokens): ~20 min
     save_steps: int = 10
     # [paper, GPU: 1e-6] Adam moves every weight by about lr per step whatever the gradient's size, and
     # with 2 prompts a step one group sets the direction, which momentum carries through the following
