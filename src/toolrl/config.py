@@ -200,7 +200,7 @@ class TrainCommon(Section):
 
 class SftParams(TrainCommon):
     output_dir: str = "models/sft"
-    # The loss flattens by step 25; 60 steps drove the entropy to ~0.02, leaving GRPO nothing to explore.
+    # The loss flattens by step 25; 60 steps drove the entropy to ~0.02 (docs/RESULTS.md, first run).
     max_steps: int = 40  # x 4 examples = 160 seen; ~14 s a step on 2 CPU cores (bf16): ~10 min
     learning_rate: float = 5e-5
     num_train_epochs: float = 1.0  # only used when max_steps is reached later than one pass
@@ -288,8 +288,7 @@ class GrpoParams(TrainCommon):
     epsilon: float = Field(default=0.2, gt=0)  # clip [paper: 0.2]
     num_iterations: int = Field(default=1, ge=1)  # policy updates per generation batch (mu)
     # dapo: TRL's default, token-level normalisation, as verl's token-mean that ToolRL trained with.
-    # grpo (per-sequence mean) weighs each token of a short completion more, which favoured the short
-    # canned no-call answer in the first default run.
+    # grpo (per-sequence mean) weighs each token of a short completion more, e.g. a canned no-call answer.
     loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo"] = "dapo"
     scale_rewards: Literal["group", "batch", "none"] = "group"  # GRPO's per-group std normalisation
     mask_truncated_completions: bool = False

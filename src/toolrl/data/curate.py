@@ -10,7 +10,6 @@ Every upstream record is accounted for: read + generated = kept + quarantined + 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -22,7 +21,7 @@ from typing import Any
 from toolrl.config import DataParams, Params, SourceParams
 from toolrl.data import bfcl, card, dedup, hammer, masking, rlla, toolace, validate, xlam
 from toolrl.data.schema import DataError, Example, Rejected, clean_target, render_views
-from toolrl.data.split import SPLITS, assign, calls_bucket
+from toolrl.data.split import SPLITS, assign, calls_bucket, rank
 from toolrl.jsonl import write_jsonl
 
 log = logging.getLogger(__name__)
@@ -137,7 +136,7 @@ def no_call_excess(records: list[dict[str, Any]], max_share: float | None, seed:
     keep = len(no_call) if max_share >= 1 else int(max_share * n_call / (1 - max_share))
     if len(no_call) <= keep:
         return set()
-    ranked = sorted(no_call, key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).hexdigest())
+    ranked = sorted(no_call, key=lambda i: rank(seed, i))
     return set(ranked[keep:])
 
 

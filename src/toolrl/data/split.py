@@ -24,7 +24,8 @@ def stratum(example: Example) -> tuple[str, str]:
     return example.source, calls_bucket(len(example.target.calls))
 
 
-def _rank(seed: int, example_id: str) -> str:
+def rank(seed: int, example_id: str) -> str:
+    """Order key of an example for seeded, order-free choices (the split, the no-call cap)."""
     return hashlib.sha256(f"{seed}:{example_id}".encode()).hexdigest()
 
 
@@ -42,7 +43,7 @@ def assign(examples: list[Example], fractions: dict[str, float], seed: int) -> d
         strata[stratum(ex)].append(ex)
     out: dict[str, str] = {}
     for key in sorted(strata):
-        members = sorted(strata[key], key=lambda e: _rank(seed, e.id))
+        members = sorted(strata[key], key=lambda e: rank(seed, e.id))
         sizes = split_sizes(len(members), fractions)
         order = ["val"] * sizes["val"] + ["test"] * sizes["test"] + ["train"] * sizes["train"]
         for ex, name in zip(members, order, strict=True):
