@@ -129,11 +129,10 @@ def no_call_excess(records: list[dict[str, Any]], max_share: float | None, seed:
 
     Which ones is decided by a hash of (seed, id), as in the split: the choice does not depend on
     the order the records come in."""
-    if max_share is None:
+    if max_share is None or max_share >= 1:
         return set()
     no_call = [r["id"] for r in records if not r["target"]["calls"]]
-    n_call = len(records) - len(no_call)
-    keep = len(no_call) if max_share >= 1 else int(max_share * n_call / (1 - max_share))
+    keep = int(max_share * (len(records) - len(no_call)) / (1 - max_share))
     if len(no_call) <= keep:
         return set()
     ranked = sorted(no_call, key=lambda i: rank(seed, i))
