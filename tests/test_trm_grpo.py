@@ -141,3 +141,17 @@ def test_pooled_ablation_scores_all_calls_together(tiny_model_dir, trm_dir, tmp_
     # completion 0's second call now carries a call term (pooled with the group's other calls)
     distinct = {round(v, 5) for v in row0.tolist()} - {round(outcome[0], 5)}
     assert len(distinct) == 2
+
+
+def test_bf16_scoring_loads_bf16_weights_and_agrees_with_float32(trm_dir):
+    import torch
+
+    from toolrl.trm.score import TrmScorer
+
+    prompt = formats.prompt_messages(TOOLS, [{"role": "user", "content": "Weather in Paris and Lima?"}])
+    fp32, bf16 = TrmScorer(trm_dir), TrmScorer(trm_dir, dtype="bfloat16")
+    assert bf16.model.dtype == torch.bfloat16 and fp32.model.dtype == torch.float32
+    spans, want = fp32.score_completions([prompt], [SCRIPT[0]])
+    _, got = bf16.score_completions([prompt], [SCRIPT[0]])
+    assert len(spans[0]) == 2
+    assert got[0] == pytest.approx(want[0], abs=0.02)

@@ -201,7 +201,7 @@ class TrainCommon(Section):
 class SftParams(TrainCommon):
     output_dir: str = "models/sft"
     # The loss flattens by step 25; 60 steps drove the entropy to ~0.02 (docs/RESULTS.md, first run).
-    max_steps: int = 40  # x 4 examples = 160 seen; ~14 s a step on 2 CPU cores (bf16): ~10 min
+    max_steps: int = 30  # x 4 examples = 120 seen; ~20 s a step on 2 CPU cores (bf16): ~10 min
     learning_rate: float = 5e-5
     num_train_epochs: float = 1.0  # only used when max_steps is reached later than one pass
     max_length: int = Field(default=1024, ge=32)
@@ -269,7 +269,7 @@ class GrpoParams(TrainCommon):
 
     output_dir: str = "models/grpo"
     init: Literal["sft", "base"] = "sft"  # warm from the SFT model or cold from the base model
-    max_steps: int = 16  # ~75 s a step on 2 CPU cores (bf16, completions of ~80 tokens): ~20 min
+    max_steps: int = 10  # 20 prompts; ~80 s a step on 2 CPU cores (bf16, completions of ~80 tokens): ~14 min
     save_steps: int = 10
     # [paper, GPU: 1e-6] Adam moves every weight by about lr per step whatever the gradient's size, and
     # with 2 prompts a step one group sets the direction, which momentum carries through the following
@@ -348,7 +348,7 @@ class TrmDataParams(Section):
 
     policy: Literal["sft", "base", "grpo"] = "sft"  # which stage's model samples the completions
     samples_per_prompt: int = Field(default=4, ge=1)
-    prompts: int = Field(default=64, ge=1)  # training prompts sampled (all when fewer exist)
+    prompts: int = Field(default=32, ge=1)  # training prompts sampled (all when fewer exist)
     max_new_tokens: int = Field(default=128, ge=8)
     temperature: float = Field(default=1.0, gt=0)
     generation_batch_size: int = Field(default=8, ge=1)  # completions per generate() call
@@ -380,7 +380,7 @@ class TrmModelParams(Section):
 
     backbone: Literal["base"] | str = "base"  # "base": the model section's folder; else a model reference
     output_dir: str = "models/trm"
-    max_steps: int = Field(default=30, ge=1)  # ~10 min on 2 CPU cores (bf16, ~700-token records)
+    max_steps: int = Field(default=16, ge=1)  # ~25 s a step on 2 CPU cores (bf16, ~700-token records)
     learning_rate: float = Field(default=2e-5, gt=0)
     per_device_train_batch_size: int = Field(default=8, ge=1)
     per_device_eval_batch_size: int = Field(default=8, ge=1)
@@ -390,7 +390,7 @@ class TrmModelParams(Section):
     max_length: int = Field(default=1024, ge=32)  # longer steps lose tokens from the left
     bf16: Bf16Setting = "auto"  # mixed precision, as in the training sections
     logging_steps: int = Field(default=5, ge=1)
-    eval_steps: int = Field(default=15, ge=1)  # evaluation (and checkpoint) every N steps
+    eval_steps: int = Field(default=8, ge=1)  # evaluation (and checkpoint) every N steps
     early_stopping_patience: int = Field(default=3, ge=1)  # evaluations without a better validation AUC
     class_balance: bool = True  # weight the loss by inverse class frequency of the training records
     threshold: float = Field(default=0.5, gt=0, lt=1)  # score above which a call counts as good
@@ -412,6 +412,9 @@ class GrpoTrmParams(Section):
     advantage: Literal["turn_level", "pooled"] = "turn_level"
     reward_model: str | None = None  # TRM folder; None: trm.model.output_dir
     score_batch_size: int = Field(default=8, ge=1)  # calls per TRM forward pass
+    # TRM weights while scoring calls; auto: bfloat16 where the hardware has fast bf16. Scoring was a
+    # tenth of a grpo_trm step in float32 (py-spy, docs/BENCHMARKS.md); bf16 prefill is ~3x faster.
+    score_dtype: DtypeSetting = "auto"
     plots_file: str = "reports/plots/grpo_trm_rewards.csv"
     metrics_file: str = "reports/metrics/grpo_trm.json"
     register_as: str = "toolrl-grpo-trm"

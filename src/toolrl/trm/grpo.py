@@ -142,18 +142,20 @@ def run_grpo_trm(params: Params, fresh: bool = False, say: Callable[[str], None]
     """Train (or resume, or reuse) the TRM-guided GRPO model into `trm.grpo.output_dir`."""
     import json
 
+    from toolrl.hardware import resolve_dtype
     from toolrl.training.grpo import run_grpo
     from toolrl.trm.score import TrmScorer
 
     g = params.trm.grpo
     folder = trm_folder(params)
     meta = json.loads((folder / "trm.json").read_text())
-    scorer = TrmScorer(folder, batch_size=g.score_batch_size)
-    say(f"TRM-guided GRPO: {g.advantage} call advantages, alpha {g.alpha}, TRM {folder}")
+    dtype = resolve_dtype(g.score_dtype)
+    scorer = TrmScorer(folder, batch_size=g.score_batch_size, dtype=dtype)
+    say(f"TRM-guided GRPO: {g.advantage} call advantages, alpha {g.alpha}, TRM {folder} ({dtype} scoring)")
     return run_grpo(
         params, fresh=fresh, say=say, stage=STAGE, section=grpo_trm_section(params),
         trainer_cls=_grpo_trainer_class(),
         trainer_kwargs={"trm_scorer": scorer, "alpha": g.alpha, "call_advantage": g.advantage},
-        fingerprint_extra={"trm": {"alpha": g.alpha, "advantage": g.advantage, "folder": str(folder),
+        fingerprint_extra={"trm": {"alpha": g.alpha, "advantage": g.advantage, "folder": str(folder), "score_dtype": dtype,
                                    "trm_run": meta.get("mlflow_run_id"), "trm_step": meta.get("global_step")}},
     )

@@ -70,15 +70,16 @@ def save_trm(model: Any, tokenizer: Any, folder: str | Path, meta: dict[str, Any
     return folder
 
 
-def load_trm(folder: str | Path, device: Any = None) -> tuple[Any, Any, dict[str, Any]]:
-    """(model in eval mode, tokenizer, meta) from a folder written by `save_trm`."""
+def load_trm(folder: str | Path, device: Any = None, dtype: str = "float32") -> tuple[Any, Any, dict[str, Any]]:
+    """(model in eval mode, tokenizer, meta) from a folder written by `save_trm`; `dtype`: a torch dtype name."""
+    import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     folder = Path(folder)
     if not (folder / META_FILE).exists():
         raise FileNotFoundError(f"{folder} is not a trained TRM (no {META_FILE}): run `toolrl trm train` "
                                 "(or `dvc repro trm`) first, or point to the folder it wrote")
-    model = AutoModelForTokenClassification.from_pretrained(str(folder))
+    model = AutoModelForTokenClassification.from_pretrained(str(folder), dtype=getattr(torch, dtype))
     if device is not None:
         model.to(device)
     model.eval()

@@ -20,8 +20,9 @@ Step = tuple[list[dict[str, str]], str, str]  # (prompt messages, prefix, call t
 
 
 class TrmScorer:
-    def __init__(self, folder: str | Path, device: Any = None, batch_size: int = 8, max_length: int | None = None):
-        self.model, self.tokenizer, self.meta = load_trm(folder, device)
+    def __init__(self, folder: str | Path, device: Any = None, batch_size: int = 8, max_length: int | None = None,
+                 dtype: str = "float32"):
+        self.model, self.tokenizer, self.meta = load_trm(folder, device, dtype)
         self.batch_size = batch_size
         self.max_length = max_length or int(self.meta.get("max_length", 1024))
         self.threshold = float(self.meta.get("threshold", 0.5))
