@@ -300,7 +300,7 @@ def test_grid_refuses_a_baseline_whose_dvc_lock_is_not_committed(tmp_path):
 STOPPED_FLOW = """
 import os, sys, time
 from prefect import flow
-from flows.common import exit_on_sigterm
+from flows.common import exit_on_sigterm, prefect_settings
 from tasks.dvc import run_streamed
 
 CHILD = "import os, pathlib, sys, time; pathlib.Path(sys.argv[1]).write_text(str(os.getpid())); time.sleep(600)"
@@ -309,7 +309,7 @@ CHILD = "import os, pathlib, sys, time; pathlib.Path(sys.argv[1]).write_text(str
 def long_running(pid_file: str) -> None:
     run_streamed([sys.executable, "-c", CHILD, pid_file], ".", dict(os.environ))
 
-with exit_on_sigterm():
+with exit_on_sigterm(), prefect_settings():  # as the stage flows: a patient temporary server
     long_running(sys.argv[1])
 """
 
