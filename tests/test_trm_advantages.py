@@ -7,7 +7,13 @@ import math
 import pytest
 import torch
 
-from toolrl.trm.advantages import EPS, call_advantages, outcome_advantages, token_advantages
+from toolrl.trm.advantages import (
+    EPS,
+    call_advantages,
+    multi_call_group_share,
+    outcome_advantages,
+    token_advantages,
+)
 
 
 def z(values: list[float]) -> list[float]:
@@ -109,3 +115,14 @@ def test_end_to_end_on_a_hand_made_group():
     assert a[0, 0] > a[1, 0]  # same outcome, better first call
     assert a[1, 3] == pytest.approx(0.0)  # lone second call: outcome advantage (0) only
     assert a[2, 0] == pytest.approx(outcome[2].item())  # equal call scores: no call term
+
+
+def test_pooled_equals_turn_level_when_no_completion_has_two_calls():
+    """The ablation only bites on multi-call completions; the logged share says whether it can."""
+    single = [[0.9], [0.2], [], [0.5], [0.1], [0.7], [0.4], []]  # two groups of 4, at most one call each
+    assert call_advantages(single, 4, "pooled") == call_advantages(single, 4, "turn_level")
+    assert multi_call_group_share(single, 4) == 0.0
+    multi = [[0.9, 0.1], [0.2], [], [0.5], [0.1], [0.7], [0.4], []]  # the first group has a 2-call completion
+    assert call_advantages(multi, 4, "pooled")[:4] != call_advantages(multi, 4, "turn_level")[:4]
+    assert call_advantages(multi, 4, "pooled")[4:] == call_advantages(multi, 4, "turn_level")[4:]
+    assert multi_call_group_share(multi, 4) == 0.5

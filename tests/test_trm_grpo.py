@@ -123,6 +123,7 @@ def test_turn_level_advantages_reach_the_loss(tiny_model_dir, trm_dir, tmp_path,
         else:  # group 2: one completion without calls, one lone first call -> outcome only
             assert not changed.any()
     assert trainer._metrics["train"]["trm/mean_calls"] == [1.0]
+    assert trainer._metrics["train"]["trm/multi_call_groups"] == [0.5]  # group 1 has the 2-call completion
 
     # the same batch through TRL's loss, and a real optimisation step
     trainer.train()

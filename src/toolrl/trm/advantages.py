@@ -70,6 +70,16 @@ def call_advantages(scores: Sequence[Sequence[float]], num_generations: int, mod
     return out
 
 
+def multi_call_group_share(scores: Sequence[Sequence[float]], num_generations: int) -> float:
+    """Share of groups with a completion of two or more calls: the only groups where turn-level and
+    pooled call advantages differ (with at most one call per completion, call 0 of the group is all
+    the calls, so both normalise the same values)."""
+    _check_groups(len(scores), num_generations)
+    starts = range(0, len(scores), num_generations)
+    multi = sum(any(len(scores[j]) > 1 for j in range(s, s + num_generations)) for s in starts)
+    return multi / max(len(starts), 1)
+
+
 def token_advantages(outcome: torch.Tensor, call_adv: Sequence[Sequence[float]],
                      call_tokens: Sequence[Sequence[tuple[int, int]]], length: int,
                      alpha: float) -> torch.Tensor:

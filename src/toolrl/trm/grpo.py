@@ -12,8 +12,9 @@ accepts advantages of shape (B, T) as well as (B,). So the subclass only overrid
 4. maps each call's characters to its completion tokens, and hands TRL
    A[b, t] = A_outcome[b] + alpha * A_call(b, i) on the tokens of call i, A_outcome[b] elsewhere.
 
-It logs `trm/mean_calls` (calls per completion: the reward-hacking signal), TRM score statistics and
-the size of the call term. The stage runs the training package's GRPO stage (`run_grpo`) with this
+It logs `trm/mean_calls` (calls per completion: the reward-hacking signal), TRM score statistics,
+the size of the call term, and `trm/multi_call_groups`, the share of groups with a completion of two or
+more calls: only there do turn-level and pooled advantages differ. The stage runs the training package's GRPO stage (`run_grpo`) with this
 trainer, the grpo section's settings (same init, same budget) and its own output folder.
 """
 
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from toolrl.config import GrpoParams, Params
-from toolrl.trm.advantages import Mode, call_advantages, token_advantages
+from toolrl.trm.advantages import Mode, call_advantages, multi_call_group_share, token_advantages
 from toolrl.trm.calls import CallSpan
 
 STAGE = "grpo_trm"
@@ -102,10 +103,10 @@ def _grpo_trainer_class() -> type:
             token_spans = [call_token_spans(tokenizer, r, s) for r, s in zip(rows, spans, strict=True)]
             out["advantages"] = token_advantages(out["advantages"], adv, token_spans, out["completion_ids"].size(1),
                                                  self.alpha)
-            self._log_trm(mode, all_scores, adv_all)
+            self._log_trm(mode, all_scores, adv_all, groups)
             return out
 
-        def _log_trm(self, mode: str, scores: list[list[float]], adv: list[list[float]]) -> None:
+        def _log_trm(self, mode: str, scores: list[list[float]], adv: list[list[float]], groups: int) -> None:
             flat = [s for row in scores for s in row]
             n = max(len(scores), 1)
             metrics = {
@@ -116,6 +117,8 @@ def _grpo_trainer_class() -> type:
                 "trm/first_call_score_mean": (sum(r[0] for r in scores if r) / max(1, sum(bool(r) for r in scores))),
                 "trm/call_term_abs_mean": (self.alpha * sum(abs(a) for row in adv for a in row) / len(flat)
                                            if flat else 0.0),
+                # Where the turn-level and pooled ablations can differ at all (0: they are identical).
+                "trm/multi_call_groups": multi_call_group_share(scores, groups),
             }
             for key, value in metrics.items():
                 self._metrics[mode][key].append(float(value))
