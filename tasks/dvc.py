@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefect import get_run_logger, task
+
+from toolrl.processes import stop_group
 
 RAN = re.compile(r"Running stage '([^']+)'")
 SKIPPED = re.compile(r"Stage '([^']+)' didn't change, skipping")
@@ -77,26 +79,23 @@ def run_streamed(command: list[str], cwd: str | Path, env: dict[str, str]) -> Dv
                         bucket.append(match.group(1))
             result.returncode = proc.wait()
         except BaseException:  # SIGTERM (as SystemExit), Ctrl-C, a crash: stop the group, then re-raise
+            # Keep reading while the group stops: its last words (the stage's crash report) go to the
+            # log, and a full pipe would block the very writes the stage needs to finish exiting.
+            drain = threading.Thread(target=_log_lines, args=(proc.stdout, logger), daemon=True)
+            drain.start()
             stop_group(proc)
+            drain.join(timeout=5)
             raise
     return result
 
 
-def stop_group(proc: subprocess.Popen, grace_s: float = 30.0) -> None:
-    """SIGTERM to the process group of `proc` (DVC and its stage), SIGKILL if it is not gone in time.
-
-    The stage processes turn SIGTERM into a clean exit (flows.common.exit_on_sigterm): their flow runs
-    end as crashed, their MLflow runs as killed, and nothing keeps running after the pipeline."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=grace_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+def _log_lines(stream, logger) -> None:
+    try:
+        for raw in stream:
+            if raw.strip():
+                logger.info(raw.rstrip())
+    except (OSError, ValueError):  # the pipe closed under us: nothing more to read
+        pass
 
 
 @task(name="dvc-exp-run")

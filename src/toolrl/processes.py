@@ -1,0 +1,108 @@
+"""Stopping a process group (DVC and the stage it runs) in the order that lets each member clean up.
+
+The pipeline flow starts DVC in its own process group. Under DVC run the stage process
+(`python -m flows.<stage>`), its Prefect temporary API server (a uvicorn child) and, for multi-process
+training, its launcher's workers. A SIGTERM to the whole group at once stops the stage's API server
+together with the stage. The stage then retries reporting its crashed flow run against a dead server
+for minutes. Meanwhile DVC, whose SIGTERM handler is the default one, is already gone: the stage is
+orphaned and nothing escalates to SIGKILL. So:
+
+1. SIGTERM to the stage side only: every member but DVC (the group leader, unless it runs nothing)
+   and Prefect's temporary servers. A stage exits with 143 once it has ended its MLflow run and reported its flow run; its
+   own exit hook stops its server. DVC sees a failed command and exits as on any failure.
+2. If DVC had no stage running, or is still there after the grace period: SIGTERM to the whole group.
+3. SIGKILL to whatever of the group is left, orphans included (waiting on DVC alone would miss them).
+
+Members are read from /proc; where there is none (macOS) every step signals the whole group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PROC = Path("/proc")
+# Prefect's temporary API server: `python -m uvicorn ... prefect.server.api.server:create_app`
+PREFECT_SERVER_MARK = "prefect.server.api.server:create_app"
+
+
+@dataclass(frozen=True)
+class Member:
+    pid: int
+    cmdline: str
+
+
+def group_members(pgid: int) -> list[Member] | None:
+    """Live (not zombie) processes of process group `pgid`; None where /proc cannot say."""
+    if not (PROC / "self" / "stat").exists():
+        return None
+    members = []
+    for stat in PROC.glob("[0-9]*/stat"):
+        try:
+            # the command name, in parentheses, may hold spaces: split after its closing one
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if fields[0] == "Z" or int(fields[2]) != pgid:
+                continue
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError, ValueError):  # the process ended while being read
+            continue
+        members.append(Member(int(stat.parent.name), cmdline.strip()))
+    return members
+
+
+def group_alive(pgid: int) -> bool:
+    members = group_members(pgid)
+    if members is not None:
+        return bool(members)
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _signal(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def _wait_group(proc: subprocess.Popen, deadline: float, poll_s: float = 0.2) -> bool:
+    """Reap the leader when it exits; True once the whole group is gone, False at the deadline."""
+    while True:
+        proc.poll()
+        if proc.returncode is not None and not group_alive(proc.pid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
+
+
+def stop_group(proc: subprocess.Popen, grace_s: float = 30.0, term_all_s: float = 10.0) -> None:
+    """Stop the process group led by `proc` (started with `start_new_session=True`); see the module doc."""
+    pgid = proc.pid
+    members = group_members(pgid)
+    if members is None:
+        _killpg(pgid, signal.SIGTERM)
+    else:
+        # not the temporary servers; not DVC either while it runs a stage (it exits when the stage does)
+        others = [m.pid for m in members if PREFECT_SERVER_MARK not in m.cmdline]
+        under_leader = [pid for pid in others if pid != pgid]
+        _signal(under_leader or others, signal.SIGTERM)
+    if _wait_group(proc, time.monotonic() + grace_s):
+        return
+    _killpg(pgid, signal.SIGTERM)
+    if _wait_group(proc, time.monotonic() + term_all_s):
+        return
+    _killpg(pgid, signal.SIGKILL)
+    _wait_group(proc, time.monotonic() + 10.0)
