@@ -5,7 +5,7 @@
 Prints a markdown table: batch size, generated tokens/s, seconds per batch, peak RSS. Then measures
 fp32 matmul GFLOP/s (the hardware side) and derives the decode ceiling for the model: each generated
 token costs about 2 x parameters FLOPs, so tokens/s <= GFLOP/s * 1e9 / (2 * params). Variants worth
-trying are switches: --threads, --dtype bfloat16, --compile, --no-cache.
+trying are switches: --threads, --dtype bfloat16, --compile, --no-cache, --prompt-tokens 550 (BFCL-like).
 """
 
 from __future__ import annotations
@@ -45,8 +45,29 @@ def gemv_gflops(n: int = 2048, repeats: int = 200, dtype=torch.float32) -> float
     return 2 * n * n * repeats / (time.perf_counter() - start) / 1e9
 
 
-def run_batch(model, tok, batch: int, new_tokens: int, use_cache: bool) -> tuple[float, float]:
-    text = tok.apply_chat_template(PROMPT, add_generation_prompt=True, tokenize=False)
+# One tool schema in the shape of BFCL's; repeated to pad the system prompt to a BFCL-like length.
+TOOL = ('{"name": "get_weather", "description": "Current weather of a city, in the given units.", '
+        '"parameters": {"type": "object", "properties": {"city": {"type": "string", "description": '
+        '"City name, e.g. Paris"}, "units": {"type": "string", "enum": ["metric", "imperial"]}}, '
+        '"required": ["city"]}}')
+
+
+def prompt_messages(tok, prompt_tokens: int) -> list[dict[str, str]]:
+    """PROMPT, its system message padded with tool schemas to about `prompt_tokens` (0: as is)."""
+    messages = [dict(m) for m in PROMPT]
+    while prompt_tokens and prompt_length(tok, messages) < prompt_tokens:
+        messages[0]["content"] += "\n" + TOOL
+    return messages
+
+
+def prompt_length(tok, messages: list[dict[str, str]]) -> int:
+    text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return len(tok(text)["input_ids"])
+
+
+def run_batch(model, tok, batch: int, new_tokens: int, use_cache: bool,
+              messages: list[dict[str, str]] = PROMPT) -> tuple[float, float]:
+    text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     tok.padding_side = "left"
     inputs = tok([text] * batch, return_tensors="pt", padding=True)
     start = time.perf_counter()
@@ -67,6 +88,8 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--no-cache", action="store_true")
+    ap.add_argument("--prompt-tokens", type=int, default=0,
+                    help="pad the prompt with tool schemas to about this many tokens (BFCL's are ~550); 0: ~40")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -75,13 +98,16 @@ def main() -> None:
     if args.compile:
         model.forward = torch.compile(model.forward)
     params = sum(p.numel() for p in model.parameters())
-    run_batch(model, tok, 1, 4, not args.no_cache)  # warm-up
+    messages = prompt_messages(tok, args.prompt_tokens)
+    length = prompt_length(tok, messages)
+    run_batch(model, tok, 1, 4, not args.no_cache, messages)  # warm-up
     print(f"model {args.model}: {params / 1e6:.1f} M params, dtype {args.dtype}, threads "
-          f"{torch.get_num_threads()}, cache {'off' if args.no_cache else 'on'}, compile {args.compile}\n")
+          f"{torch.get_num_threads()}, cache {'off' if args.no_cache else 'on'}, compile {args.compile}, "
+          f"prompt {length} tokens, {args.new_tokens} new tokens\n")
     print("| batch | tokens/s | s/batch | peak RSS MB |")
     print("| ---: | ---: | ---: | ---: |")
     for batch in [int(b) for b in args.batch_sizes.split(",")]:
-        tps, secs = run_batch(model, tok, batch, args.new_tokens, not args.no_cache)
+        tps, secs = run_batch(model, tok, batch, args.new_tokens, not args.no_cache, messages)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"| {batch} | {tps:.1f} | {secs:.2f} | {rss:.0f} |", flush=True)
     mm = matmul_gflops(dtype=getattr(torch, args.dtype))

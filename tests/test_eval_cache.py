@@ -18,9 +18,9 @@ class CountingGenerator:
     def __init__(self, inner, log):
         self.inner, self.log = inner, log
 
-    def generate(self, prompts, advance=None):
+    def generate(self, prompts, on_done=None):
         self.log.append(len(prompts))
-        return self.inner.generate(prompts, advance)
+        return self.inner.generate(prompts, on_done)
 
     def close(self):
         self.inner.close()
@@ -72,3 +72,38 @@ def test_rerun_generates_nothing_and_new_work_only_for_what_is_new(tiny_model_di
     more, log = run(tmp_path, [str(tiny_model_dir)], api_bank_file, limit=3)
     assert more.generated == 3 and sum(log) == 3  # one more case in each of the 3 columns
     assert {col: c[:2] for col, c in completions(more.models[0]).items()} == completions(first.models[0])
+
+
+class StoppedAfterFirstBatch:
+    """The real generator, stopped (as by Ctrl-C) once its first batch is reported."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def generate(self, prompts, on_done=None):
+        def stop_after(indices, texts):
+            on_done(indices, texts)
+            raise KeyboardInterrupt
+
+        return self.inner.generate(prompts, stop_after)
+
+    def close(self):
+        self.inner.close()
+
+
+def test_a_stopped_evaluation_keeps_every_batch_it_finished(tiny_model_dir, tmp_path, api_bank_file):
+    """Categories are generated in one pass (full batches across them); each batch is cached as it ends."""
+    params = Params.model_validate({"evaluate": {
+        "models": [str(tiny_model_dir)], "benchmarks": ["bfcl", "api_bank"],
+        "bfcl_categories": ["simple_python", "irrelevance"], "api_bank_paths": [str(api_bank_file)], "limit": 2,
+        "max_new_tokens": 8, "batch_size": 4, "cache_dir": str(tmp_path / "cache"),
+        "output_dir": str(tmp_path / "reports")}})
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(params, lambda folder, ev: StoppedAfterFirstBatch(make_generator(folder, ev)), show_progress=False)
+    log: list[int] = []
+    again = evaluate(params, lambda folder, ev: CountingGenerator(make_generator(folder, ev), log),
+                     show_progress=False)
+    assert log == [2]  # 6 cases: the first batch of 4 (spanning categories) was kept, 2 are left
+    assert again.models[0].generated == 2
+    fresh, _ = run(tmp_path / "fresh", [str(tiny_model_dir)], api_bank_file)
+    assert completions(again.models[0]) == completions(fresh.models[0])

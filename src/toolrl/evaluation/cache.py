@@ -5,7 +5,8 @@ Layout: `<cache_dir>/<model hash>/<generation key>/<benchmark>/<category>.jsonl`
 covers the weights, tokenizer and chat template; the generation key covers what changes the output
 of greedy decoding (backend, dtype, max_new_tokens); the prompt hash covers the prompt format, the
 tools and the dialogue. Batch size is left out: with left padding greedy decoding gives the same
-tokens at any batch size (up to float rounding), and it is a throughput knob.
+tokens at any batch size (up to float rounding: in bf16, a near-tie flips now and then), and it is a
+throughput knob.
 
 Grades are not cached: grading takes milliseconds, so a fix in a grader applies to cached
 completions at once. Raising `limit` generates only the added cases. A line cut short by a crash is

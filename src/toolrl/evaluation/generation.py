@@ -22,11 +22,13 @@ from toolrl.hardware import resolve_dtype
 
 END_OF_TURN = "<|im_end|>"
 
-Advance = Callable[[int], None]
+# Called as completions come in: the indices (into `prompts`) of those just finished, and their text.
+# The runner caches them right away, so a stopped evaluation keeps every batch it finished.
+OnDone = Callable[[list[int], list[str]], None]
 
 
 class Generator(Protocol):
-    def generate(self, prompts: list[list[dict[str, str]]], advance: Advance | None = None) -> list[str]: ...
+    def generate(self, prompts: list[list[dict[str, str]]], on_done: OnDone | None = None) -> list[str]: ...
 
     def close(self) -> None: ...
 
@@ -76,7 +78,7 @@ class HFGenerator:
     def render(self, messages: list[dict[str, str]]) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    def generate(self, prompts: list[list[dict[str, str]]], advance: Advance | None = None) -> list[str]:
+    def generate(self, prompts: list[list[dict[str, str]]], on_done: OnDone | None = None) -> list[str]:
         from transformers import GenerationConfig
 
         texts = [self.render(m) for m in prompts]
@@ -98,8 +100,8 @@ class HFGenerator:
             new_tokens = generated[:, enc["input_ids"].shape[1] :]
             for i, row in zip(batch, new_tokens, strict=True):
                 out[i] = _cut_at_end_of_turn(self.tokenizer.decode(row, skip_special_tokens=True))
-            if advance:
-                advance(len(batch))
+            if on_done:
+                on_done(batch, [out[i] for i in batch])
         return out
 
     def close(self) -> None:
@@ -138,15 +140,16 @@ class VllmGenerator:
             skip_special_tokens=True,
         )
 
-    def generate(self, prompts: list[list[dict[str, str]]], advance: Advance | None = None) -> list[str]:
+    def generate(self, prompts: list[list[dict[str, str]]], on_done: OnDone | None = None) -> list[str]:
         # Token ids, not text: vLLM would otherwise tokenize again and might add a BOS token the HF
         # path does not, so both backends see exactly the same prompt.
         texts = [self.tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in prompts]
         inputs = [{"prompt_token_ids": self.tokenizer(t, add_special_tokens=False)["input_ids"]} for t in texts]
         outputs = self.llm.generate(inputs, self.sampling, use_tqdm=True)
-        if advance:
-            advance(len(prompts))
-        return [_cut_at_end_of_turn(o.outputs[0].text) for o in outputs]
+        texts = [_cut_at_end_of_turn(o.outputs[0].text) for o in outputs]
+        if on_done:
+            on_done(list(range(len(prompts))), texts)
+        return texts
 
     def close(self) -> None:
         del self.llm
