@@ -190,11 +190,14 @@ PIPELINE = """
 import sys
 from prefect import flow
 from flows.common import exit_on_sigterm, prefect_settings
+from flows.pipeline import _prefect_api_url
 from tasks.dvc import dvc_command, run_streamed, stage_process_env
 
 @flow
 def pipeline_like(repo: str) -> None:
-    run_streamed([*dvc_command(), "exp", "run"], repo, stage_process_env({}))
+    # as the pipeline flow: the stages report to this run's Prefect API (its temporary server here)
+    env = stage_process_env({"PREFECT_API_URL": _prefect_api_url()})
+    run_streamed([*dvc_command(), "exp", "run"], repo, env)
 
 with exit_on_sigterm(), prefect_settings():
     pipeline_like(sys.argv[1])
@@ -206,12 +209,13 @@ STAGE_REPORTED = re.compile(r"Flow run '[^']+' - .*Flow run '[^']+' - Finished i
 
 @pytest.mark.slow
 def test_a_stopped_pipeline_stops_its_stage_cleanly_and_dvc_returns_to_the_branch(tmp_path):
-    """The stage is stopped first, with its Prefect API server still up: it reports its flow run as
-    crashed (the line reaches the pipeline's log) and exits with 143. DVC then fails the stage as it
-    fails any, and a workspace experiment leaves git on its branch. Nothing of the group survives.
+    """The stage is stopped first, while the pipeline's Prefect API is still up: it reports its flow
+    run as crashed (the line reaches the pipeline's log) and exits with 143. DVC then fails the stage
+    as it fails any, and a workspace experiment leaves git on its branch. Nothing of the group survives.
 
-    Before: the group's SIGTERM stopped the stage's API server with it, so the stage retried its report
-    against a dead server; DVC died at once, orphaning the stage, and the pipeline waited for DVC only."""
+    Before: DVC died at once on the group's SIGTERM and the pipeline, which waited for DVC only, went
+    on to exit and stop its temporary server while the stage was still reporting to it. The stage,
+    orphaned, retried against the dead server and outlived the pipeline."""
     from orchestration_repo import run
 
     env = _env(tmp_path)
@@ -232,12 +236,12 @@ def test_a_stopped_pipeline_stops_its_stage_cleanly_and_dvc_returns_to_the_branc
                                 stderr=subprocess.STDOUT)
     try:
         stage = _wait_for_pid(tmp_path / "stage.pid", proc, "the stage")
-        seen = {stage, *_children(stage), *_children(proc.pid)}  # its API server; DVC; the pipeline's server
+        seen = {stage, *_children(stage), *_children(proc.pid)}  # DVC; the pipeline's server
         dvc = [pid for pid in _children(proc.pid) if "dvc" in Path(f"/proc/{pid}/cmdline").read_text()]
         assert len(dvc) == 1, seen
-        servers = [pid for pid in _children(stage) if PREFECT_SERVER_MARK in Path(f"/proc/{pid}/cmdline").read_text()]
-        assert servers, "the stage has no temporary Prefect server: nothing to keep alive"
-        seen |= set(dvc)
+        servers = [pid for pid in _children(proc.pid) if PREFECT_SERVER_MARK in Path(f"/proc/{pid}/cmdline").read_text()]
+        assert len(servers) == 1, "the pipeline should run one temporary Prefect server"
+        assert not _children(stage), "the stage should report to the pipeline's server, not start its own"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=120) == 143
         # the pipeline returns only once DVC's whole process group is gone

@@ -1,16 +1,23 @@
 """Stopping a process group (DVC and the stage it runs) in the order that lets each member clean up.
 
-The pipeline flow starts DVC in its own process group. Under DVC run the stage process
-(`python -m flows.<stage>`), its Prefect temporary API server (a uvicorn child) and, for multi-process
-training, its launcher's workers. A SIGTERM to the whole group at once stops the stage's API server
-together with the stage. The stage then retries reporting its crashed flow run against a dead server
-for minutes. Meanwhile DVC, whose SIGTERM handler is the default one, is already gone: the stage is
-orphaned and nothing escalates to SIGKILL. So:
+The pipeline flow starts DVC in its own process group; under DVC run the stage process
+(`python -m flows.<stage>`) and, for multi-process training, its launcher's workers. A stage reports
+to a Prefect API: the pipeline's (its temporary server, through PREFECT_API_URL), or, started on
+its own, a temporary server of its own, a child in the same group. A SIGTERM to the whole group at
+once went wrong both ways:
+- DVC, whose SIGTERM handler is the default one, died at once. The flow, waiting on DVC alone,
+  went on to exit and stop the pipeline's server while the stage was still reporting its crash to
+  it. The stage, orphaned, retried against a dead API and outlived the pipeline (seen stopping the
+  default run during `evaluate`).
+- A stage's own server died with it, with the same retries.
+So:
 
 1. SIGTERM to the stage side only: every member but DVC (the group leader, unless it runs nothing)
-   and Prefect's temporary servers. A stage exits with 143 once it has ended its MLflow run and reported its flow run; its
-   own exit hook stops its server. DVC sees a failed command and exits as on any failure.
-2. If DVC had no stage running, or is still there after the grace period: SIGTERM to the whole group.
+   and Prefect's temporary servers. A stage exits with 143 once it has ended its MLflow run and
+   reported its flow run; an own server is stopped by its exit hook. DVC sees a failed command and
+   exits as on any failure (a workspace experiment returns to its branch).
+2. If DVC had no stage running, or anything is still there after the grace period: SIGTERM to the
+   whole group.
 3. SIGKILL to whatever of the group is left, orphans included (waiting on DVC alone would miss them).
 
 Members are read from /proc; where there is none (macOS) every step signals the whole group.
