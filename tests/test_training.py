@@ -284,3 +284,21 @@ def test_compare_plots_one_column_of_several_runs_and_explains_bad_input(tmp_pat
     assert missing.exit_code != 0 and "no values in column 'nope'" in str(missing.exception)
     bad = CliRunner().invoke(app, ["train", "compare", "--run", "no-equals-sign", "--column", "reward", "--out", str(out)])
     assert bad.exit_code != 0 and "LABEL=CSV" in str(bad.exception)
+
+
+def test_a_disk_too_small_for_the_checkpoints_stops_the_run_before_it_starts(tmp_path, monkeypatch):
+    """A full disk otherwise shows up 16 minutes into SFT as torch's `unexpected pos ... vs ...`."""
+    import shutil
+    from collections import namedtuple
+
+    init = tmp_path / "base"
+    init.mkdir()
+    (init / "model.safetensors").write_bytes(b"\0" * 1000)
+    (init / "config.json").write_text("{}")
+    assert checkpoints.needed_bytes(init, 2) == 1000 * 8  # 2 checkpoints x 3 copies + final + MLflow's
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 7999, 7999))
+    with pytest.raises(TrainingError, match=r"sft needs about .* GB free .* lower sft.save_total_limit"):
+        checkpoints.ensure_disk_space(tmp_path / "models" / "sft", init, 2, "sft")  # not made yet: its parent is
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 8000, 8000))
+    checkpoints.ensure_disk_space(tmp_path / "models" / "sft", init, 2, "sft")

@@ -137,3 +137,30 @@ def read_done(output_dir: Path) -> dict[str, Any]:
 
 def run_id_file(output_dir: Path) -> Path:
     return output_dir / RUN_ID_FILE
+
+
+def needed_bytes(init: Path, save_total_limit: int) -> int:
+    """About what a training run writes: `save_total_limit` checkpoints of the weights and Adam's
+    two moments (three copies of the weights each), then the final model and MLflow's copy of it.
+    An estimate from the init model's weight files."""
+    weights = sum(f.stat().st_size for f in Path(init).glob("*.safetensors"))
+    return weights * (3 * save_total_limit + 2)
+
+
+def ensure_disk_space(output_dir: str | Path, init: Path, save_total_limit: int, stage: str) -> None:
+    """Stop before training, not at the first checkpoint, when the disk cannot hold the run.
+
+    A full disk shows up deep in a run as torch's `unexpected pos ... vs ...` while saving a
+    checkpoint (seen on a default run, 16 minutes into SFT)."""
+    need = needed_bytes(init, save_total_limit)
+    where = Path(output_dir).resolve()
+    while not where.exists():
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    if free < need:
+        raise TrainingError(
+            f"{stage} needs about {need / 1e9:.1f} GB free for its checkpoints and final model "
+            f"({save_total_limit} checkpoints of the {init} weights with their optimizer state), and the disk "
+            f"of {where} has {free / 1e9:.1f} GB: free space (old clones, `dvc gc -w`, mlartifacts/), "
+            f"or lower {stage}.save_total_limit where the stage has one"
+        )

@@ -96,6 +96,7 @@ def run_grpo(params: Params, fresh: bool = False, say: Callable[[str], None] = p
     if state.done:
         say(f"{state.output_dir} already holds this GRPO run (use --fresh to retrain)")
         return common.TrainResult(**{**checkpoints.read_done(state.output_dir), "skipped": True})
+    checkpoints.ensure_disk_space(state.output_dir, init, sec.save_total_limit, stage)
 
     train = load_view(params.data.output_dir, "train", "rl", sec.train_limit)
     tokenizer = common.load_tokenizer(init)

@@ -63,6 +63,7 @@ def run_sft(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
     if state.done:
         say(f"{state.output_dir} already holds this SFT run (use --fresh to retrain)")
         return common.TrainResult(**{**checkpoints.read_done(state.output_dir), "skipped": True})
+    checkpoints.ensure_disk_space(state.output_dir, base, sec.save_total_limit, STAGE)
 
     train = load_view(params.data.output_dir, "train", "sft", sec.train_limit)
     probe_records = (read_records(split_path(params.data.output_dir, "val"), "sft", sec.probe_prompts)

@@ -25,6 +25,8 @@ from toolrl.hardware import precision_args
 from toolrl.trm.model import ID2LABEL, backbone_folder, init_trm, save_trm
 from toolrl.trm.steps import IGNORE, encode_step
 
+SAVE_TOTAL_LIMIT = 2  # the best checkpoint (load_best_model_at_end) and the latest
+
 STAGE = "trm"
 NOT_TRAINING = {"plots_file", "metrics_file", "calibration_plot", "register_as", "logging_steps",
                 "per_device_eval_batch_size", "threshold"}
@@ -189,6 +191,7 @@ def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
     if state.done:
         say(f"{state.output_dir} already holds this TRM (use --fresh to retrain)")
         return {**checkpoints.read_done(state.output_dir), "skipped": True}
+    checkpoints.ensure_disk_space(state.output_dir, backbone, SAVE_TOTAL_LIMIT, "trm.model")
 
     model, tokenizer = init_trm(backbone, params.model.dtype)
     tokenizer.padding_side = "right"  # positions must not shift: scoring feeds unpadded-left sequences too
@@ -203,7 +206,7 @@ def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
         gradient_accumulation_steps=sec.gradient_accumulation_steps, weight_decay=sec.weight_decay,
         warmup_steps=sec.warmup_ratio, lr_scheduler_type="linear", logging_steps=sec.logging_steps,
         eval_strategy="steps", eval_steps=sec.eval_steps, save_strategy="steps", save_steps=sec.eval_steps,
-        save_total_limit=2, load_best_model_at_end=True, metric_for_best_model="roc_auc", greater_is_better=True,
+        save_total_limit=SAVE_TOTAL_LIMIT, load_best_model_at_end=True, metric_for_best_model="roc_auc", greater_is_better=True,
         seed=sec.seed, report_to=["mlflow"], remove_unused_columns=False, **precision_args(sec.bf16),
     )
     callback = StageCallback(STAGE, sec.plots_file)
