@@ -8,6 +8,7 @@ grade all cases. The result holds every outcome; `report.py` turns it into table
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,12 +129,12 @@ def evaluate_model(model: ResolvedModel, cases: dict[Column, list[Example]], ev:
 
                 def on_done(indices: list[int], texts: list[str]) -> None:
                     reported.update(indices)
-                    for col in cases:
-                        done = [(pending[i][1], text) for i, text in zip(indices, texts, strict=True)
-                                if pending[i][0] == col]
-                        if done:
-                            cache.add(*col, [ex for ex, _ in done], [text for _, text in done])
-                            cached[col].update({prompt_key(ex): text for ex, text in done})
+                    by_column: dict[Column, list[tuple[Example, str]]] = defaultdict(list)
+                    for i, text in zip(indices, texts, strict=True):
+                        by_column[pending[i][0]].append((pending[i][1], text))
+                    for col, done in by_column.items():
+                        cache.add(*col, [ex for ex, _ in done], [text for _, text in done])
+                        cached[col].update({prompt_key(ex): text for ex, text in done})
                     progress.advance(task, len(indices))
 
                 texts = generator.generate([ex.messages for _, ex in pending], on_done)
