@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from toolrl.processes import PREFECT_SERVER_MARK, group_members, stop_group
+from toolrl.processes import PREFECT_SERVER_MARK, Member, group_members, stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,13 +44,18 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _wait_for_pid(pid_file: Path, proc: subprocess.Popen, what: str, timeout: float = 240) -> int:
+def _wait_for_file(path: Path, proc: subprocess.Popen, what: str, timeout: float = 240) -> str:
+    """The text `what` writes into `path` once it has started, while `proc` lives."""
     deadline = time.monotonic() + timeout
-    while not pid_file.exists() or not pid_file.read_text():
+    while not path.exists() or not path.read_text():
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else proc.returncode
         assert time.monotonic() < deadline, f"{what} never started"
-        time.sleep(0.5)
-    return int(pid_file.read_text())
+        time.sleep(0.2)
+    return path.read_text()
+
+
+def _wait_for_pid(pid_file: Path, proc: subprocess.Popen, what: str) -> int:
+    return int(_wait_for_file(pid_file, proc, what))
 
 
 def _kill_all(pids: set[int]) -> None:
@@ -85,10 +90,7 @@ def test_stop_group_kills_a_member_that_ignores_sigterm_after_its_leader_is_gone
     proc = subprocess.Popen([sys.executable, "-c", ORPHAN_MAKER % str(ready)], start_new_session=True)
     members: list[int] = []
     try:
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            assert time.monotonic() < deadline, "the child never started"
-            time.sleep(0.1)
+        _wait_for_file(ready, proc, "the child")
         members = [m.pid for m in group_members(proc.pid)]
         assert proc.pid in members and len(members) == 2, members
         stop_group(proc, grace_s=1.0, term_all_s=1.0)
@@ -97,6 +99,41 @@ def test_stop_group_kills_a_member_that_ignores_sigterm_after_its_leader_is_gone
         assert group_members(proc.pid) == []
     finally:
         _kill_all({proc.pid, *members})
+
+
+GRACEFUL = """
+import pathlib, signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # as a stage: clean up, then exit with 143
+pathlib.Path(sys.argv[1]).write_text("x")
+time.sleep(600)
+"""
+
+
+def test_stop_group_leaves_the_shell_alone_so_it_exits_with_its_commands_code(tmp_path):
+    """DVC runs a stage as `$SHELL -c cmd`. A shell that does not exec its command (dash, or any shell
+    given more than one command) dies at once on SIGTERM, and DVC would see -15 while the stage was
+    still reporting its crash; left alone, it passes on the stage's own exit code."""
+    ready = tmp_path / "ready"
+    script = f"{sys.executable} -c '{GRACEFUL}' {ready}; exit $?"  # `; exit $?`: no shell execs this
+    proc = subprocess.Popen(["/bin/sh", "-c", script], start_new_session=True)
+    members: list[int] = []
+    try:
+        _wait_for_file(ready, proc, "the command")
+        shell, command = sorted(group_members(proc.pid), key=lambda m: m.pid != proc.pid)
+        members = [shell.pid, command.pid]
+        assert shell.is_shell_wrapper and not command.is_shell_wrapper
+        stop_group(proc, grace_s=30.0, term_all_s=1.0)
+        assert proc.returncode == 143
+    finally:
+        _kill_all({proc.pid, *members})
+
+
+def test_a_shell_wrapper_is_a_shell_running_a_command_string():
+    assert Member(1, ("/bin/sh", "-c", "python -m flows.sft")).is_shell_wrapper
+    assert Member(1, ("/usr/bin/bash", "--noprofile", "--norc", "-c", "x")).is_shell_wrapper
+    assert not Member(1, ("/bin/bash",)).is_shell_wrapper  # an interactive shell runs no stage
+    assert not Member(1, ("python", "-c", "print(1)")).is_shell_wrapper
+    assert not Member(1, ()).is_shell_wrapper
 
 
 def test_group_members_are_the_live_processes_of_that_group_only(tmp_path):
@@ -220,6 +257,9 @@ def test_a_stopped_pipeline_stops_its_stage_cleanly_and_dvc_returns_to_the_branc
 
     env = _env(tmp_path)
     env["STAGE_PID_FILE"] = str(tmp_path / "stage.pid")
+    # DVC runs the stage in $SHELL -c; /bin/sh (dash on Debian, and CI's without a SHELL) does not exec
+    # it, so the stage's exit code reaches DVC only through the shell
+    env["SHELL"] = "/bin/sh"
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "slow_stage.py").write_text(STAGE)

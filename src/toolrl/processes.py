@@ -12,8 +12,11 @@ once went wrong both ways:
 - A stage's own server died with it, with the same retries.
 So:
 
-1. SIGTERM to the stage side only: every member but DVC (the group leader, unless it runs nothing)
-   and Prefect's temporary servers. A stage exits with 143 once it has ended its MLflow run and
+1. SIGTERM to the stage side only: every member but DVC (the group leader, unless it runs nothing),
+   Prefect's temporary servers and the shell DVC runs the command in (`$SHELL -c cmd`; dash, the
+   /bin/sh of Debian, does not exec its last command: signalled, it would die at once with -15 and
+   DVC would see a killed stage while the stage was still reporting; left alone, it exits with the
+   stage's 143). A stage exits with 143 once it has ended its MLflow run and
    reported its flow run; an own server is stopped by its exit hook. DVC sees a failed command and
    exits as on any failure (a workspace experiment returns to its branch).
 2. If DVC had no stage running, or anything is still there after the grace period: SIGTERM to the
@@ -36,12 +39,22 @@ from pathlib import Path
 PROC = Path("/proc")
 # Prefect's temporary API server: `python -m uvicorn ... prefect.server.api.server:create_app`
 PREFECT_SERVER_MARK = "prefect.server.api.server:create_app"
+SHELLS = frozenset({"sh", "dash", "bash", "zsh", "fish", "ksh", "mksh", "ash"})
 
 
 @dataclass(frozen=True)
 class Member:
     pid: int
-    cmdline: str
+    argv: tuple[str, ...]
+
+    @property
+    def cmdline(self) -> str:
+        return " ".join(self.argv)
+
+    @property
+    def is_shell_wrapper(self) -> bool:
+        """A shell running a command string, as DVC runs a stage's `cmd`: `$SHELL [opts] -c cmd`."""
+        return bool(self.argv) and Path(self.argv[0]).name in SHELLS and "-c" in self.argv[1:]
 
 
 def group_members(pgid: int) -> list[Member] | None:
@@ -55,10 +68,10 @@ def group_members(pgid: int) -> list[Member] | None:
             fields = stat.read_text().rsplit(")", 1)[1].split()
             if fields[0] == "Z" or int(fields[2]) != pgid:
                 continue
-            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            argv = (stat.parent / "cmdline").read_bytes().decode(errors="replace").split("\0")
         except (OSError, IndexError, ValueError):  # the process ended while being read
             continue
-        members.append(Member(int(stat.parent.name), cmdline.strip()))
+        members.append(Member(int(stat.parent.name), tuple(a for a in argv if a)))
     return members
 
 
@@ -102,10 +115,11 @@ def stop_group(proc: subprocess.Popen, grace_s: float = 30.0, term_all_s: float 
     if members is None:
         _killpg(pgid, signal.SIGTERM)
     else:
-        # not the temporary servers; not DVC either while it runs a stage (it exits when the stage does)
-        others = [m.pid for m in members if PREFECT_SERVER_MARK not in m.cmdline]
-        under_leader = [pid for pid in others if pid != pgid]
-        _signal(under_leader or others, signal.SIGTERM)
+        # not the temporary servers; not DVC or its shell either while they run a stage (they exit
+        # when the stage does, with its exit code)
+        others = [m for m in members if PREFECT_SERVER_MARK not in m.cmdline]
+        stage_side = [m.pid for m in others if m.pid != pgid and not m.is_shell_wrapper]
+        _signal(stage_side or [m.pid for m in others], signal.SIGTERM)
     if _wait_group(proc, time.monotonic() + grace_s):
         return
     _killpg(pgid, signal.SIGTERM)

@@ -46,5 +46,5 @@ def curate_cmd(
     reasons = result.stats["quarantine_reasons"]
     if reasons:
         console.print("quarantined: " + ", ".join(f"{k}={v}" for k, v in reasons.items())
-                      + f" (see {result.files['quarantine']})")
-    console.print(f"data card: {result.files['card']}")
+                      + f" (see {result.files['quarantine']})", soft_wrap=True)
+    console.print(f"data card: {result.files['card']}", soft_wrap=True)

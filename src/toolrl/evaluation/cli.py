@@ -58,6 +58,6 @@ def evaluate(
     out = run_evaluation(p)
     typer.echo(out.table_markdown)
     for warning in out.results.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     console.print(f"generated {out.results.generated} new completions; report in "
-                  f"[bold]{out.files['markdown']}[/bold]; MLflow run {out.run_id}", highlight=False)
+                  f"[bold]{out.files['markdown']}[/bold]; MLflow run {out.run_id}", highlight=False, soft_wrap=True)

@@ -126,9 +126,10 @@ def score_cmd(
             else:
                 bad += 1
                 record["scores"], record["error"] = None, error
-                console.print(f"[yellow]{escape(str(input))}:{n}:[/yellow] {escape(error)}", highlight=False)
+                console.print(f"[yellow]{escape(str(input))}:{n}:[/yellow] {escape(error)}", highlight=False, soft_wrap=True)
             dst.write(json.dumps(record, ensure_ascii=False) + "\n")
-    console.print(f"scored {good} line(s) into {output}" + (f"; {bad} bad line(s), see above" if bad else ""))
+    console.print(f"scored {good} line(s) into {output}" + (f"; {bad} bad line(s), see above" if bad else ""),
+                  soft_wrap=True)
     if bad:
         raise typer.Exit(1)
 
