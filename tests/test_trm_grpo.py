@@ -40,6 +40,19 @@ def trm_dir(tiny_model_dir, tmp_path_factory):
     return save_trm(model, tok, tmp_path_factory.mktemp("trm"), {"max_length": 512, "threshold": 0.5})
 
 
+def test_a_new_trm_head_is_drawn_from_the_seed(tiny_model_dir):
+    import torch
+
+    from toolrl.trm.model import init_trm
+
+    def head(seed: int) -> torch.Tensor:
+        torch.rand(7)  # whatever the global generator went through before
+        return init_trm(tiny_model_dir, seed=seed)[0].score.weight.detach().clone()
+
+    assert torch.equal(head(3), head(3))
+    assert not torch.equal(head(3), head(4))
+
+
 def test_call_token_spans_cover_the_calls(tokenizer):
     from toolrl.trm.grpo import call_token_spans
 

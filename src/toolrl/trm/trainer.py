@@ -193,7 +193,7 @@ def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
         return {**checkpoints.read_done(state.output_dir), "skipped": True}
     checkpoints.ensure_disk_space(state.output_dir, backbone, SAVE_TOTAL_LIMIT, "trm.model")
 
-    model, tokenizer = init_trm(backbone, params.model.dtype)
+    model, tokenizer = init_trm(backbone, params.model.dtype, seed=sec.seed)
     tokenizer.padding_side = "right"  # positions must not shift: scoring feeds unpadded-left sequences too
     labels = [r["label"] for r in train_records]
     weights = class_weights(labels) if sec.class_balance else None
