@@ -28,3 +28,21 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 def mlflow_uri(tmp_path) -> str:
     """A fresh embedded MLflow store for one test."""
     return f"sqlite:///{tmp_path / 'mlruns.db'}"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Stop Prefect's temporary servers of this process while pytest's output is still open: left to
+    Prefect's atexit hook, the stop is logged to a closed stream ("--- Logging error ---" after the
+    summary)."""
+    import sys
+
+    if "prefect.server.api.server" in sys.modules:
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+        from prefect.server.api.server import SubprocessASGIServer
+
+        # first what the flows still have to send, as Prefect's own exit does, then the servers
+        APILogWorker.drain_all(timeout=10)
+        EventsWorker.drain_all(timeout=10)
+        for server in list(SubprocessASGIServer._instances.values()):
+            server.stop()
