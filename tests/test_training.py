@@ -286,6 +286,35 @@ def test_compare_plots_one_column_of_several_runs_and_explains_bad_input(tmp_pat
     assert bad.exit_code != 0 and "LABEL=CSV" in str(bad.exception)
 
 
+def test_compare_reads_runs_from_mlflow(tmp_path, mlflow_uri):
+    """A grid experiment's per-step CSV stays in DVC's cache; its MLflow run has the same history."""
+    import mlflow
+    from typer.testing import CliRunner
+
+    from toolrl.cli import _register_subcommands, app
+
+    _register_subcommands()
+    mlflow.set_tracking_uri(mlflow_uri)
+    with mlflow.start_run() as run:
+        for step, value in [(2, 0.5), (1, 1.0), (3, 0.25)]:
+            mlflow.log_metric("frac_reward_zero_std", value, step=step)
+    csv = tmp_path / "a.csv"
+    csv.write_text("step,frac_reward_zero_std\n1,0.5\n2,0.0\n")
+    out = tmp_path / "zero_std.png"
+    args = ["train", "compare", "--column", "frac_reward_zero_std", "--out", str(out), "--tracking-uri", mlflow_uri]
+    done = CliRunner().invoke(app, [*args, "--run", f"coarse=mlflow:{run.info.run_id}", "--run", f"default={csv}"])
+    assert done.exit_code == 0, done.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from toolrl.training.publish import run_points
+
+    assert run_points(f"mlflow:{run.info.run_id}", "frac_reward_zero_std", mlflow_uri) == [(1, 1.0), (2, 0.5), (3, 0.25)]
+    unknown = CliRunner().invoke(app, [*args, "--run", "x=mlflow:0123456789abcdef"])
+    assert unknown.exit_code != 0 and "mlflow:0123456789abcdef" in str(unknown.exception)
+    assert "tracking URI" in str(unknown.exception)
+    no_metric = CliRunner().invoke(app, [*args[:3], "nope", *args[4:], "--run", f"x=mlflow:{run.info.run_id}"])
+    assert no_metric.exit_code != 0 and "no values in column 'nope'" in str(no_metric.exception)
+
+
 def test_a_disk_too_small_for_the_checkpoints_stops_the_run_before_it_starts(tmp_path, monkeypatch):
     """A full disk otherwise shows up 16 minutes into SFT as torch's `unexpected pos ... vs ...`."""
     import shutil

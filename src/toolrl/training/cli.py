@@ -37,23 +37,27 @@ def grpo(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None, fresh: Fr
 
 @app.command("compare")
 def compare(
-    run: Annotated[list[str], typer.Option("--run", help="LABEL=CSV: a stage's per-step CSV (repeat)")],
-    column: Annotated[str, typer.Option(help="the CSV column to plot, e.g. reward, tool_calls/mean_calls")],
+    run: Annotated[list[str], typer.Option("--run", help="LABEL=CSV or LABEL=mlflow:RUN_ID: a stage's per-step "
+                                                        "CSV, or an MLflow run's metric history (repeat)")],
+    column: Annotated[str, typer.Option(help="the CSV column / metric to plot, e.g. reward, tool_calls/mean_calls")],
     out: Annotated[Path, typer.Option(help="PNG to write")],
     title: Annotated[str, typer.Option()] = "",
     window: Annotated[int, typer.Option(min=1, help="running mean over this many steps")] = 1,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow store of mlflow: runs (default: MLFLOW_TRACKING_URI)")] = None,
 ) -> None:
-    """Plot one column of several runs' per-step CSVs side by side (e.g. GRPO vs GRPO+TRM call counts)."""
-    from toolrl.training.publish import plot_runs
+    """Plot one column of several runs side by side (e.g. GRPO vs GRPO+TRM call counts, or the grid's
+    experiments from MLflow)."""
+    from toolrl.training.publish import MLFLOW_SOURCE, plot_runs
 
     runs: dict[str, str] = {}
     for item in run:
-        label, sep, path = item.partition("=")
-        if not sep or not label or not Path(path).is_file():
-            raise UserError(f"--run {item!r}: give LABEL=CSV with an existing CSV file (e.g. grpo=reports/plots/grpo_rewards.csv)")
-        runs[label] = path
+        label, sep, source = item.partition("=")
+        if not sep or not label or not (source.startswith(MLFLOW_SOURCE) or Path(source).is_file()):
+            raise UserError(f"--run {item!r}: give LABEL=CSV with an existing CSV file (e.g. grpo=reports/plots/grpo_rewards.csv) "
+                            "or LABEL=mlflow:RUN_ID")
+        runs[label] = source
     try:
-        png = plot_runs(runs, column, out, title or column, window)
+        png = plot_runs(runs, column, out, title or column, window, tracking_uri)
     except (ValueError, KeyError) as exc:
         raise UserError(str(exc)) from None
     console.print(f"wrote {png}")

@@ -119,20 +119,43 @@ def plot_columns(csv_path: str | Path, png_path: str | Path, columns: list[str],
     return save_figure(fig, png_path, ax, "step", title)
 
 
+MLFLOW_SOURCE = "mlflow:"
+
+
+def run_points(source: str | Path, column: str, tracking_uri: str | None = None) -> list[tuple[float, float]]:
+    """(step, value) of one metric of a run: from a stage's per-step CSV, or from MLflow's history of a
+    run given as `mlflow:<run id>` (a grid experiment's run, whose CSV stays in DVC's cache)."""
+    source = str(source)
+    if source.startswith(MLFLOW_SOURCE):
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+
+        client, run_id = MlflowClient(tracking_uri), source[len(MLFLOW_SOURCE):]
+        try:
+            client.get_run(run_id)  # an unknown run would otherwise read as a run without the metric
+        except MlflowException as exc:  # most often a run id from another store: say which store
+            raise ValueError(f"{source}: {exc.message} (tracking URI {client.tracking_uri})") from None
+        history = client.get_metric_history(run_id, column)
+        pts = sorted((float(m.step), float(m.value)) for m in history)
+    else:
+        pts = [(float(r["step"]), float(r[column])) for r in read_csv(source) if r.get(column) not in (None, "")]
+    if not pts:
+        raise ValueError(f"{source} has no values in column {column!r}")
+    return pts
+
+
 def plot_runs(runs: dict[str, str | Path], column: str, png_path: str | Path, title: str,
-              window: int = 1) -> Path:
-    """One column of several runs' per-step CSVs on one axis (label -> CSV), each with its running mean
-    over `window` steps drawn over the raw points: a step's value rests on a couple of prompts."""
+              window: int = 1, tracking_uri: str | None = None) -> Path:
+    """One column of several runs on one axis (label -> per-step CSV or `mlflow:<run id>`), each with its
+    running mean over `window` steps drawn over the raw points: a step's value rests on a couple of prompts."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    for label, path in runs.items():
-        pts = [(float(r["step"]), float(r[column])) for r in read_csv(path) if r.get(column) not in (None, "")]
-        if not pts:
-            raise ValueError(f"{path} has no values in column {column!r}")
+    for label, source in runs.items():
+        pts = run_points(source, column, tracking_uri)
         xs, ys = [p[0] for p in pts], [p[1] for p in pts]
         line = ax.plot(xs, ys, marker="o", markersize=3, linewidth=0.6, alpha=0.45)[0]
         if window > 1:
