@@ -5,7 +5,8 @@
 Prints a markdown table: batch size, generated tokens/s, seconds per batch, peak RSS. Then measures
 fp32 matmul GFLOP/s (the hardware side) and derives the decode ceiling for the model: each generated
 token costs about 2 x parameters FLOPs, so tokens/s <= GFLOP/s * 1e9 / (2 * params). Variants worth
-trying are switches: --threads, --dtype bfloat16, --compile, --no-cache, --prompt-tokens 550 (BFCL-like).
+trying are switches: --threads, --dtype bfloat16, --compile, --no-cache, --cache-implementation static
+(a preallocated KV cache of fixed shape, what torch.compile wants), --prompt-tokens 550 (BFCL-like).
 """
 
 from __future__ import annotations
@@ -66,14 +67,15 @@ def prompt_length(tok, messages: list[dict[str, str]]) -> int:
 
 
 def run_batch(model, tok, batch: int, new_tokens: int, use_cache: bool,
-              messages: list[dict[str, str]] = PROMPT) -> tuple[float, float]:
+              messages: list[dict[str, str]] = PROMPT, cache_implementation: str | None = None) -> tuple[float, float]:
     text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     tok.padding_side = "left"
     inputs = tok([text] * batch, return_tensors="pt", padding=True)
     start = time.perf_counter()
     with torch.inference_mode():
         out = model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                             do_sample=False, use_cache=use_cache, pad_token_id=tok.pad_token_id)
+                             do_sample=False, use_cache=use_cache, pad_token_id=tok.pad_token_id,
+                             cache_implementation=cache_implementation)
     seconds = time.perf_counter() - start
     generated = (out.shape[1] - inputs["input_ids"].shape[1]) * batch
     return generated / seconds, seconds
@@ -88,6 +90,8 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--no-cache", action="store_true")
+    ap.add_argument("--cache-implementation", default=None, choices=["dynamic", "static"],
+                    help="transformers' KV cache: dynamic (the default, grows per token) or static (preallocated)")
     ap.add_argument("--prompt-tokens", type=int, default=0,
                     help="pad the prompt with tool schemas to about this many tokens (BFCL's are ~550); 0: ~40")
     args = ap.parse_args()
@@ -100,14 +104,15 @@ def main() -> None:
     params = sum(p.numel() for p in model.parameters())
     messages = prompt_messages(tok, args.prompt_tokens)
     length = prompt_length(tok, messages)
-    run_batch(model, tok, 1, 4, not args.no_cache, messages)  # warm-up
+    cache = args.cache_implementation
+    run_batch(model, tok, 1, 4, not args.no_cache, messages, cache)  # warm-up
     print(f"model {args.model}: {params / 1e6:.1f} M params, dtype {args.dtype}, threads "
-          f"{torch.get_num_threads()}, cache {'off' if args.no_cache else 'on'}, compile {args.compile}, "
+          f"{torch.get_num_threads()}, cache {'off' if args.no_cache else cache or 'on'}, compile {args.compile}, "
           f"prompt {length} tokens, {args.new_tokens} new tokens\n")
     print("| batch | tokens/s | s/batch | peak RSS MB |")
     print("| ---: | ---: | ---: | ---: |")
     for batch in [int(b) for b in args.batch_sizes.split(",")]:
-        tps, secs = run_batch(model, tok, batch, args.new_tokens, not args.no_cache, messages)
+        tps, secs = run_batch(model, tok, batch, args.new_tokens, not args.no_cache, messages, cache)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"| {batch} | {tps:.1f} | {secs:.2f} | {rss:.0f} |", flush=True)
     mm = matmul_gflops(dtype=getattr(torch, args.dtype))
