@@ -288,16 +288,16 @@ def test_compare_plots_one_column_of_several_runs_and_explains_bad_input(tmp_pat
 
 def test_compare_reads_runs_from_mlflow(tmp_path, mlflow_uri):
     """A grid experiment's per-step CSV stays in DVC's cache; its MLflow run has the same history."""
-    import mlflow
+    from mlflow.tracking import MlflowClient
     from typer.testing import CliRunner
 
     from toolrl.cli import _register_subcommands, app
 
     _register_subcommands()
-    mlflow.set_tracking_uri(mlflow_uri)
-    with mlflow.start_run() as run:
-        for step, value in [(2, 0.5), (1, 1.0), (3, 0.25)]:
-            mlflow.log_metric("frac_reward_zero_std", value, step=step)
+    client = MlflowClient(mlflow_uri)  # not the fluent API: its active experiment is process-wide
+    run = client.create_run(client.create_experiment("grid"))
+    for step, value in [(2, 0.5), (1, 1.0), (3, 0.25)]:
+        client.log_metric(run.info.run_id, "frac_reward_zero_std", value, step=step)
     csv = tmp_path / "a.csv"
     csv.write_text("step,frac_reward_zero_std\n1,0.5\n2,0.0\n")
     out = tmp_path / "zero_std.png"
