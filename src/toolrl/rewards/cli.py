@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from toolrl.config import DEFAULT_PARAMS, Params, apply_overrides, load_params, validate
 from toolrl.rewards.parsing import GroundTruthError
@@ -28,7 +28,7 @@ from toolrl.rewards.schema import ToolsError
 from toolrl.rewards.scorer import Scorer
 
 app = typer.Typer(help="The ToolRL reward: score completions, list variants.", no_args_is_help=True)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # messages, not layout: `file:line:` lines stay whole for grep
 
 
 class BadLine(ValueError):
@@ -126,10 +126,9 @@ def score_cmd(
             else:
                 bad += 1
                 record["scores"], record["error"] = None, error
-                console.print(f"[yellow]{escape(str(input))}:{n}:[/yellow] {escape(error)}", highlight=False, soft_wrap=True)
+                console.print(f"[yellow]{escape(str(input))}:{n}:[/yellow] {escape(error)}", highlight=False)
             dst.write(json.dumps(record, ensure_ascii=False) + "\n")
-    console.print(f"scored {good} line(s) into {output}" + (f"; {bad} bad line(s), see above" if bad else ""),
-                  soft_wrap=True)
+    console.print(f"scored {good} line(s) into {output}" + (f"; {bad} bad line(s), see above" if bad else ""))
     if bad:
         raise typer.Exit(1)
 
@@ -137,7 +136,8 @@ def score_cmd(
 @app.command("variants")
 def variants_cmd() -> None:
     """List the reward variants with their default ranges at step 0."""
-    table = Table("variant", "format", "correctness", "length", "what it changes")
+    # a variant's name is what the user types: never cropped; the description wraps instead
+    table = Table(Column("variant", no_wrap=True), "format", "correctness", "length", "what it changes")
     for name, v in VARIANTS.items():
         r = Scorer(name).ranges(0)
         show = lambda rng: f"[{rng.min:g}, {rng.max:g}]" if rng else "-"  # noqa: E731
