@@ -43,9 +43,7 @@ def backbone_folder(params: Params) -> Path:
 
 
 def init_trm(folder: str | Path, dtype: str = "float32", seed: int = 0) -> tuple[Any, Any]:
-    """(model, tokenizer): the backbone's weights under a freshly initialised 2-way head, drawn from
-    `seed` (the Trainer seeds only after the model exists: unseeded, two runs on the same data trained
-    different TRMs, ROC-AUC 0.56 against 0.61)."""
+    """(model, tokenizer): the backbone's weights under a freshly initialised 2-way head drawn from `seed`."""
     import torch
     from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer, set_seed
 
@@ -53,6 +51,8 @@ def init_trm(folder: str | Path, dtype: str = "float32", seed: int = 0) -> tuple
     config = AutoConfig.from_pretrained(str(folder), num_labels=2, id2label=ID2LABEL,
                                         label2id={v: k for k, v in ID2LABEL.items()})
     config.classifier_dropout = 0.0  # one labelled position per sequence: dropout there only adds noise
+    # the Trainer seeds torch only once built, after the model exists: an unseeded head made two runs
+    # on byte-identical data train different TRMs
     set_seed(seed)
     try:
         model = AutoModelForTokenClassification.from_pretrained(str(folder), config=config, dtype=getattr(torch, dtype))
