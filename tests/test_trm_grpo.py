@@ -72,7 +72,7 @@ def _trainer(tiny_model_dir, trm_dir, tmp_path, tokenizer, mode: str, alpha: flo
     from datasets import Dataset
     from trl import GRPOConfig
 
-    from toolrl.trm.grpo import _grpo_trainer_class
+    from toolrl.trm.grpo import TrmGRPOTrainer
     from toolrl.trm.score import TrmScorer
 
     prompts = [formats.prompt_messages(TOOLS, [{"role": "user", "content": f"Weather {i}?"}]) for i in range(2)]
@@ -90,8 +90,7 @@ def _trainer(tiny_model_dir, trm_dir, tmp_path, tokenizer, mode: str, alpha: flo
     args = GRPOConfig(output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, num_generations=2,
                       max_completion_length=96, max_steps=1, beta=0.0, report_to="none", logging_steps=1,
                       save_strategy="no", shuffle_dataset=False, learning_rate=1e-4, bf16=False)
-    cls = _grpo_trainer_class()
-    return cls(model=str(tiny_model_dir), reward_funcs=[reward], args=args,
+    return TrmGRPOTrainer(model=str(tiny_model_dir), reward_funcs=[reward], args=args,
                train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]), processing_class=tokenizer,
                rollout_func=rollout, trm_scorer=TrmScorer(trm_dir), alpha=alpha, call_advantage=mode), prompts
 

@@ -294,6 +294,14 @@ class GrpoParams(TrainCommon):
     loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo"] = "dapo"
     scale_rewards: Literal["group", "batch", "none"] = "group"  # GRPO's per-group std normalisation
     mask_truncated_completions: bool = False
+    # Each group's prompt computed once in the log-prob passes (policy forward and backward, reference
+    # model, old policy); the group's completions attend to it. Same numbers as TRL's path up to rounding
+    # (tests/test_shared_prefix.py), ~3x fewer tokens through the model (docs/BENCHMARKS.md). Off: TRL's own.
+    shared_prefix: bool = True
+    # Weights the rollouts are generated with (a copy refreshed after every optimizer step, its cost
+    # logged as rollout/weight_sync_s); auto: bfloat16 where the hardware has fast bf16. The loss always
+    # scores the completions with the trained weights. Needs shared_prefix (TRL's path generates in fp32).
+    generation_dtype: DtypeSetting = "auto"
     reward: RewardParams = Field(default_factory=RewardParams)
     vllm: VllmParams = Field(default_factory=VllmParams)
     sample_every: int = Field(default=10, ge=1)  # log sample completions every N steps

@@ -79,13 +79,16 @@ def run_grpo(params: Params, fresh: bool = False, say: Callable[[str], None] = p
              fingerprint_extra: dict[str, Any] | None = None) -> common.TrainResult:
     """Train (or resume, or reuse) the GRPO model of these params into `grpo.output_dir`.
 
-    The keyword-only arguments let another GRPO stage reuse this one (toolrl.trm.grpo: `grpo_trm`): its
-    stage name (MLflow run, metric names), its section (a copy of `grpo` with its own outputs), a
-    GRPOTrainer subclass and its extra constructor arguments, and what else its fingerprint holds.
+    The keyword-only arguments let another GRPO stage reuse this one (toolrl.trm.grpo: `grpo_trm`, whose
+    `TrmGRPOTrainer` adds the TRM's turn-level call advantages): its stage name (MLflow run, metric
+    names), its section (a copy of `grpo` with its own outputs), a `SharedPrefixGRPOTrainer` subclass
+    and its extra constructor arguments, and what else its fingerprint holds.
     """
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig
 
+    from toolrl.hardware import resolve_dtype
     from toolrl.rewards.trl import reward_functions
+    from toolrl.training.shared_prefix import SharedPrefixGRPOTrainer
 
     sec = section or params.grpo
     common.set_threads(sec)
@@ -104,10 +107,11 @@ def run_grpo(params: Params, fresh: bool = False, say: Callable[[str], None] = p
     callback = StageCallback(stage, sec.plots_file, recorder, sec.sample_every, sec.sample_rows)
     args = GRPOConfig(**config_kwargs(params, state, sec, stage))
     with common.tracked_run(params, stage, state.output_dir, sec) as run:
-        trainer = (trainer_cls or GRPOTrainer)(
+        trainer = (trainer_cls or SharedPrefixGRPOTrainer)(
             model=str(init), reward_funcs=recorder.wrap(reward_functions(sec.reward)), args=args,
             train_dataset=train, processing_class=tokenizer, peft_config=common.lora_config(sec.lora),
-            callbacks=[callback], **(trainer_kwargs or {}))
+            callbacks=[callback], shared_prefix=sec.shared_prefix,
+            generation_dtype=resolve_dtype(sec.generation_dtype), **(trainer_kwargs or {}))
         if state.resume_from:
             say(f"resuming from {state.resume_from}")
         trainer.train(resume_from_checkpoint=str(state.resume_from) if state.resume_from else None)

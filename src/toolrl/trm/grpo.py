@@ -24,7 +24,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from accelerate.utils import gather_object
+
 from toolrl.config import GrpoParams, Params
+from toolrl.training.shared_prefix import SharedPrefixGRPOTrainer
 from toolrl.trm.advantages import Mode, call_advantages, multi_call_group_share, token_advantages
 from toolrl.trm.calls import CallSpan
 
@@ -70,60 +73,54 @@ def call_token_spans(tokenizer: Any, ids: list[int], spans: Sequence[CallSpan]) 
     return out
 
 
-def _grpo_trainer_class() -> type:
-    from accelerate.utils import gather_object
-    from trl import GRPOTrainer
+class TrmGRPOTrainer(SharedPrefixGRPOTrainer):
+    """GRPOTrainer whose advantages carry the TRM's turn-level call term (see the module doc)."""
 
-    class TrmGRPOTrainer(GRPOTrainer):
-        """GRPOTrainer whose advantages carry the TRM's turn-level call term (see the module doc)."""
+    def __init__(self, *args: Any, trm_scorer: Any, alpha: float, call_advantage: Mode = "turn_level",
+                 **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.trm = trm_scorer
+        self.trm.model.to(self.accelerator.device)
+        self.alpha = alpha
+        self.call_advantage = call_advantage
 
-        def __init__(self, *args: Any, trm_scorer: Any, alpha: float, call_advantage: Mode = "turn_level",
-                     **kwargs: Any):
-            super().__init__(*args, **kwargs)
-            self.trm = trm_scorer
-            self.trm.model.to(self.accelerator.device)
-            self.alpha = alpha
-            self.call_advantage = call_advantage
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        out = super()._generate_and_score_completions(inputs)
+        mode = "train" if self.model.training else "eval"
+        tokenizer = self.processing_class
+        rows = [ids[mask.bool()].tolist() for ids, mask in zip(out["completion_ids"], out["completion_mask"],
+                                                               strict=True)]
+        texts = tokenizer.batch_decode(rows, skip_special_tokens=True)
+        prompts = [x["prompt"] for x in inputs]
+        spans, scores = self.trm.score_completions(prompts, texts)
+        # A group's completions may live on several processes: normalise over all, keep ours.
+        all_scores = gather_object(scores)
+        groups = self.num_generations if mode == "train" else self.num_generations_eval
+        adv_all = call_advantages(all_scores, groups, self.call_advantage, scale=self.scale_rewards != "none")
+        start = self.accelerator.process_index * len(prompts)
+        adv = adv_all[start:start + len(prompts)]
+        token_spans = [call_token_spans(tokenizer, r, s) for r, s in zip(rows, spans, strict=True)]
+        out["advantages"] = token_advantages(out["advantages"], adv, token_spans, out["completion_ids"].size(1),
+                                             self.alpha)
+        self._log_trm(mode, all_scores, adv_all, groups)
+        return out
 
-        def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
-            out = super()._generate_and_score_completions(inputs)
-            mode = "train" if self.model.training else "eval"
-            tokenizer = self.processing_class
-            rows = [ids[mask.bool()].tolist() for ids, mask in zip(out["completion_ids"], out["completion_mask"],
-                                                                   strict=True)]
-            texts = tokenizer.batch_decode(rows, skip_special_tokens=True)
-            prompts = [x["prompt"] for x in inputs]
-            spans, scores = self.trm.score_completions(prompts, texts)
-            # A group's completions may live on several processes: normalise over all, keep ours.
-            all_scores = gather_object(scores)
-            groups = self.num_generations if mode == "train" else self.num_generations_eval
-            adv_all = call_advantages(all_scores, groups, self.call_advantage, scale=self.scale_rewards != "none")
-            start = self.accelerator.process_index * len(prompts)
-            adv = adv_all[start:start + len(prompts)]
-            token_spans = [call_token_spans(tokenizer, r, s) for r, s in zip(rows, spans, strict=True)]
-            out["advantages"] = token_advantages(out["advantages"], adv, token_spans, out["completion_ids"].size(1),
-                                                 self.alpha)
-            self._log_trm(mode, all_scores, adv_all, groups)
-            return out
-
-        def _log_trm(self, mode: str, scores: list[list[float]], adv: list[list[float]], groups: int) -> None:
-            flat = [s for row in scores for s in row]
-            n = max(len(scores), 1)
-            metrics = {
-                "trm/mean_calls": sum(len(r) for r in scores) / n,
-                "trm/completions_with_calls": sum(bool(r) for r in scores) / n,
-                "trm/score_mean": sum(flat) / len(flat) if flat else 0.0,
-                "trm/good_call_share": sum(s >= self.trm.threshold for s in flat) / len(flat) if flat else 0.0,
-                "trm/first_call_score_mean": (sum(r[0] for r in scores if r) / max(1, sum(bool(r) for r in scores))),
-                "trm/call_term_abs_mean": (self.alpha * sum(abs(a) for row in adv for a in row) / len(flat)
-                                           if flat else 0.0),
-                # Where the turn-level and pooled ablations can differ at all (0: they are identical).
-                "trm/multi_call_groups": multi_call_group_share(scores, groups),
-            }
-            for key, value in metrics.items():
-                self._metrics[mode][key].append(float(value))
-
-    return TrmGRPOTrainer
+    def _log_trm(self, mode: str, scores: list[list[float]], adv: list[list[float]], groups: int) -> None:
+        flat = [s for row in scores for s in row]
+        n = max(len(scores), 1)
+        metrics = {
+            "trm/mean_calls": sum(len(r) for r in scores) / n,
+            "trm/completions_with_calls": sum(bool(r) for r in scores) / n,
+            "trm/score_mean": sum(flat) / len(flat) if flat else 0.0,
+            "trm/good_call_share": sum(s >= self.trm.threshold for s in flat) / len(flat) if flat else 0.0,
+            "trm/first_call_score_mean": (sum(r[0] for r in scores if r) / max(1, sum(bool(r) for r in scores))),
+            "trm/call_term_abs_mean": (self.alpha * sum(abs(a) for row in adv for a in row) / len(flat)
+                                       if flat else 0.0),
+            # Where the turn-level and pooled ablations can differ at all (0: they are identical).
+            "trm/multi_call_groups": multi_call_group_share(scores, groups),
+        }
+        for key, value in metrics.items():
+            self._metrics[mode][key].append(float(value))
 
 
 def trm_folder(params: Params) -> Path:
@@ -157,7 +154,7 @@ def run_grpo_trm(params: Params, fresh: bool = False, say: Callable[[str], None]
     say(f"TRM-guided GRPO: {g.advantage} call advantages, alpha {g.alpha}, TRM {folder} ({dtype} scoring)")
     return run_grpo(
         params, fresh=fresh, say=say, stage=STAGE, section=grpo_trm_section(params),
-        trainer_cls=_grpo_trainer_class(),
+        trainer_cls=TrmGRPOTrainer,
         trainer_kwargs={"trm_scorer": scorer, "alpha": g.alpha, "call_advantage": g.advantage},
         fingerprint_extra={"trm": {"alpha": g.alpha, "advantage": g.advantage, "folder": str(folder), "score_dtype": dtype,
                                    "trm_run": meta.get("mlflow_run_id"), "trm_step": meta.get("global_step")}},

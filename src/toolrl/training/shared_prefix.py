@@ -1,0 +1,204 @@
+"""Shared-prefix GRPO: each group's prompt is computed once, and its completions attend to it.
+
+In GRPO the G completions of a group share one prompt, and here the prompt (system prompt plus tool
+schemas, ~550-650 tokens) is ~88 % of every sequence. TRL 1.16 runs every completion over its whole
+prompt in each pass that scores completion tokens (the policy's forward and backward, the reference
+model's forward, the old-policy log-probs), all through `_get_per_token_logps_and_entropies`. This
+trainer overrides that one method (the idea of Prefix Grouper, arXiv 2506.05433; verl's
+`use_prefix_grouper`):
+
+1. the rows of the batch are grouped by their (unpadded) prompt tokens;
+2. each prompt but its last token runs once, with the KV cache on and the LM head on one position
+   only; the cache is repeated for the group's rows (`repeat_interleave` is differentiable, so the
+   gradients of the G completions sum into the one prompt pass in backward);
+3. the group's rows then run `[last prompt token, completion...]` against that cache through TRL's
+   own fused LM head (`fused_lm_head=True`), which scores exactly the completion tokens as TRL does.
+
+Attention is causal, so a prompt token never sees a completion token: the prompt's keys and values
+are the same in every row of the group, and computing them once changes no number but rounding
+(tests/test_shared_prefix.py holds log-probs, loss and gradient equal to TRL's path). Positions of a
+left-padded prompt start at 0 here and after the padding in TRL's path; rotary embeddings depend on
+relative positions only, so that too changes rounding only.
+
+Rollouts get the same treatment (`_generate_single_turn`): each distinct prompt is prefilled once
+(batch 1, no padding), the caches are left-padded into one batch cache for all rows, and
+`generate` continues from it: it sees a cache covering all but the last prompt token and computes
+that token and the completions, with the same positions (it derives them from the attention mask)
+and the same sampling as on TRL's path. Generation may also run on a bf16 copy of the policy
+(`grpo.generation_dtype`), refreshed after each optimizer step; the loss still scores the
+completions with the trained weights, as TRL does when vLLM generates in bf16 on a GPU.
+
+Off (`grpo.shared_prefix: false`) is TRL's own method, untouched. TRL's path is also taken where the
+shared prefix does not apply: multimodal inputs, MoE auxiliary losses, and activation checkpointing
+(re-running a layer in backward would append its keys to the cache a second time); and for rollouts,
+vLLM or transformers' continuous batching, which manage their own caches.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from trl import GRPOTrainer
+from trl.extras.profiling import profiling_context
+from trl.models import unwrap_model_for_generation
+
+
+def prompt_groups(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> list[tuple[list[int], list[int]]]:
+    """Rows that share one prompt, in order of first appearance: (unpadded prompt tokens, row indices)."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for row, (ids, mask) in enumerate(zip(prompt_ids.tolist(), prompt_mask.tolist(), strict=True)):
+        key = tuple(t for t, m in zip(ids, mask, strict=True) if m)
+        groups.setdefault(key, []).append(row)
+    return [(list(key), rows) for key, rows in groups.items()]
+
+
+def prefill_shared(model: Any, prompt_ids: list[list[int]], pad_id: int) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    """A batch cache for these prompts that holds each distinct prompt's keys and values (all but its
+    last token) computed once, left-padded with zeros; plus the left-padded ids and attention mask that
+    `generate` takes with it. Every prompt needs two tokens or more."""
+    from transformers import DynamicCache
+
+    device = model.device
+    distinct = list(dict.fromkeys(tuple(p) for p in prompt_ids))
+    width = max(len(p) for p in distinct) - 1
+    layers: list[list[tuple[torch.Tensor, torch.Tensor]]] = []  # per distinct prompt, per layer
+    for prompt in distinct:
+        head = torch.tensor(prompt[:-1], device=device).unsqueeze(0)
+        cache = model(input_ids=head, use_cache=True, logits_to_keep=1).past_key_values
+        layers.append([(layer.keys, layer.values) for layer in cache.layers])
+    which = torch.tensor([distinct.index(tuple(p)) for p in prompt_ids], device=device)
+    batch = DynamicCache(config=model.config)
+    for i in range(len(layers[0])):
+        def padded(t: torch.Tensor) -> torch.Tensor:
+            return torch.cat([t.new_zeros(*t.shape[:2], width - t.size(2), t.size(3)), t], dim=2)
+        keys = torch.cat([padded(layers[u][i][0]) for u in range(len(distinct))])[which]
+        values = torch.cat([padded(layers[u][i][1]) for u in range(len(distinct))])[which]
+        batch.update(keys, values, i)
+    ids = torch.full((len(prompt_ids), width + 1), pad_id, dtype=torch.long, device=device)
+    mask = torch.zeros_like(ids)
+    for row, prompt in enumerate(prompt_ids):
+        ids[row, width + 1 - len(prompt):] = torch.tensor(prompt, device=device)
+        mask[row, width + 1 - len(prompt):] = 1
+    return batch, ids, mask
+
+
+class SharedPrefixGRPOTrainer(GRPOTrainer):
+    """GRPOTrainer whose log-prob passes and rollouts compute each group's prompt once (see the module doc)."""
+
+    def __init__(self, *args: Any, shared_prefix: bool = True, generation_dtype: str = "float32", **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.shared_prefix = shared_prefix and not self.args.activation_checkpointing
+        self.generation_dtype = getattr(torch, generation_dtype)
+        self._rollout_model: Any = None
+        self._rollout_step = -1
+
+    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
+                                           compute_entropy=False, compute_aux_loss=False, **multimodal):
+        if not self.shared_prefix or compute_aux_loss or any(v is not None for v in multimodal.values()):
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy, compute_aux_loss,
+                **multimodal)
+        batch_size = batch_size or input_ids.size(0)
+        logps, entropies = [], []
+        for start in range(0, input_ids.size(0), batch_size):  # TRL's chunking, kept for its memory bound
+            chunk = slice(start, start + batch_size)
+            lp, ent = self._shared_prefix_logps(model, input_ids[chunk], attention_mask[chunk], logits_to_keep,
+                                                compute_entropy)
+            logps.append(lp)
+            entropies.append(ent)
+        return torch.cat(logps), (torch.cat(entropies) if compute_entropy else None), None
+
+    def _shared_prefix_logps(self, model, input_ids, attention_mask, logits_to_keep, compute_entropy):
+        """Per-token log-probs (and entropies) of the completion tokens of one chunk of rows."""
+        prompt_ids, prompt_mask = input_ids[:, :-logits_to_keep], attention_mask[:, :-logits_to_keep]
+        completion_ids, completion_mask = input_ids[:, -logits_to_keep:], attention_mask[:, -logits_to_keep:]
+        order, logps, entropies = [], [], []
+        for prompt, rows in prompt_groups(prompt_ids, prompt_mask):
+            index = torch.tensor(rows, device=input_ids.device)
+            out = self._group_logps(model, prompt, completion_ids[index], completion_mask[index])
+            order.extend(rows)
+            logps.append(out.log_probs)
+            entropies.append(out.entropy if compute_entropy else None)
+        # Back to the rows' own order (an index_select, so gradients flow back to each group's pass).
+        inverse = torch.argsort(torch.tensor(order, device=input_ids.device))
+        logps_out = torch.cat(logps)[inverse]
+        entropy_out = torch.cat(entropies)[inverse] if compute_entropy else None
+        return logps_out, entropy_out
+
+    def _group_logps(self, model, prompt: list[int], completion_ids: torch.Tensor,
+                     completion_mask: torch.Tensor) -> Any:
+        """One prompt pass, then its rows' completions against the cached prompt (TRL's fused LM head)."""
+        rows, device = completion_ids.size(0), completion_ids.device
+        head = torch.tensor(prompt[:-1], device=device).unsqueeze(0)
+        last = torch.full((rows, 1), prompt[-1], dtype=completion_ids.dtype, device=device)
+        suffix = torch.cat([last, completion_ids], dim=1)  # (rows, 1 + C): the last prompt token predicts c_0
+        suffix_mask = torch.cat([torch.ones_like(last), completion_mask.to(last.dtype)], dim=1)
+        labels = suffix.masked_fill(suffix_mask == 0, -100)
+        labels[:, 0] = -100
+        with self.accelerator.autocast():
+            cache = None
+            if head.size(1):
+                cache = model(input_ids=head, use_cache=True, logits_to_keep=1).past_key_values
+                cache.batch_repeat_interleave(rows)
+            mask = torch.cat([suffix_mask.new_ones(rows, head.size(1)), suffix_mask], dim=1)
+            return model(input_ids=suffix, attention_mask=mask, past_key_values=cache, labels=labels,
+                         fused_lm_head=True)
+
+    # ---------------------------------------------------------------- rollouts
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        plain = not (self.use_vllm or self.use_transformers_continuous_batching or images is not None
+                     or multimodal_fields or has_tool_images)
+        if not (self.shared_prefix and plain and min(len(p) for p in prompt_ids) >= 2):
+            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                 has_tool_images)
+        device = self.accelerator.device
+        with (
+            profiling_context(self, "transformers.generate"),
+            unwrap_model_for_generation(self.model_wrapped, self.accelerator,
+                                        gather_deepspeed3_params=self.args.ds3_gather_for_generation,
+                                        generation_kwargs=self.generation_kwargs,
+                                        gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs)
+            as unwrapped,
+            torch.no_grad(),
+            self._dist.summon_full_params(self.model_wrapped, recurse=False),
+        ):
+            model = self._rollout_weights(unwrapped)
+            cache, ids, mask = prefill_shared(model, prompt_ids, self._tokenizer.pad_token_id)
+            out = model.generate(input_ids=ids, attention_mask=mask, past_key_values=cache,
+                                 generation_config=self.generation_config)
+        completion_ids = out[:, ids.size(1):]
+        # As TRL: everything after the first EOS token is dropped.
+        is_eos = torch.isin(completion_ids, torch.tensor(self.eos_token_ids, device=device))
+        eos_idx = torch.full((is_eos.size(0),), is_eos.size(1), dtype=torch.long, device=device)
+        eos_idx[is_eos.any(dim=1)] = is_eos.int().argmax(dim=1)[is_eos.any(dim=1)]
+        keep = torch.arange(is_eos.size(1), device=device).expand(is_eos.size(0), -1) <= eos_idx.unsqueeze(1)
+        return [c[m].tolist() for c, m in zip(completion_ids.cpu(), keep.cpu(), strict=True)], None
+
+    def _rollout_weights(self, unwrapped: Any) -> Any:
+        """The model that generates: the policy itself, or its copy in `generation_dtype`, whose weights
+        are refreshed once per optimizer step (the refresh time is logged as `rollout/weight_sync_s`).
+        A PEFT policy generates as itself: its adapters are not merged into a copy."""
+        if self.generation_dtype == unwrapped.dtype or self.is_peft_model_policy:
+            return unwrapped
+        if self._rollout_model is None:
+            from transformers import AutoModelForCausalLM
+
+            self._rollout_model = AutoModelForCausalLM.from_config(unwrapped.config, dtype=self.generation_dtype)
+            self._rollout_model.to(unwrapped.device).eval()
+            self._rollout_model.generation_config = unwrapped.generation_config
+        if self._rollout_step != self.state.global_step:
+            start = time.perf_counter()
+            self._rollout_model.load_state_dict(unwrapped.state_dict())
+            self._rollout_step = self.state.global_step
+            mode = "train" if self.model.training else "eval"
+            self._metrics[mode]["rollout/weight_sync_s"].append(time.perf_counter() - start)
+        return self._rollout_model
+
+    @property
+    def is_peft_model_policy(self) -> bool:
+        from accelerate.utils import is_peft_model
+
+        return is_peft_model(self.accelerator.unwrap_model(self.model))
