@@ -86,7 +86,8 @@ def step_time(model_dir: Path, trainer_name: str, prompts: int, group: int, leng
     args = GRPOConfig(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=prompts * group,
                       num_generations=group, max_completion_length=length, max_steps=steps, beta=0.001,
                       bf16=True, use_cpu=not cuda, report_to=[], save_strategy="no", logging_steps=1, learning_rate=1e-6,
-                      model_init_kwargs={"dtype": "float32"})
+                      model_init_kwargs={"dtype": "float32"},
+                      activation_checkpointing=False)  # TRL's default is on; the stage turns it off (grpo.gradient_checkpointing)
     common = {"model": str(model_dir), "reward_funcs": lambda completions, **kw: [float(len(c[0]["content"]) % 7)
                                                                            for c in completions],
               "args": args, "train_dataset": Dataset.from_list([{"prompt": r["prompt"]} for r in builtin_records()]),

@@ -36,6 +36,7 @@ vLLM or transformers' continuous batching, which manage their own caches.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -43,6 +44,8 @@ import torch
 from trl import GRPOTrainer
 from trl.extras.profiling import profiling_context
 from trl.models import unwrap_model_for_generation
+
+logger = logging.getLogger(__name__)
 
 
 def prompt_groups(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> list[tuple[list[int], list[int]]]:
@@ -90,6 +93,9 @@ class SharedPrefixGRPOTrainer(GRPOTrainer):
     def __init__(self, *args: Any, shared_prefix: bool = True, generation_dtype: str = "float32", **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.shared_prefix = shared_prefix and not self.args.activation_checkpointing
+        if shared_prefix and not self.shared_prefix:
+            logger.warning("shared_prefix is off: activation checkpointing replays layers without their KV cache "
+                           "(set gradient_checkpointing to false to compute each prompt once)")
         self.generation_dtype = getattr(torch, generation_dtype)
         self._rollout_model: Any = None
         self._rollout_step = -1
