@@ -112,7 +112,7 @@ def one(prompts: int, group: int, length: int, trainer_name: str, steps: int, da
     with mlflow.start_run() as run:
         trainer.train()
     gen_times = [m.value for m in mlflow.MlflowClient().get_metric_history(
-        run.info.run_id, "profiling/Time taken: GRPOTrainer.transformers.generate")]
+        run.info.run_id, f"profiling/Time taken: {type(trainer).__name__}.transformers.generate")]
     # One generation per step (no accumulation); the first step (warm-up) is left out.
     measured = list(zip(times, logged, gen_times, strict=False))
     measured = measured[1:] or measured
