@@ -141,6 +141,32 @@ def render_completion(thought: str | None, calls: list[ToolCall], response: str 
 # ---------------------------------------------------------------- parsing
 
 
+def assistant_text(completion: Any) -> str:
+    """The assistant text of a completion: a string as it is, or chat messages (TRL's conversational
+    format, the curated record's `completion` column; one message dict also works).
+
+    Every consumer reads a completion through this one function, so the reward and the statistics
+    logged beside it always look at the same text. With several messages (a multi-turn rollout:
+    assistant, tool, assistant, ...) the contents of all assistant messages are joined in order with
+    a newline: everything the policy wrote is judged, so a bad later turn cannot hide behind a good
+    first one (the reference reads `completion[0]["content"]` only) nor a good last turn hide the calls
+    made before it. Tool and other non-assistant messages are not the policy's text and are left out;
+    a message without a role counts as the assistant's. With a single message, as in every
+    single-turn completion, this is exactly that message's content, the reference's reading.
+    A content that is not a string (None beside structured `tool_calls`) adds nothing.
+    """
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, dict):
+        completion = [completion]
+    if isinstance(completion, list) and all(isinstance(m, dict) for m in completion):
+        parts = [m.get("content") for m in completion if m.get("role", "assistant") == "assistant"]
+        return "\n".join(p for p in parts if isinstance(p, str))
+    raise TypeError(
+        f"completion must be a string or a list of chat messages, got {type(completion).__name__}"
+    )
+
+
 def _between(text: str, open_tag: str, close_tag: str) -> str | None:
     start = text.find(open_tag)
     if start < 0:

@@ -20,7 +20,7 @@ from toolrl.rewards.registry import (
     register,
 )
 from toolrl.rewards.schema import ToolsError
-from toolrl.rewards.scorer import RewardScores, Scorer, StepRanges, completion_text, score
+from toolrl.rewards.scorer import RewardScores, Scorer, StepRanges, score
 
 __all__ = [
     "COMPONENTS",
@@ -33,7 +33,6 @@ __all__ = [
     "ToolsError",
     "UnknownVariant",
     "Variant",
-    "completion_text",
     "get_variant",
     "parse_ground_truth",
     "register",
