@@ -11,8 +11,10 @@ A model answers a turn with
 
 where `<tool_call>` and `<response>` are each optional (at least one is expected). This module
 renders the system prompt that lists the tools, the dialogue history, and a target completion, and
-parses a completion back into its parts. The reward library keeps its own reference-exact scorer
-(it must reproduce the reference's quirks); everything else (data, evaluation, TRM) uses `parse`.
+parses a completion back into its parts. `assistant_text` reads a completion given as chat
+messages and `call_block_span` cuts out the `<tool_call>` block, for everyone: `parse` (data,
+evaluation, statistics), the TRM's call spans, and the reward, which asks for the reference scorer's
+cut (`reference=True`) and keeps its own reference-exact scoring on top of it.
 """
 
 from __future__ import annotations
@@ -167,6 +169,41 @@ def assistant_text(completion: Any) -> str:
     )
 
 
+def call_block_span(text: str, need_close: bool = True, reference: bool = False) -> tuple[int, int] | None:
+    """Where the body of the first `<tool_call>` block lies: `(start, end)` such that `text[start:end]`
+    is the text between the tags, unstripped. None when `text` has no `<tool_call>`. The one place
+    that cuts out a call block; the reward, `parse` and the TRM's call spans all use it.
+
+    The project's reading (`parse`, the TRM): the body runs to the first `</tool_call>` after the
+    opening tag. A block left open is None when `need_close`, else it runs to the end of the text (a
+    truncated generation, whose calls the TRM still scores).
+
+    The reward's reading (`reference=True`) reproduces the reference scorer's split-based cut, to the
+    bit: the text after the first `<tool_call>` is cut at the next `<tool_call>`, then at the first
+    `</tool_call>` before that. With `need_close`, a `</tool_call>` anywhere in the text will do, even
+    one before the opening tag (the block then runs to the next `<tool_call>` or the end). Plain
+    `str.find`s, no regular expression: the reward calls this on every score.
+    """
+    start = text.find(CALL_OPEN)
+    if start < 0:
+        return None
+    start += len(CALL_OPEN)
+    if reference:
+        end = text.find(CALL_OPEN, start)
+        if end < 0:
+            end = len(text)
+        close = text.find(CALL_CLOSE, start, end)
+        if close < 0:
+            if need_close and CALL_CLOSE not in text:
+                return None
+            close = end
+        return start, close
+    close = text.find(CALL_CLOSE, start)
+    if close < 0:
+        return None if need_close else (start, len(text))
+    return start, close
+
+
 def _between(text: str, open_tag: str, close_tag: str) -> str | None:
     start = text.find(open_tag)
     if start < 0:
@@ -214,11 +251,11 @@ def parse(text: str) -> Parsed:
     out.response = resp.strip() if resp is not None else None
     if CALL_OPEN in text:
         out.has_call_block = True
-        block = _between(text, CALL_OPEN, CALL_CLOSE)
-        if block is None:
+        span = call_block_span(text)
+        if span is None:
             out.error = "unclosed <tool_call> block"
             return out
-        for n, line in enumerate(block.strip().split("\n"), start=1):
+        for n, line in enumerate(text[span[0] : span[1]].strip().split("\n"), start=1):
             if not line.strip():
                 continue
             try:
