@@ -14,7 +14,8 @@ import yaml
 from typer.testing import CliRunner
 
 from toolrl.config import ConfigError, Params, apply_overrides, load_params, load_raw
-from toolrl.orchestration import experiment_name, flatten_metrics, metrics_files
+from toolrl.dicts import numbers
+from toolrl.orchestration import experiment_name, metrics_files
 from toolrl.params_file import regenerate, render
 from toolrl.profiles import available, compose, dvc_set_args, flatten, format_value, profile_overrides
 
@@ -176,8 +177,24 @@ def test_experiment_names_are_valid_git_ref_parts():
 
 def test_metrics_flatten_to_stage_prefixed_names():
     tree = {"sft": {"bfcl": {"overall": 0.5, "n": 10}}, "note": "text", "ok": True}
-    assert flatten_metrics(tree, "evaluate") == {
+    assert numbers(tree, "evaluate") == {
         "evaluate/sft/bfcl/overall": 0.5, "evaluate/sft/bfcl/n": 10.0, "evaluate/ok": 1.0}
+
+
+def test_one_flattener_serves_params_metrics_and_overrides():
+    from toolrl import dicts
+    from toolrl.tracking import flat_params
+
+    tree = {"a": {"b": 1, "c": [1, 2], "d": {}}, "e": None}
+    assert dicts.flatten(tree) == {"a/b": 1, "a/c": [1, 2], "e": None}
+    assert dicts.flatten(tree, "p", sep=".", keep_empty=True) == {"p.a.b": 1, "p.a.c": [1, 2], "p.a.d": {},
+                                                                   "p.e": None}
+    assert dicts.flatten(3, "x") == {"x": 3} and dicts.flatten({}, keep_empty=True) == {}
+    assert dicts.numbers({"a": {"ok": True, "n": 2}}, bools=False) == {"a/n": 2.0}
+    assert flat_params({"lr": 1e-5, "reward": {"variant": "x" * 600}}, "grpo") == {
+        "grpo.lr": "1e-05", "grpo.reward.variant": "x" * 497 + "..."}
+    assert flatten({"evaluate": {"limit_per_benchmark": {}}}) == ["evaluate.limit_per_benchmark={}"]
+    assert flatten({}) == []
 
 
 def test_overrides_apply_like_dvc_sets_params():

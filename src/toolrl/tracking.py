@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from toolrl.config import Params, TrackingParams
+from toolrl.dicts import flatten
 
 PARENT_ENV = "TOOLRL_PARENT_RUN_ID"
 RUN_ID_FILE = "mlflow_run_id"
@@ -75,20 +76,14 @@ def run_tags(stage: str) -> dict[str, str]:
 
 
 def flat_params(section: Any, prefix: str) -> dict[str, Any]:
-    """A pydantic section flattened to `prefix.key` -> value, as MLflow params."""
+    """A pydantic section flattened to `prefix.key` -> value, as MLflow params (text, cut at 500)."""
     data = section.model_dump(mode="json") if hasattr(section, "model_dump") else dict(section)
-    out: dict[str, Any] = {}
+    return {key: _param_text(value) for key, value in flatten(data, prefix, sep=".").items()}
 
-    def walk(node: Any, path: str) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, f"{path}.{k}")
-        else:
-            text = str(node)
-            out[path] = text if len(text) <= 500 else text[:497] + "..."
 
-    walk(data, prefix)
-    return out
+def _param_text(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 500 else text[:497] + "..."
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolrl.config import EvaluateParams, Params
+from toolrl.dicts import numbers
 from toolrl.evaluation import report
 from toolrl.evaluation.generation import Generator, make_generator
 from toolrl.evaluation.runner import EvalResults, evaluate
@@ -33,12 +34,8 @@ class StageOutput:
 
 
 def mlflow_metrics(results: EvalResults) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for label, benches in report.metrics_tree(results).items():
-        for bench, cats in benches.items():
-            for cat, value in cats.items():
-                if value is not None:
-                    out[f"{report.metric_key(label)}/{bench}/{cat}"] = value
+    tree = {report.metric_key(label): benches for label, benches in report.metrics_tree(results).items()}
+    out = numbers(tree)  # a category without cases (None) is left out
     for m in results.models:
         out[f"{report.metric_key(m.label)}/generated"] = m.generated
         if m.generated and m.generation_seconds:

@@ -254,12 +254,7 @@ def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
 
 
 def _log_flat(metrics: dict[str, Any], step: int) -> None:
+    from toolrl.dicts import numbers
     from toolrl.tracking import log_metrics
 
-    flat: dict[str, float] = {}
-    for key, value in metrics.items():
-        if isinstance(value, dict):
-            flat.update({f"{key}/{k}": v for k, v in value.items() if isinstance(v, int | float)})
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            flat[key] = value
-    log_metrics(STAGE, flat, step=step)
+    log_metrics(STAGE, numbers(metrics, bools=False), step=step)
