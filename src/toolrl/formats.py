@@ -74,7 +74,6 @@ class Parsed:
     thought: str | None = None
     calls: list[ToolCall] = field(default_factory=list)
     response: str | None = None
-    has_call_block: bool = False
     error: str | None = None
 
     @property
@@ -250,7 +249,6 @@ def parse(text: str) -> Parsed:
     resp = _between(text, RESP_OPEN, RESP_CLOSE)
     out.response = resp.strip() if resp is not None else None
     if CALL_OPEN in text:
-        out.has_call_block = True
         span = call_block_span(text)
         if span is None:
             out.error = "unclosed <tool_call> block"

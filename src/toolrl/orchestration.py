@@ -80,14 +80,3 @@ def parent_run(params: Params, exp_name: str, profile: str, overrides: list[str]
             logged.update(flat_params(getattr(params, section), section))
         mlflow.log_params(logged)
         yield run
-
-
-def child_runs(parent_run_id: str, experiment_id: str) -> list[Any]:
-    """The stage runs filed under a pipeline run (as the MLflow UI nests them)."""
-    import mlflow
-
-    return mlflow.search_runs(
-        experiment_ids=[experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
-        output_format="list",
-    )
