@@ -194,9 +194,25 @@ def test_grading_never_raises(index, args, category):
     ex = _cases(category)[index]
     name = ex.gold["functions"][0]["name"]
     text = completion([ToolCall(name, args)])
-    outcome = bfcl.grade(ex, text)
-    assert outcome.correct in (True, False)
+    outcome = bfcl.grade(ex, text)  # never raises, whatever the arguments
     assert outcome.correct or outcome.error in ERROR_CATEGORIES
+
+
+@pytest.mark.parametrize(("args", "correct", "error"), [
+    ({"base": 10, "height": 5, "unit": "units"}, True, None),
+    ({"base": 10, "height": 5}, True, None),  # `unit` may be left out: "" is among its answers
+    ({"base": 10, "height": 5, "unit": "cm"}, False, "wrong_value"),
+    ({"base": "10", "height": 5}, False, "wrong_type"),
+    ({"base": 10.0, "height": 5}, False, "wrong_type"),  # an integer parameter
+    ({"base": 10}, False, "missing_param"),
+    ({"base": 10, "height": 5, "x": 1}, False, "unexpected_param"),
+])
+def test_grading_a_constructed_case(args, correct, error):
+    """simple_python_0: calculate_triangle_area(base=10, height=5[, unit="units"])."""
+    ex = _cases("simple_python")[0]
+    assert ex.gold["answer"] == [{"calculate_triangle_area": {"base": [10], "height": [5], "unit": ["units", ""]}}]
+    outcome = bfcl.grade(ex, completion([ToolCall("calculate_triangle_area", args)]))
+    assert (outcome.correct, outcome.error) == (correct, error), outcome
 
 
 def test_unparseable_completions_are_wrong_with_a_category():
