@@ -12,6 +12,8 @@ with BFCL's own AST checker.
   `[{func_name: {arg: value}}]` and handed to `ast_checker` with the un-hinted function docs, as
   BFCL's own `eval_runner` does. Irrelevance categories are correct when no call is made (like BFCL,
   a call block that cannot be decoded counts as no call); `live_relevance` when at least one is.
+- A crash inside the checker is a wrong answer (`checker_error`), counted and listed in the report's
+  warnings (`checker_warnings`); a checker that crashes on every case fails the stage (`CheckerBroken`).
 """
 
 from __future__ import annotations
@@ -197,10 +199,36 @@ def grade(example: Example, completion: str) -> Outcome:
         result = checker(copy.deepcopy(example.gold["functions"]), decoded_calls(parsed.calls),
                          copy.deepcopy(answer), language.PYTHON, category, CHECKER_MODEL_NAME)
     except Exception as exc:  # the checker indexes into our output freely; a crash there is a wrong answer
-        return Outcome(example.id, False, "checker_error", f"{type(exc).__name__}: {exc}")
+        return Outcome(example.id, False, "checker_error", f"{type(exc).__name__}: {exc}", checked=True)
     if result.get("valid"):
-        return Outcome(example.id, True)
+        return Outcome(example.id, True, checked=True)
     errors = result.get("error") or []
     error = _error_category(str(result.get("error_type", "")), errors, len(parsed.calls), len(answer))
     detail = "; ".join(e if isinstance(e, str) else str(e) for e in errors)[:500]
-    return Outcome(example.id, False, error, detail)
+    return Outcome(example.id, False, error, detail, checked=True)
+
+
+class CheckerBroken(RuntimeError):
+    """BFCL's official checker raised on every case it was given: the checker is broken, not the models."""
+
+
+def checker_warnings(graded: dict[str, list[Outcome]]) -> list[str]:
+    """One warning per model (label -> its BFCL outcomes) for the cases on which the official checker
+    raised; they count as wrong answers (`checker_error`). Raises CheckerBroken when it raised on every
+    case it was given, over all models: then no score of the run means anything."""
+    warnings, checked, crashed = [], 0, []
+    for label, outcomes in graded.items():
+        ran = [o for o in outcomes if o.checked]
+        bad = [o for o in ran if o.error == "checker_error"]
+        checked, crashed = checked + len(ran), crashed + bad
+        if bad:
+            warnings.append(f"bfcl: the official checker raised on {len(bad)} of the {len(ran)} cases it graded "
+                            f"for model {label} (counted wrong, error category checker_error); first: "
+                            f"{bad[0].id}: {bad[0].detail}")
+    if checked and len(crashed) == checked:
+        raise CheckerBroken(
+            f"BFCL's official checker raised on every one of the {checked} cases it was given (first: "
+            f"{crashed[0].id}: {crashed[0].detail}). The checker is broken, not the models: check the installed "
+            "bfcl-eval (`pip install --no-deps --force-reinstall bfcl-eval==2026.3.23`, as infra/bootstrap.sh "
+            "does). The completions are cached: a rerun only grades again.")
+    return warnings

@@ -27,7 +27,7 @@ ERROR_CATEGORIES: dict[str, str] = {
     "wrong_value": "a parameter value that is not an accepted one",
     "wrong_args": "the right tool with arguments other than the gold ones",
     "no_match": "parallel calls that cannot be matched one to one with the answer",
-    "checker_error": "the official checker raised on this output (counted wrong)",
+    "checker_error": "the official checker raised on this output (counted wrong, listed in the warnings)",
 }
 
 
@@ -50,6 +50,7 @@ class Outcome:
     correct: bool
     error: str | None = None  # a key of ERROR_CATEGORIES when not correct
     detail: str = ""  # what exactly was wrong (checker message, parse error)
+    checked: bool = False  # the benchmark's official checker was run on it (BFCL), crashed or not
 
     def __post_init__(self) -> None:
         if not self.correct and self.error not in ERROR_CATEGORIES:

@@ -47,6 +47,9 @@ class ModelResult:
     def label(self) -> str:
         return self.model.label
 
+    def outcomes(self, benchmark: str) -> list[Outcome]:
+        return [g.outcome for (bench, _), rows in self.graded.items() if bench == benchmark for g in rows]
+
     def accuracy(self, column: Column) -> float | None:
         rows = self.graded.get(column) or []
         return sum(g.outcome.correct for g in rows) / len(rows) if rows else None
@@ -169,5 +172,6 @@ def evaluate(params: Params,
             warnings.append(f"model {resolved.label}: {resolved.reason}")
             continue
         models.append(evaluate_model(resolved, cases, ev, generator_factory, show_progress))
+    warnings.extend(bfcl.checker_warnings({m.label: m.outcomes("bfcl") for m in models}))
     return EvalResults(columns=list(cases), sizes={c: len(v) for c, v in cases.items()}, models=models,
                        warnings=warnings)

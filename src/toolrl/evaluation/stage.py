@@ -2,6 +2,7 @@
 
 Called by `toolrl eval` and by the Prefect task alike. MLflow gets one metric per model, benchmark
 and category (`evaluate/<model>/<benchmark>/<category>`, with `overall` and `overall_weighted`), the
+BFCL cases on which the official checker crashed (`evaluate/<model>/bfcl/checker_errors`), the
 generation throughput per model, each model's content hash as a tag, and the report files as
 artifacts under `evaluation/`.
 """
@@ -38,6 +39,9 @@ def mlflow_metrics(results: EvalResults) -> dict[str, float]:
     out = numbers(tree)  # a category without cases (None) is left out
     for m in results.models:
         out[f"{report.metric_key(m.label)}/generated"] = m.generated
+        if any(b == "bfcl" for b, _ in results.columns):
+            out[f"{report.metric_key(m.label)}/bfcl/checker_errors"] = sum(
+                o.error == "checker_error" for o in m.outcomes("bfcl"))
         if m.generated and m.generation_seconds:
             out[f"{report.metric_key(m.label)}/examples_per_s"] = m.generated / m.generation_seconds
     return out
