@@ -177,7 +177,7 @@ def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
     from toolrl.training import checkpoints, publish
     from toolrl.training.callbacks import StageCallback
     from toolrl.trm.data import read_steps
-    from toolrl.trm.registry import log_trm
+    from toolrl.trm.tracking import log_trm
 
     sec = params.trm.model
     data_dir = Path(params.trm.data.output_dir)
