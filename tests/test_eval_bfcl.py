@@ -287,9 +287,9 @@ def test_checker_crashes_are_counted_and_shown_in_the_report(monkeypatch, tmp_pa
         return real(functions, *args)
 
     params, results = _evaluate_with(crashes_on_factorial, monkeypatch, tmp_path)
-    outcomes = [g.outcome for g in results.models[0].graded[("bfcl", "simple_python")]]
+    outcomes = [g.grade for g in results.models[0].graded[("bfcl", "simple_python")]]
     assert [(o.correct, o.error, o.checked) for o in outcomes] == [(True, None, True), (False, "checker_error", True)]
-    assert all(not g.outcome.checked for g in results.models[0].graded[("bfcl", "irrelevance")])
+    assert all(not g.grade.checked for g in results.models[0].graded[("bfcl", "irrelevance")])
     warning = ("bfcl: the official checker raised on 1 of the 2 cases it graded for model scripted (counted wrong, "
                "error category checker_error); first: simple_python_1: KeyError: 'math.factorial'")
     assert results.warnings == [warning]

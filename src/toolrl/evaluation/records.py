@@ -1,4 +1,4 @@
-"""What the benchmarks hand to the runner (`Example`) and what grading hands back (`Outcome`).
+"""What the benchmarks hand to the runner (`BenchmarkCase`) and what grading hands back (`Grade`).
 
 Every wrong answer carries one error category from `ERROR_CATEGORIES`, so the report can count what
 kind of mistakes a model makes, not only how many.
@@ -32,7 +32,7 @@ ERROR_CATEGORIES: dict[str, str] = {
 
 
 @dataclass(frozen=True)
-class Example:
+class BenchmarkCase:
     """One benchmark case: the chat prompt to generate from and what grading needs."""
 
     id: str
@@ -43,7 +43,7 @@ class Example:
 
 
 @dataclass
-class Outcome:
+class Grade:
     """The grade of one completion."""
 
     id: str

@@ -41,7 +41,7 @@ def mlflow_metrics(results: EvalResults) -> dict[str, float]:
         out[f"{report.metric_key(m.label)}/generated"] = m.generated
         if any(b == "bfcl" for b, _ in results.columns):
             out[f"{report.metric_key(m.label)}/bfcl/checker_errors"] = sum(
-                o.error == "checker_error" for o in m.outcomes("bfcl"))
+                o.error == "checker_error" for o in m.grades("bfcl"))
         if m.generated and m.generation_seconds:
             out[f"{report.metric_key(m.label)}/examples_per_s"] = m.generated / m.generation_seconds
     return out
