@@ -197,6 +197,36 @@ def test_one_flattener_serves_params_metrics_and_overrides():
     assert flatten({}) == []
 
 
+def test_the_experiment_declares_itself_a_model_training_one(tmp_path, monkeypatch):
+    """MLflow 3's `mlflow.experimentKind` tag, on a real local store: set on a new experiment and on
+    one made before it; a kind someone already chose is kept."""
+    import mlflow
+    import mlflow.tracking.fluent as fluent
+
+    from toolrl.config import TrackingParams
+    from toolrl.tracking import configure
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(fluent, "_active_experiment_id", None)  # configure sets the active experiment
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    kind = "mlflow.experimentKind"
+    previous = mlflow.get_tracking_uri()
+    try:
+        fresh = configure(TrackingParams(tracking_uri=uri, experiment="fresh"))
+        assert client.get_experiment(fresh).tags[kind] == "custom_model_development"
+        older = client.create_experiment("older")
+        assert kind not in client.get_experiment(older).tags
+        assert configure(TrackingParams(tracking_uri=uri, experiment="older")) == older
+        assert client.get_experiment(older).tags[kind] == "custom_model_development"
+        chosen = client.create_experiment("chosen", tags={kind: "genai_development"})
+        configure(TrackingParams(tracking_uri=uri, experiment="chosen"))
+        assert client.get_experiment(chosen).tags[kind] == "genai_development"
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
 def test_overrides_apply_like_dvc_sets_params():
     raw = apply_overrides({"grpo": {"reward": {"variant": "default"}}}, ["grpo.reward.variant=coarse"])
     assert raw == {"grpo": {"reward": {"variant": "coarse"}}}
