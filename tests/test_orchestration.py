@@ -338,3 +338,82 @@ def test_grid_refuses_a_baseline_whose_dvc_lock_is_not_committed(tmp_path):
         git("add", "dvc.lock")
         git("commit", "-qm", "baseline")
         (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+
+
+# ---------------------------------------------------------------- stage output in the pipeline's log
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_progress_bar_reads_as_a_few_lines_each_said_once():
+    from toolrl.processes import OutputLines
+
+    clock = _Clock()
+    lines = OutputLines(every_s=60.0, clock=clock)
+    said: list[str] = []
+    said += lines.feed(b"Running stage 'sft':\n")
+    # tqdm: each update starts with a carriage return; "\xe2\x96\x88" is the bar's block, cut between chunks
+    for i, step in enumerate(range(0, 101, 10)):
+        clock.now = i * 10.0
+        said += lines.feed(f"\rtrain: {step:3d}%|".encode() + (b"\xe2\x96" if step == 50 else b"#"))
+        if step == 50:
+            said += lines.feed(b"\x88")
+    # tqdm.write (transformers' loss dicts): clear the bar, write the line, redraw the bar
+    said += lines.feed(b"\r" + b" " * 20 + b"\r{'loss': 1.5}\n\rtrain: 100%|#")
+    said += lines.feed(b"\n\r\n")  # the bar's end; a blank line
+    said += lines.feed(b"eval: 1/2\r\neval: 2/2")  # CRLF ends a line; the last has no newline
+    said += lines.close()
+    assert said == [
+        "Running stage 'sft':",
+        "train:   0%|#",  # the first state, as soon as it is complete
+        "train:  60%|#",  # 60 s later, while it moves
+        "{'loss': 1.5}",
+        "train: 100%|#",  # the final state, once
+        "eval: 1/2",
+        "eval: 2/2",
+    ]
+
+
+def test_a_stage_log_line_keeps_its_level_and_source_not_its_timestamp():
+    import logging
+
+    from toolrl.processes import log_record
+
+    assert log_record("19:04:41.301 | WARNING | Flow run 'sft' - low disk") == (logging.WARNING,
+                                                                               "Flow run 'sft' - low disk")
+    assert log_record("19:04:41.301 | INFO    | prefect - Starting") == (logging.INFO, "prefect - Starting")
+    assert log_record("Running stage 'sft':") == (logging.INFO, "Running stage 'sft':")
+
+
+def test_streamed_stage_output_reaches_the_log_as_a_few_lines(monkeypatch):
+    """A real process drawing a tqdm bar (one update per step) through `run_streamed`."""
+    import logging
+    import sys
+
+    import tasks.dvc as dvc_tasks
+
+    records: list[tuple[int, str]] = []
+
+    class Logger:
+        def info(self, msg, *args):
+            self.log(logging.INFO, msg, *args)
+
+        def log(self, level, msg, *args):
+            records.append((level, msg % args))
+
+    monkeypatch.setattr(dvc_tasks, "get_run_logger", Logger)
+    child = ("import sys, time; from tqdm import tqdm\n"
+             "print('12:00:00.000 | WARNING | Flow run \\'s\\' - careful', flush=True)\n"
+             "for _ in tqdm(range(200), desc='work', mininterval=0, file=sys.stderr): time.sleep(0.001)\n"
+             "print(\"Running stage 'x':\", flush=True)\n")
+    run = dvc_tasks.run_streamed([sys.executable, "-c", child], ".", {"PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0 and run.ran == ["x"]
+    assert records[1] == (logging.WARNING, "Flow run 's' - careful")
+    bar = [m for _, m in records if m.startswith("work:")]
+    assert len(bar) == 2 and bar[0].startswith("work:   0%") and bar[1].startswith("work: 100%")
