@@ -30,9 +30,9 @@ from prefect.context import FlowRunContext
 from flows.common import PIPELINE_TAG_ENV, exit_on_sigterm, prefect_settings
 from tasks.dvc import DvcError, dvc_exp_results, dvc_exp_run
 from toolrl.config import ConfigError, load_params
+from toolrl.dicts import numbers
 from toolrl.orchestration import (
     experiment_name,
-    flatten_metrics,
     metrics_files,
     parent_run,
     stage_env,
@@ -131,7 +131,7 @@ def pipeline(
         owners = metrics_files(root / "dvc.yaml")
         metrics: dict[str, float] = {}
         for path, tree in metric_trees.items():
-            metrics.update(flatten_metrics(tree, owners.get(path, Path(path).stem)))
+            metrics.update(numbers(tree, owners.get(path, Path(path).stem)))
         if metrics:
             mlflow.log_metrics(metrics)  # final numbers on the parent: compare pipeline runs side by side
         mlflow.set_tags({"dvc.exp_rev": exp.get("rev") or "", "toolrl.stages_ran": ",".join(result.ran)})

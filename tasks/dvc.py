@@ -1,7 +1,9 @@
 """Tasks that drive DVC: run the DAG as an experiment, read an experiment's results.
 
 `dvc exp run` is not retried: it runs training stages, where a failure repeats. Its output is
-streamed line by line into the Prefect log, so the UI shows each stage as DVC starts or skips it.
+streamed line by line into the Prefect log, so the UI shows each stage as DVC starts or skips it; a
+progress bar comes as a few lines, not one per update, and a stage's own Prefect log line keeps its
+level but not its second timestamp (`toolrl.processes.OutputLines`, `log_record`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 
-from toolrl.processes import stop_group
+from toolrl.processes import OutputLines, log_record, stop_group
 
 RAN = re.compile(r"Running stage '([^']+)'")
 SKIPPED = re.compile(r"Stage '([^']+)' didn't change, skipping")
@@ -58,30 +60,27 @@ def git_has_commit(root: str | Path) -> bool:
 
 
 def run_streamed(command: list[str], cwd: str | Path, env: dict[str, str]) -> DvcRun:
-    """Run a DVC command, logging each line, and note which stages ran, were skipped or restored."""
+    """Run a DVC command, logging its output line by line (`OutputLines`: a progress bar as a few
+    lines, a stage's own log line once), and note which stages ran, were skipped or restored."""
     logger = get_run_logger()
     logger.info("$ %s", " ".join(command[2:] if command[:3] == dvc_command() else command))
     result = DvcRun(command=command, returncode=-1)
+    lines = OutputLines()
     # Its own process group: if this flow is stopped, DVC and the stage process it runs stop with it.
     with subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, bufsize=1, start_new_session=True) as proc:
+                          start_new_session=True) as proc:
         assert proc.stdout is not None
         try:
-            for raw in proc.stdout:
-                line = raw.rstrip()
-                if not line:
-                    continue
-                logger.info(line)
-                result.tail = [*result.tail[-39:], line]
-                for pattern, bucket in ((RAN, result.ran), (SKIPPED, result.skipped), (RESTORED, result.restored)):
-                    match = pattern.search(line)
-                    if match and match.group(1) not in bucket:
-                        bucket.append(match.group(1))
+            while chunk := proc.stdout.read1(65536):
+                for line in lines.feed(chunk):
+                    _log(logger, line, result)
+            for line in lines.close():
+                _log(logger, line, result)
             result.returncode = proc.wait()
         except BaseException:  # SIGTERM (as SystemExit), Ctrl-C, a crash: stop the group, then re-raise
             # Keep reading while the group stops: its last words (the stage's crash report) go to the
             # log, and a full pipe would block the very writes the stage needs to finish exiting.
-            drain = threading.Thread(target=_log_lines, args=(proc.stdout, logger), daemon=True)
+            drain = threading.Thread(target=_drain, args=(proc.stdout, lines, logger, result), daemon=True)
             drain.start()
             stop_group(proc)
             drain.join(timeout=5)
@@ -89,11 +88,23 @@ def run_streamed(command: list[str], cwd: str | Path, env: dict[str, str]) -> Dv
     return result
 
 
-def _log_lines(stream, logger) -> None:
+def _log(logger, line: str, result: DvcRun) -> None:
+    level, message = log_record(line)
+    logger.log(level, "%s", message)
+    result.tail = [*result.tail[-39:], message]
+    for pattern, bucket in ((RAN, result.ran), (SKIPPED, result.skipped), (RESTORED, result.restored)):
+        match = pattern.search(message)
+        if match and match.group(1) not in bucket:
+            bucket.append(match.group(1))
+
+
+def _drain(stream, lines: OutputLines, logger, result: DvcRun) -> None:
     try:
-        for raw in stream:
-            if raw.strip():
-                logger.info(raw.rstrip())
+        while chunk := stream.read1(65536):
+            for line in lines.feed(chunk):
+                _log(logger, line, result)
+        for line in lines.close():
+            _log(logger, line, result)
     except (OSError, ValueError):  # the pipe closed under us: nothing more to read
         pass
 

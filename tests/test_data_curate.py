@@ -19,7 +19,7 @@ from toolrl.config import DataParams, Params, SourceParams, TrackingParams
 from toolrl.data import curate as curate_mod
 from toolrl.data import dedup, masking, split, toolace, validate
 from toolrl.data.curate import curate
-from toolrl.data.schema import Call, Example, Message, Target, Tool
+from toolrl.data.schema import Call, CanonicalExample, Message, Target, Tool
 
 SPLIT_FILES = ("train.jsonl", "val.jsonl", "test.jsonl")
 
@@ -103,7 +103,8 @@ def test_records_carry_both_views(curated):
         assert [{"name": c.name, "arguments": c.arguments} for c in parsed.calls] == r["target"]["calls"]
         assert parsed.response == r["target"]["response"]
         assert r["ground_truth"] == r["completion"][0]["content"]
-        ex = Example.model_validate({k: r[k] for k in ("id", "source", "tools", "conversation", "target", "provenance")})
+        fields = ("id", "source", "tools", "conversation", "target", "provenance")
+        ex = CanonicalExample.model_validate({k: r[k] for k in fields})
         assert validate.check(ex) is None
 
 
@@ -152,9 +153,9 @@ def test_same_params_same_bytes(tmp_path):
 # ---------------------------------------------------------------- steps on their own
 
 
-def _ex(i: int, source: str, calls: int, text: str | None = None) -> Example:
+def _ex(i: int, source: str, calls: int, text: str | None = None) -> CanonicalExample:
     tool = Tool(name="f", parameters={"type": "object", "properties": {"x": {}}, "required": []})
-    return Example(id=f"{source}:{i}", source=source, tools=[tool],
+    return CanonicalExample(id=f"{source}:{i}", source=source, tools=[tool],
                    conversation=[Message(role="user", content=text or f"question number {i} about topic {i * 7}")],
                    target=Target(calls=[Call(name="f", arguments={"x": i})] * calls, response=None if calls else "ok"))
 

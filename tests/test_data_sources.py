@@ -20,7 +20,7 @@ from toolrl import formats
 from toolrl.config import ConfigError, DataParams, SourceParams
 from toolrl.data import bfcl, rlla, toolace, xlam
 from toolrl.data.readers import RawRecord, read_records
-from toolrl.data.schema import DataError, Example, Rejected, render_views
+from toolrl.data.schema import CanonicalExample, DataError, Rejected, render_views
 
 DATA = DataParams()
 
@@ -40,7 +40,7 @@ def rlla_src(tmp_path):
 def test_rlla_parses_tools_dialogue_and_target(rlla_src):
     outs = convert_all(rlla, rlla_src)
     first = outs[0][0]
-    assert isinstance(first, Example)
+    assert isinstance(first, CanonicalExample)
     assert [t.name for t in first.tools] == ["Get Weather", "Search Flights"]
     weather = first.tools[0].parameters
     # a tool marking some parameters optional has the others required
@@ -97,7 +97,7 @@ def test_toolace_one_example_per_assistant_turn(toolace_file):
     src = SourceParams(name="toolace", location=str(toolace_file))
     outs = convert_all(toolace, src)
     first = outs[0]
-    assert [type(o) for o in first] == [Example, Example, Example]
+    assert [type(o) for o in first] == [CanonicalExample, CanonicalExample, CanonicalExample]
     calls, answer, again = first
     assert [(c.name, c.arguments) for c in calls.target.calls] == [
         ("Get Weather", {"city": "Paris", "days": 3}),
@@ -136,7 +136,11 @@ def test_xlam_jsonl_and_parquet_agree(tmp_path):
     jl = SourceParams(name="xlam", location=str(write_jsonl(tmp_path / "x.jsonl", XLAM_RECORDS)))
     pq = SourceParams(name="xlam", location=str(write_parquet(tmp_path / "x.parquet", XLAM_RECORDS)))
     a, b = convert_all(xlam, jl), convert_all(xlam, pq)
-    assert [o[0].target for o in a if isinstance(o[0], Example)] == [o[0].target for o in b if isinstance(o[0], Example)]
+
+    def targets(outs):
+        return [o[0].target for o in outs if isinstance(o[0], CanonicalExample)]
+
+    assert targets(a) == targets(b)
     first = a[0][0]
     assert first.id == "xlam:0" and first.conversation[0].content == "Price of TSLA?"
     price = first.tools[0].parameters

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from toolrl.data import validate
-from toolrl.data.schema import Call, Example, Message, Target, Tool
+from toolrl.data.schema import Call, CanonicalExample, Message, Target, Tool
 from toolrl.data.tool_schema import normalize_parameters, normalize_tools, type_schema
 
 TOOL = Tool(name="book", description="Book a table.", parameters={
@@ -25,8 +25,8 @@ TOOL = Tool(name="book", description="Book a table.", parameters={
 })
 
 
-def example(*calls: Call, response: str | None = None) -> Example:
-    return Example(id="t:0", source="t", tools=[TOOL], conversation=[Message(role="user", content="hi")],
+def example(*calls: Call, response: str | None = None) -> CanonicalExample:
+    return CanonicalExample(id="t:0", source="t", tools=[TOOL], conversation=[Message(role="user", content="hi")],
                    target=Target(calls=list(calls), response=response))
 
 

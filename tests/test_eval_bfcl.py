@@ -194,9 +194,25 @@ def test_grading_never_raises(index, args, category):
     ex = _cases(category)[index]
     name = ex.gold["functions"][0]["name"]
     text = completion([ToolCall(name, args)])
-    outcome = bfcl.grade(ex, text)
-    assert outcome.correct in (True, False)
+    outcome = bfcl.grade(ex, text)  # never raises, whatever the arguments
     assert outcome.correct or outcome.error in ERROR_CATEGORIES
+
+
+@pytest.mark.parametrize(("args", "correct", "error"), [
+    ({"base": 10, "height": 5, "unit": "units"}, True, None),
+    ({"base": 10, "height": 5}, True, None),  # `unit` may be left out: "" is among its answers
+    ({"base": 10, "height": 5, "unit": "cm"}, False, "wrong_value"),
+    ({"base": "10", "height": 5}, False, "wrong_type"),
+    ({"base": 10.0, "height": 5}, False, "wrong_type"),  # an integer parameter
+    ({"base": 10}, False, "missing_param"),
+    ({"base": 10, "height": 5, "x": 1}, False, "unexpected_param"),
+])
+def test_grading_a_constructed_case(args, correct, error):
+    """simple_python_0: calculate_triangle_area(base=10, height=5[, unit="units"])."""
+    ex = _cases("simple_python")[0]
+    assert ex.gold["answer"] == [{"calculate_triangle_area": {"base": [10], "height": [5], "unit": ["units", ""]}}]
+    outcome = bfcl.grade(ex, completion([ToolCall("calculate_triangle_area", args)]))
+    assert (outcome.correct, outcome.error) == (correct, error), outcome
 
 
 def test_unparseable_completions_are_wrong_with_a_category():
@@ -230,3 +246,62 @@ def test_checker_standin_is_installed_and_reused():
     assert bfcl.grade(ex, completion([ToolCall("math.factorial", {"number": 5})])).correct
     assert not bfcl.grade(ex, completion([ToolCall("math_factorial", {"number": 5})])).correct
     assert json.dumps(language.PYTHON.value) == '"python"'
+
+
+class _ScriptedGenerator:
+    """Every prompt answered with the known answer of simple_python_0 (right there, wrong elsewhere)."""
+
+    def generate(self, prompts, on_done=None):
+        texts = [completion([ToolCall("calculate_triangle_area", {"base": 10, "height": 5})])] * len(prompts)
+        if on_done:
+            on_done(list(range(len(prompts))), texts)
+        return texts
+
+    def close(self):
+        pass
+
+
+def _evaluate_with(checker, monkeypatch, tmp_path):
+    from toolrl.config import Params
+    from toolrl.evaluation import runner
+    from toolrl.evaluation.references import ResolvedModel
+
+    _, language = bfcl.official_checker()
+    monkeypatch.setattr(bfcl, "official_checker", lambda: (checker, language))
+    monkeypatch.setattr(runner, "resolve", lambda ref, params: ResolvedModel(ref, tmp_path, "0" * 64, "test"))
+    params = Params.model_validate({"evaluate": {
+        "models": ["scripted"], "benchmarks": ["bfcl"], "bfcl_categories": ["simple_python", "irrelevance"],
+        "limit": 2, "cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "reports")}})
+    return params, runner.evaluate(params, lambda folder, ev: _ScriptedGenerator(), show_progress=False)
+
+
+def test_checker_crashes_are_counted_and_shown_in_the_report(monkeypatch, tmp_path):
+    from toolrl.evaluation import report
+    from toolrl.evaluation.stage import mlflow_metrics
+
+    real, _ = bfcl.official_checker()
+
+    def crashes_on_factorial(functions, *args):
+        if functions[0]["name"] == "math.factorial":  # simple_python_1
+            raise KeyError("math.factorial")
+        return real(functions, *args)
+
+    params, results = _evaluate_with(crashes_on_factorial, monkeypatch, tmp_path)
+    outcomes = [g.grade for g in results.models[0].graded[("bfcl", "simple_python")]]
+    assert [(o.correct, o.error, o.checked) for o in outcomes] == [(True, None, True), (False, "checker_error", True)]
+    assert all(not g.grade.checked for g in results.models[0].graded[("bfcl", "irrelevance")])
+    warning = ("bfcl: the official checker raised on 1 of the 2 cases it graded for model scripted (counted wrong, "
+               "error category checker_error); first: simple_python_1: KeyError: 'math.factorial'")
+    assert results.warnings == [warning]
+    assert mlflow_metrics(results)["scripted/bfcl/checker_errors"] == 1
+    md = (report.write(results, params.evaluate)["markdown"]).read_text()
+    assert f"- {warning}" in md and "checker_error" in md.split("## Error categories")[1]
+
+
+def test_a_checker_that_fails_on_every_case_fails_the_stage(monkeypatch, tmp_path):
+    def broken(*args):
+        raise ImportError("cannot import name 'Language'")
+
+    with pytest.raises(bfcl.CheckerBroken, match=r"raised on every one of the 2 cases it was given \(first: "
+                       r"simple_python_0: ImportError: cannot import name 'Language'\)\. The checker is broken"):
+        _evaluate_with(broken, monkeypatch, tmp_path)

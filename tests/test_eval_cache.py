@@ -63,8 +63,8 @@ def test_rerun_generates_nothing_and_new_work_only_for_what_is_new(tiny_model_di
     again, log = run(tmp_path, [str(tiny_model_dir)], api_bank_file)
     assert again.generated == 0 and log == []  # the model is not even loaded
     assert completions(again.models[0]) == completions(first.models[0])
-    assert [g.outcome for rows in again.models[0].graded.values() for g in rows] == \
-        [g.outcome for rows in first.models[0].graded.values() for g in rows]
+    assert [g.grade for rows in again.models[0].graded.values() for g in rows] == \
+        [g.grade for rows in first.models[0].graded.values() for g in rows]
 
     both, log = run(tmp_path, [str(tiny_model_dir), str(other)], api_bank_file)
     assert [m.generated for m in both.models] == [0, 6] and sum(log) == 6

@@ -14,7 +14,8 @@ import yaml
 from typer.testing import CliRunner
 
 from toolrl.config import ConfigError, Params, apply_overrides, load_params, load_raw
-from toolrl.orchestration import experiment_name, flatten_metrics, metrics_files
+from toolrl.dicts import numbers
+from toolrl.orchestration import experiment_name, metrics_files
 from toolrl.params_file import regenerate, render
 from toolrl.profiles import available, compose, dvc_set_args, flatten, format_value, profile_overrides
 
@@ -176,8 +177,54 @@ def test_experiment_names_are_valid_git_ref_parts():
 
 def test_metrics_flatten_to_stage_prefixed_names():
     tree = {"sft": {"bfcl": {"overall": 0.5, "n": 10}}, "note": "text", "ok": True}
-    assert flatten_metrics(tree, "evaluate") == {
+    assert numbers(tree, "evaluate") == {
         "evaluate/sft/bfcl/overall": 0.5, "evaluate/sft/bfcl/n": 10.0, "evaluate/ok": 1.0}
+
+
+def test_one_flattener_serves_params_metrics_and_overrides():
+    from toolrl import dicts
+    from toolrl.tracking import flat_params
+
+    tree = {"a": {"b": 1, "c": [1, 2], "d": {}}, "e": None}
+    assert dicts.flatten(tree) == {"a/b": 1, "a/c": [1, 2], "e": None}
+    assert dicts.flatten(tree, "p", sep=".", keep_empty=True) == {"p.a.b": 1, "p.a.c": [1, 2], "p.a.d": {},
+                                                                   "p.e": None}
+    assert dicts.flatten(3, "x") == {"x": 3} and dicts.flatten({}, keep_empty=True) == {}
+    assert dicts.numbers({"a": {"ok": True, "n": 2}}, bools=False) == {"a/n": 2.0}
+    assert flat_params({"lr": 1e-5, "reward": {"variant": "x" * 600}}, "grpo") == {
+        "grpo.lr": "1e-05", "grpo.reward.variant": "x" * 497 + "..."}
+    assert flatten({"evaluate": {"limit_per_benchmark": {}}}) == ["evaluate.limit_per_benchmark={}"]
+    assert flatten({}) == []
+
+
+def test_the_experiment_declares_itself_a_model_training_one(tmp_path, monkeypatch):
+    """MLflow 3's `mlflow.experimentKind` tag, on a real local store: set on a new experiment and on
+    one made before it; a kind someone already chose is kept."""
+    import mlflow
+    import mlflow.tracking.fluent as fluent
+
+    from toolrl.config import TrackingParams
+    from toolrl.tracking import configure
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(fluent, "_active_experiment_id", None)  # configure sets the active experiment
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    kind = "mlflow.experimentKind"
+    previous = mlflow.get_tracking_uri()
+    try:
+        fresh = configure(TrackingParams(tracking_uri=uri, experiment="fresh"))
+        assert client.get_experiment(fresh).tags[kind] == "custom_model_development"
+        older = client.create_experiment("older")
+        assert kind not in client.get_experiment(older).tags
+        assert configure(TrackingParams(tracking_uri=uri, experiment="older")) == older
+        assert client.get_experiment(older).tags[kind] == "custom_model_development"
+        chosen = client.create_experiment("chosen", tags={kind: "genai_development"})
+        configure(TrackingParams(tracking_uri=uri, experiment="chosen"))
+        assert client.get_experiment(chosen).tags[kind] == "genai_development"
+    finally:
+        mlflow.set_tracking_uri(previous)
 
 
 def test_overrides_apply_like_dvc_sets_params():
@@ -230,7 +277,8 @@ def _uses_a_global() -> int:
 
 def test_heavy_tasks_keep_prints_out_of_prefect_so_dill_sees_globals():
     """datasets fingerprints map functions with dill, which finds a function's globals by capturing
-    `dis` output on sys.stdout; Prefect's log_prints swallows that output, and dill finds nothing."""
+    `dis` output on sys.stdout; Prefect's log_prints would swallow that output. Our heavy tasks opt
+    out of it, and a task that does sees its globals even inside a flow that logs prints."""
     import dill.detect
     from prefect import flow, task
 
@@ -238,23 +286,18 @@ def test_heavy_tasks_keep_prints_out_of_prefect_so_dill_sees_globals():
     from tasks.train import train_stage
     from tasks.trm import build_trm_data, train_grpo_trm, train_trm
 
-    @task(log_prints=False)
-    def probe_quiet() -> list[str]:
-        return sorted(dill.detect.nestedglobals(_uses_a_global))
+    for t in (train_stage, build_trm_data, train_trm, train_grpo_trm, evaluate_models):
+        assert t.log_prints is False, t.name
 
-    @task
-    def probe_captured() -> list[str]:
+    @task(log_prints=False)  # the setting of the tasks above
+    def probe() -> list[str]:
         return sorted(dill.detect.nestedglobals(_uses_a_global))
 
     @flow(log_prints=True)
-    def both() -> tuple[list[str], list[str]]:
-        return probe_quiet(), probe_captured()
+    def pipeline_like() -> list[str]:
+        return probe()
 
-    quiet, captured = both()
-    assert "GLOBAL_FOR_DILL" in quiet
-    assert "GLOBAL_FOR_DILL" not in captured  # the failure the setting avoids (fix upstream: drop this line)
-    for t in (train_stage, build_trm_data, train_trm, train_grpo_trm, evaluate_models):
-        assert t.log_prints is False, t.name
+    assert "GLOBAL_FOR_DILL" in pipeline_like()
 
 
 def test_grid_refuses_an_unknown_reward_variant_before_queueing_anything():
@@ -295,3 +338,82 @@ def test_grid_refuses_a_baseline_whose_dvc_lock_is_not_committed(tmp_path):
         git("add", "dvc.lock")
         git("commit", "-qm", "baseline")
         (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+
+
+# ---------------------------------------------------------------- stage output in the pipeline's log
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_progress_bar_reads_as_a_few_lines_each_said_once():
+    from toolrl.processes import OutputLines
+
+    clock = _Clock()
+    lines = OutputLines(every_s=60.0, clock=clock)
+    said: list[str] = []
+    said += lines.feed(b"Running stage 'sft':\n")
+    # tqdm: each update starts with a carriage return; "\xe2\x96\x88" is the bar's block, cut between chunks
+    for i, step in enumerate(range(0, 101, 10)):
+        clock.now = i * 10.0
+        said += lines.feed(f"\rtrain: {step:3d}%|".encode() + (b"\xe2\x96" if step == 50 else b"#"))
+        if step == 50:
+            said += lines.feed(b"\x88")
+    # tqdm.write (transformers' loss dicts): clear the bar, write the line, redraw the bar
+    said += lines.feed(b"\r" + b" " * 20 + b"\r{'loss': 1.5}\n\rtrain: 100%|#")
+    said += lines.feed(b"\n\r\n")  # the bar's end; a blank line
+    said += lines.feed(b"eval: 1/2\r\neval: 2/2")  # CRLF ends a line; the last has no newline
+    said += lines.close()
+    assert said == [
+        "Running stage 'sft':",
+        "train:   0%|#",  # the first state, as soon as it is complete
+        "train:  60%|#",  # 60 s later, while it moves
+        "{'loss': 1.5}",
+        "train: 100%|#",  # the final state, once
+        "eval: 1/2",
+        "eval: 2/2",
+    ]
+
+
+def test_a_stage_log_line_keeps_its_level_and_source_not_its_timestamp():
+    import logging
+
+    from toolrl.processes import log_record
+
+    assert log_record("19:04:41.301 | WARNING | Flow run 'sft' - low disk") == (logging.WARNING,
+                                                                               "Flow run 'sft' - low disk")
+    assert log_record("19:04:41.301 | INFO    | prefect - Starting") == (logging.INFO, "prefect - Starting")
+    assert log_record("Running stage 'sft':") == (logging.INFO, "Running stage 'sft':")
+
+
+def test_streamed_stage_output_reaches_the_log_as_a_few_lines(monkeypatch):
+    """A real process drawing a tqdm bar (one update per step) through `run_streamed`."""
+    import logging
+    import sys
+
+    import tasks.dvc as dvc_tasks
+
+    records: list[tuple[int, str]] = []
+
+    class Logger:
+        def info(self, msg, *args):
+            self.log(logging.INFO, msg, *args)
+
+        def log(self, level, msg, *args):
+            records.append((level, msg % args))
+
+    monkeypatch.setattr(dvc_tasks, "get_run_logger", Logger)
+    child = ("import sys, time; from tqdm import tqdm\n"
+             "print('12:00:00.000 | WARNING | Flow run \\'s\\' - careful', flush=True)\n"
+             "for _ in tqdm(range(200), desc='work', mininterval=0, file=sys.stderr): time.sleep(0.001)\n"
+             "print(\"Running stage 'x':\", flush=True)\n")
+    run = dvc_tasks.run_streamed([sys.executable, "-c", child], ".", {"PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0 and run.ran == ["x"]
+    assert records[1] == (logging.WARNING, "Flow run 's' - careful")
+    bar = [m for _, m in records if m.startswith("work:")]
+    assert len(bar) == 2 and bar[0].startswith("work:   0%") and bar[1].startswith("work: 100%")

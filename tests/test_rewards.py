@@ -451,6 +451,22 @@ def test_chat_message_completions_and_ground_truth_cache():
     assert parse_ground_truth(GT_ONE) is parse_ground_truth(GT_ONE)
 
 
+def test_multi_message_completions_are_scored_on_all_assistant_turns_in_order():
+    from toolrl.formats import assistant_text
+
+    turns = [{"role": "assistant", "content": "<think> I should call a tool. </think>"},
+             {"role": "tool", "content": "<tool_call>\nnot the policy's text\n</tool_call>"},
+             {"role": "assistant", "content": f"<tool_call>\n{WEATHER}\n</tool_call>"}]
+    assert assistant_text(turns) == calls_block(WEATHER)
+    assert score(turns, GT_ONE) == score(calls_block(WEATHER), GT_ONE) == (4.0, 1.0, 3.0, 0.0)
+    # one message, as in every single-turn completion: exactly its content (the reference's reading)
+    assert assistant_text([{"role": "assistant", "content": " x "}]) == " x "
+    assert assistant_text({"content": "x"}) == "x" and assistant_text([]) == ""
+    assert assistant_text([{"role": "assistant", "content": None}, {"role": "assistant", "content": "y"}]) == "y"
+    with pytest.raises(TypeError, match="completion must be"):
+        assistant_text(["not a message"])
+
+
 def test_bounds_contain_every_case():
     for name in REFERENCE_VARIANTS:
         scorer = Scorer(name)

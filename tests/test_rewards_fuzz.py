@@ -1,7 +1,8 @@
 """The reward never breaks: arbitrary text, tag soup, huge inputs and deep JSON, for every variant,
 step and range setting, never raise and always land inside the variant's range at that step. Also
 checks the two fast paths against what they replace: the format checks against the anchored regular
-expressions that define the format, and the call-line parser against `json.loads`.
+expressions that define the format, the call-line parser against `json.loads`, and the cut of the
+call block against the split-based definitions it replaces.
 """
 
 from __future__ import annotations
@@ -123,6 +124,32 @@ def test_format_checks_equal_the_defining_patterns(text, kind):
     pattern, once = FORMAT_PATTERNS[kind]
     expected = bool(re.search(pattern, text, re.DOTALL)) and all(text.count(t) == 1 for t in once)
     assert format_ok(text, kind) is expected
+
+
+@settings(max_examples=1500, deadline=None)
+@given(text=st.lists(st.sampled_from(["<tool_call>", "</tool_call>", "\n", " x ", WEATHER]), max_size=12)
+       .map("".join), need_close=st.booleans())
+def test_call_block_cuts_equal_their_definitions(text, need_close):
+    """The one block cutter (`formats.call_block_span`) in both readings, against their definitions."""
+    from toolrl.formats import call_block_span
+    from toolrl.rewards.parsing import call_block
+
+    has_open, has_close = "<tool_call>" in text, "</tool_call>" in text
+    # the reward: the reference's split-based cut
+    expected = (text.split("<tool_call>")[1].split("</tool_call>")[0].strip()
+                if has_open and (has_close or not need_close) else None)
+    assert call_block(text, need_close) == expected
+    # the project's: to the first closing tag after the opening one, else (need_close: None) the end
+    span = call_block_span(text, need_close)
+    if not has_open:
+        assert span is None
+        return
+    body = text.split("<tool_call>", 1)[1]
+    closed = "</tool_call>" in body
+    if need_close and not closed:
+        assert span is None
+    else:
+        assert text[span[0] : span[1]] == body.split("</tool_call>", 1)[0]
 
 
 def _same_json(a, b) -> bool:

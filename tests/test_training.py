@@ -172,6 +172,27 @@ def test_recorder_observes_the_reward_library_without_changing_it():
     assert table["reward/format_reward"][0] > table["reward/format_reward"][1]
 
 
+def test_recorded_statistics_read_the_text_the_reward_reads():
+    """A multi-message completion: the reward and the logged call statistics see the same text."""
+    from types import SimpleNamespace
+
+    from toolrl.config import RewardParams
+    from toolrl.rewards.trl import reward_functions
+
+    gt = record(0)["ground_truth"]
+    head, sep, tail = gt.partition("\n<tool_call>")
+    assert sep, "the fixture's ground truth has a call"
+    turns = [{"role": "assistant", "content": head}, {"role": "tool", "content": "{}"},
+             {"role": "assistant", "content": sep.lstrip("\n") + tail}]
+    recorder = RewardRecorder()
+    fmt = recorder.wrap(reward_functions(RewardParams()))[0]
+    logged: dict[str, float] = {}
+    rewards = fmt(prompts=[record(0)["prompt"]], completions=[turns], ground_truth=[gt],
+                  trainer_state=SimpleNamespace(global_step=0), log_metric=lambda k, v: logged.__setitem__(k, v))
+    assert recorder.completions == [formats.assistant_text(turns)] == [gt]
+    assert rewards == [1.0] and logged["tool_calls/parseable_call_share"] == 1.0
+
+
 def test_metrics_csv_drops_steps_a_resumed_run_logs_again(tmp_path):
     path = tmp_path / "plots" / "grpo.csv"
     csv = MetricsCsv(path)

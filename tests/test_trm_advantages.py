@@ -1,8 +1,7 @@
-"""The advantage arithmetic of TRM-guided GRPO on hand-made groups."""
+"""The advantage arithmetic of TRM-guided GRPO on hand-made groups; the outcome advantages against a
+stock TRL GRPOTrainer, the group normalisation against TRL's own `nanstd`."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 import torch
@@ -17,24 +16,55 @@ from toolrl.trm.advantages import (
 
 
 def z(values: list[float]) -> list[float]:
-    """Unbiased z-scores, as the module should compute them."""
-    m = sum(values) / len(values)
-    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
-    return [(v - m) / (sd + EPS) for v in values]
+    """Values normalised as TRL 1.16 normalises a group of rewards, (v - mean) / (std + 1e-4), with
+    TRL's own unbiased `nanstd` (trl/trainer/utils.py); the formula is inline in
+    `GRPOTrainer._generate_and_score_completions` (trl/trainer/grpo_trainer.py, lines 2765-2787 of
+    1.16.0), and `test_outcome_advantages_equal_trls_own` holds our outcome advantages to it."""
+    from trl.trainer.utils import nanstd
+
+    t = torch.tensor(values, dtype=torch.float64)
+    return ((t - t.mean()) / (nanstd(t) + EPS)).tolist()
 
 
-def test_outcome_is_normalised_within_each_group():
-    r = torch.tensor([1.0, 2.0, 3.0, 4.0, 10.0, 10.0, 10.0, 10.0])
-    a = outcome_advantages(r, num_generations=4)
-    assert a[:4].tolist() == pytest.approx(z([1, 2, 3, 4]), abs=1e-5)
-    assert a[4:].tolist() == [0.0, 0.0, 0.0, 0.0]  # equal rewards: no signal
+@pytest.mark.slow
+def test_outcome_advantages_equal_trls_own(tiny_model_dir, tmp_path):
+    """TRL 1.16 has no function that turns rewards into advantages: it computes them inline in
+    `GRPOTrainer._generate_and_score_completions` (trl/trainer/grpo_trainer.py, the
+    `sum_then_normalize` branch). So a stock GRPOTrainer on tiny-random scores scripted rollouts with
+    scripted rewards, and the advantages it hands its loss are compared with `outcome_advantages`."""
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
 
+    # two groups of four; the second has equal rewards (std 0: no signal)
+    rewards = [1.0, 2.0, 3.0, 10.0, 5.0, 5.0, 5.0, 5.0]
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    prompts = [[{"role": "user", "content": f"question {i}"}] for i in range(2)]
 
-def test_outcome_matches_trl_group_formula():
-    r = torch.tensor([0.5, -1.0, 2.0, 0.0])
-    g = r.view(-1, 2)
-    expected = ((g - g.mean(1, keepdim=True)) / (g.std(1, keepdim=True) + EPS)).view(-1)
-    assert torch.allclose(outcome_advantages(r, 2), expected)
+    def rollout(batch_prompts, trainer):
+        p_ids = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=False)
+                 for p in batch_prompts]
+        c_ids = [tokenizer(f"answer {i}{tokenizer.eos_token}", add_special_tokens=False)["input_ids"]
+                 for i in range(len(batch_prompts))]
+        return {"prompt_ids": p_ids, "completion_ids": c_ids, "logprobs": None}
+
+    def reward(completions, **kwargs):
+        assert len(completions) == len(rewards)
+        return list(rewards)
+
+    args = GRPOConfig(output_dir=str(tmp_path / "out"), per_device_train_batch_size=8, num_generations=4,
+                      max_completion_length=16, max_steps=1, beta=0.0, report_to="none", save_strategy="no",
+                      shuffle_dataset=False, bf16=False, scale_rewards="group")
+    trainer = GRPOTrainer(model=str(tiny_model_dir), reward_funcs=[reward], args=args, processing_class=tokenizer,
+                          train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]), rollout_func=rollout)
+    inputs = [{"prompt": prompts[0]}] * 4 + [{"prompt": prompts[1]}] * 4
+    r = torch.tensor(rewards)
+    trl_adv = trainer._generate_and_score_completions(inputs)["advantages"]
+    assert torch.allclose(trl_adv, outcome_advantages(r, num_generations=4), atol=1e-6)
+    assert trl_adv[4:].tolist() == [0.0] * 4
+    trainer.scale_rewards = "none"  # read on every batch: TRL's "only centre" setting
+    trl_adv = trainer._generate_and_score_completions(inputs)["advantages"]
+    assert torch.allclose(trl_adv, outcome_advantages(r, num_generations=4, scale=False), atol=1e-6)
 
 
 def test_call_i_is_compared_only_with_call_i():

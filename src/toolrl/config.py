@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from toolrl.hardware import Bf16Setting, DtypeSetting
+from toolrl.rewards.registry import COMPONENTS, get_variant  # no config import below it: no cycle
 
 DEFAULT_PARAMS = Path("params.yaml")
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -234,8 +235,6 @@ class RewardParams(Section):
 
     @model_validator(mode="after")
     def _check(self) -> RewardParams:
-        from toolrl.rewards.registry import COMPONENTS, get_variant  # lazy: rewards imports config
-
         get_variant(self.variant)  # raises with the list of known names
         unknown = sorted(set(self.weights) - set(COMPONENTS))
         if unknown:

@@ -11,8 +11,10 @@ A model answers a turn with
 
 where `<tool_call>` and `<response>` are each optional (at least one is expected). This module
 renders the system prompt that lists the tools, the dialogue history, and a target completion, and
-parses a completion back into its parts. The reward library keeps its own reference-exact scorer
-(it must reproduce the reference's quirks); everything else (data, evaluation, TRM) uses `parse`.
+parses a completion back into its parts. `assistant_text` reads a completion given as chat
+messages and `call_block_span` cuts out the `<tool_call>` block, for everyone: `parse` (data,
+evaluation, statistics), the TRM's call spans, and the reward, which asks for the reference scorer's
+cut (`reference=True`) and keeps its own reference-exact scoring on top of it.
 """
 
 from __future__ import annotations
@@ -72,7 +74,6 @@ class Parsed:
     thought: str | None = None
     calls: list[ToolCall] = field(default_factory=list)
     response: str | None = None
-    has_call_block: bool = False
     error: str | None = None
 
     @property
@@ -141,6 +142,67 @@ def render_completion(thought: str | None, calls: list[ToolCall], response: str 
 # ---------------------------------------------------------------- parsing
 
 
+def assistant_text(completion: Any) -> str:
+    """The assistant text of a completion: a string as it is, or chat messages (TRL's conversational
+    format, the curated record's `completion` column; one message dict also works).
+
+    Every consumer reads a completion through this one function, so the reward and the statistics
+    logged beside it always look at the same text. With several messages (a multi-turn rollout:
+    assistant, tool, assistant, ...) the contents of all assistant messages are joined in order with
+    a newline: everything the policy wrote is judged, so a bad later turn cannot hide behind a good
+    first one (the reference reads `completion[0]["content"]` only) nor a good last turn hide the calls
+    made before it. Tool and other non-assistant messages are not the policy's text and are left out;
+    a message without a role counts as the assistant's. With a single message, as in every
+    single-turn completion, this is exactly that message's content, the reference's reading.
+    A content that is not a string (None beside structured `tool_calls`) adds nothing.
+    """
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, dict):
+        completion = [completion]
+    if isinstance(completion, list) and all(isinstance(m, dict) for m in completion):
+        parts = [m.get("content") for m in completion if m.get("role", "assistant") == "assistant"]
+        return "\n".join(p for p in parts if isinstance(p, str))
+    raise TypeError(
+        f"completion must be a string or a list of chat messages, got {type(completion).__name__}"
+    )
+
+
+def call_block_span(text: str, need_close: bool = True, reference: bool = False) -> tuple[int, int] | None:
+    """Where the body of the first `<tool_call>` block lies: `(start, end)` such that `text[start:end]`
+    is the text between the tags, unstripped. None when `text` has no `<tool_call>`. The one place
+    that cuts out a call block; the reward, `parse` and the TRM's call spans all use it.
+
+    The project's reading (`parse`, the TRM): the body runs to the first `</tool_call>` after the
+    opening tag. A block left open is None when `need_close`, else it runs to the end of the text (a
+    truncated generation, whose calls the TRM still scores).
+
+    The reward's reading (`reference=True`) reproduces the reference scorer's split-based cut, to the
+    bit: the text after the first `<tool_call>` is cut at the next `<tool_call>`, then at the first
+    `</tool_call>` before that. With `need_close`, a `</tool_call>` anywhere in the text will do, even
+    one before the opening tag (the block then runs to the next `<tool_call>` or the end). Plain
+    `str.find`s, no regular expression: the reward calls this on every score.
+    """
+    start = text.find(CALL_OPEN)
+    if start < 0:
+        return None
+    start += len(CALL_OPEN)
+    if reference:
+        end = text.find(CALL_OPEN, start)
+        if end < 0:
+            end = len(text)
+        close = text.find(CALL_CLOSE, start, end)
+        if close < 0:
+            if need_close and CALL_CLOSE not in text:
+                return None
+            close = end
+        return start, close
+    close = text.find(CALL_CLOSE, start)
+    if close < 0:
+        return None if need_close else (start, len(text))
+    return start, close
+
+
 def _between(text: str, open_tag: str, close_tag: str) -> str | None:
     start = text.find(open_tag)
     if start < 0:
@@ -187,12 +249,11 @@ def parse(text: str) -> Parsed:
     resp = _between(text, RESP_OPEN, RESP_CLOSE)
     out.response = resp.strip() if resp is not None else None
     if CALL_OPEN in text:
-        out.has_call_block = True
-        block = _between(text, CALL_OPEN, CALL_CLOSE)
-        if block is None:
+        span = call_block_span(text)
+        if span is None:
             out.error = "unclosed <tool_call> block"
             return out
-        for n, line in enumerate(block.strip().split("\n"), start=1):
+        for n, line in enumerate(text[span[0] : span[1]].strip().split("\n"), start=1):
             if not line.strip():
                 continue
             try:

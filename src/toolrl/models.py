@@ -204,8 +204,3 @@ def prepare_base_model(params: ModelParams, output_dir: str | Path | None = None
     tokenizer.save_pretrained(str(out))
     marker.write_text(json.dumps(_marker(params), indent=2))
     return out
-
-
-def load_prepared(path: str | Path, dtype: str = "float32"):
-    """Load (model, tokenizer) from a folder written by `prepare_base_model` or a training stage."""
-    return load_model(str(path), dtype=dtype)

@@ -47,17 +47,6 @@ def experiment_name(label: str) -> str:
     return name[:60] or "run"
 
 
-def flatten_metrics(tree: Any, prefix: str) -> dict[str, float]:
-    """{"sft": {"bfcl": {"overall": 0.3}}} under prefix "evaluate" -> {"evaluate/sft/bfcl/overall": 0.3}."""
-    out: dict[str, float] = {}
-    if isinstance(tree, dict):
-        for key, value in tree.items():
-            out.update(flatten_metrics(value, f"{prefix}/{key}"))
-    elif isinstance(tree, int | float):  # bools too: True -> 1.0
-        out[prefix] = float(tree)
-    return out
-
-
 def stage_env(parent_run_id: str, params: Params) -> dict[str, str]:
     """Environment for the stage processes: where to file their runs.
 
@@ -91,14 +80,3 @@ def parent_run(params: Params, exp_name: str, profile: str, overrides: list[str]
             logged.update(flat_params(getattr(params, section), section))
         mlflow.log_params(logged)
         yield run
-
-
-def child_runs(parent_run_id: str, experiment_id: str) -> list[Any]:
-    """The stage runs filed under a pipeline run (as the MLflow UI nests them)."""
-    import mlflow
-
-    return mlflow.search_runs(
-        experiment_ids=[experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
-        output_format="list",
-    )

@@ -24,15 +24,23 @@ So:
 3. SIGKILL to whatever of the group is left, orphans included (waiting on DVC alone would miss them).
 
 Members are read from /proc; where there is none (macOS) every step signals the whole group.
+
+`OutputLines` and `log_record` turn what the group writes into the pipeline's log lines: a progress
+bar as a few lines rather than one per update, a stage's own log line without a second timestamp.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import logging
+import math
 import os
+import re
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,3 +135,68 @@ def stop_group(proc: subprocess.Popen, grace_s: float = 30.0, term_all_s: float 
         return
     _killpg(pgid, signal.SIGKILL)
     _wait_group(proc, time.monotonic() + 10.0)
+
+
+# ---------------------------------------------------------------- a process's output, as log lines
+
+# How often a line rewritten in place (a progress bar) is logged while it is being rewritten.
+PROGRESS_EVERY_S = 60.0
+_LINE_END = re.compile(r"(\r\n|\r|\n)")
+# A line of Prefect's console log, as a stage flow writes it: "19:04:41.301 | INFO    | Flow run 'x' - text"
+_PREFECT_LINE = re.compile(r"^\d{2}:\d{2}:\d{2}\.\d{3} \| (?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL) *\| (?P<rest>.*)$")
+
+
+class OutputLines:
+    """A process's output (bytes, as read from its pipe) cut into the lines worth logging.
+
+    A progress bar (tqdm, on a stage's stderr) rewrites its line in place with carriage returns: on a
+    terminal one line that moves, read line by line one line per update. Here such a line is logged
+    as its first state, then at most once every `every_s` seconds while it moves (a long bar shows it
+    is alive), then as its final state when its newline comes; never the same text twice in a row.
+    What the process writes is unchanged: run in a terminal, its bars still update in place. Blank
+    lines are dropped.
+    """
+
+    def __init__(self, every_s: float = PROGRESS_EVERY_S, clock: Callable[[], float] = time.monotonic):
+        self.every_s, self.clock = every_s, clock
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._pending = ""  # text after the last line end seen
+        self._state: str | None = None  # the current line's latest complete text
+        self._said: str | None = None  # what was last logged of the current line
+        self._said_at = -math.inf
+
+    def feed(self, data: bytes) -> list[str]:
+        """The lines to log now, given the next bytes of output."""
+        return self._cut(self._decoder.decode(data))
+
+    def close(self) -> list[str]:
+        """The lines still to log at the end of the output (a last line without a newline)."""
+        return self._cut(self._decoder.decode(b"", final=True) + "\n")
+
+    def _cut(self, text: str) -> list[str]:
+        parts = _LINE_END.split(self._pending + text)
+        self._pending = parts[-1]
+        out: list[str] = []
+        now = self.clock()
+        for segment, end in zip(parts[0:-1:2], parts[1::2], strict=True):
+            if segment.strip():
+                self._state = segment.rstrip()
+            if end == "\r":  # rewritten in place: say it now only if it is time
+                if self._state is not None and self._state != self._said and now - self._said_at >= self.every_s:
+                    out.append(self._state)
+                    self._said, self._said_at = self._state, now
+                continue
+            if self._state is not None and self._state != self._said:  # the line is done: its final text
+                out.append(self._state)
+            self._state, self._said, self._said_at = None, None, -math.inf
+        return out
+
+
+def log_record(line: str) -> tuple[int, str]:
+    """(logging level, message) for a line of a stage's output. A stage flow's own Prefect log line
+    ("<time> | <LEVEL> | Flow run 'x' - text") keeps its level and source but not its time, which the
+    forwarding log record has already: one timestamp and one level per line. Other lines are INFO."""
+    match = _PREFECT_LINE.match(line)
+    if match is None:
+        return logging.INFO, line
+    return logging.getLevelName(match["level"]), match["rest"]

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from toolrl import dicts
 from toolrl.config import ConfigError, apply_overrides, load_raw, parse_override, validate
 
 PROFILES_DIR = Path("configs")
@@ -59,20 +60,13 @@ def format_value(value: Any) -> str:
     return text.removesuffix("...").strip()
 
 
-def flatten(tree: dict[str, Any], prefix: str = "") -> list[str]:
+def flatten(tree: dict[str, Any]) -> list[str]:
     """{"grpo": {"reward": {"variant": "coarse"}}} -> ["grpo.reward.variant=coarse"].
 
-    Mappings are walked down to their leaves; lists (e.g. `data.sources`) are set whole, as DVC
-    does with a list value.
+    Mappings are walked down to their leaves (`dicts.flatten`); lists (e.g. `data.sources`) and an
+    empty mapping are set whole, as DVC does with such a value.
     """
-    out: list[str] = []
-    for key, value in tree.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.extend(flatten(value, path + "."))
-        else:
-            out.append(f"{path}={format_value(value)}")
-    return out
+    return [f"{path}={format_value(value)}" for path, value in dicts.flatten(tree, sep=".", keep_empty=True).items()]
 
 
 def profile_overrides(name: str, root: str | Path = ".", params_file: str | Path = "params.yaml") -> list[str]:

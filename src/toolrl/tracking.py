@@ -2,7 +2,8 @@
 
 - Where runs go: `tracking.tracking_uri` in params, else `MLFLOW_TRACKING_URI`, else an embedded
   SQLite store in the project (`sqlite:///mlruns.db`) with artifacts under `mlartifacts/`.
-- One experiment per project; one parent run per pipeline run and a nested run per stage. The
+- One experiment per project, tagged as a model-training one (`mlflow.experimentKind`); one parent
+  run per pipeline run and a nested run per stage. The
   pipeline flow opens the parent and hands its id to the stage processes it starts through
   `TOOLRL_PARENT_RUN_ID` (plumbing between processes, like MLflow's own `MLFLOW_RUN_ID`; it changes
   no behaviour of a stage, only where its run is filed).
@@ -22,9 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from toolrl.config import Params, TrackingParams
+from toolrl.dicts import flatten
 
 PARENT_ENV = "TOOLRL_PARENT_RUN_ID"
 RUN_ID_FILE = "mlflow_run_id"
+# MLflow 3's experiment type, read by its UI to show a model-training experiment (runs, metrics,
+# models) rather than a GenAI one (traces, prompts). MLflow has no Python constant for it: the tag
+# and its values are the UI's `ExperimentKind` enum (mlflow/server/js, MLflow 3.17).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 
 def tracking_uri(tracking: TrackingParams) -> str:
@@ -47,9 +54,12 @@ def configure(tracking: TrackingParams) -> str:
         location = None
         if uri.startswith("sqlite:"):
             location = Path(tracking.artifact_root).resolve().as_uri()
-        exp_id = mlflow.create_experiment(tracking.experiment, artifact_location=location)
+        exp_id = mlflow.create_experiment(tracking.experiment, artifact_location=location,
+                                          tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
     else:
         exp_id = exp.experiment_id
+        if EXPERIMENT_KIND_TAG not in exp.tags:  # made before the tag, or by someone else: a kind set is kept
+            mlflow.MlflowClient().set_experiment_tag(exp_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
 
@@ -75,20 +85,14 @@ def run_tags(stage: str) -> dict[str, str]:
 
 
 def flat_params(section: Any, prefix: str) -> dict[str, Any]:
-    """A pydantic section flattened to `prefix.key` -> value, as MLflow params."""
+    """A pydantic section flattened to `prefix.key` -> value, as MLflow params (text, cut at 500)."""
     data = section.model_dump(mode="json") if hasattr(section, "model_dump") else dict(section)
-    out: dict[str, Any] = {}
+    return {key: _param_text(value) for key, value in flatten(data, prefix, sep=".").items()}
 
-    def walk(node: Any, path: str) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, f"{path}.{k}")
-        else:
-            text = str(node)
-            out[path] = text if len(text) <= 500 else text[:497] + "..."
 
-    walk(data, prefix)
-    return out
+def _param_text(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 500 else text[:497] + "..."
 
 
 @contextmanager

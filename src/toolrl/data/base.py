@@ -3,7 +3,7 @@
 A source module exposes two functions:
 
 - `records(src) -> list[RawRecord]`: the upstream records, in source order;
-- `convert(raw, src, data) -> list[Example | Rejected]`: the examples one upstream record yields
+- `convert(raw, src, data) -> list[CanonicalExample | Rejected]`: the examples one upstream record yields
   (several for a multi-turn dialogue), or why it yields none.
 """
 

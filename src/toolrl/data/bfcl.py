@@ -20,7 +20,16 @@ from typing import Any
 from toolrl.config import ConfigError, DataParams, SourceParams
 from toolrl.data import base
 from toolrl.data.readers import RawRecord
-from toolrl.data.schema import Call, DataError, Example, Message, Outcome, Target, Tool, history_turn
+from toolrl.data.schema import (
+    Call,
+    CanonicalExample,
+    Converted,
+    DataError,
+    Message,
+    Target,
+    Tool,
+    history_turn,
+)
 from toolrl.data.tool_schema import normalize_tools
 from toolrl.jsonl import read_jsonl
 
@@ -173,7 +182,7 @@ def conversation(question: Any) -> list[Message]:
     return out
 
 
-def convert(raw: RawRecord, src: SourceParams, data: DataParams) -> list[Outcome]:
+def convert(raw: RawRecord, src: SourceParams, data: DataParams) -> list[Converted]:
     rec = raw.record
     upstream = rec.get("id")
     try:
@@ -196,7 +205,7 @@ def convert(raw: RawRecord, src: SourceParams, data: DataParams) -> list[Outcome
         except ValueError as exc:
             reason = base.NO_ACCEPTABLE_VALUE if "acceptable" in str(exc) else base.UNPARSEABLE_TARGET
             return [base.reject(src, raw, reason, str(exc), upstream=upstream)]
-    return [Example(
+    return [CanonicalExample(
         id=eid, source=src.tag, tools=tools, conversation=dialogue,
         target=target, provenance=base.provenance(src, raw, upstream_id=upstream),
     )]

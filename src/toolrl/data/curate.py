@@ -20,7 +20,7 @@ from typing import Any
 
 from toolrl.config import DataParams, Params, SourceParams
 from toolrl.data import bfcl, card, dedup, hammer, masking, rlla, toolace, validate, xlam
-from toolrl.data.schema import DataError, Example, Rejected, clean_target, render_views
+from toolrl.data.schema import CanonicalExample, DataError, Rejected, clean_target, render_views
 from toolrl.data.split import SPLITS, assign, calls_bucket, rank
 from toolrl.jsonl import write_jsonl
 
@@ -64,13 +64,14 @@ def source_seed(src: SourceParams, data: DataParams) -> int:
 # ---------------------------------------------------------------- steps
 
 
-def convert_source(src: SourceParams, data: DataParams, counts: dict[str, Counter]) -> tuple[list[Example], list[Rejected]]:
+def convert_source(src: SourceParams, data: DataParams,
+                   counts: dict[str, Counter]) -> tuple[list[CanonicalExample], list[Rejected]]:
     """Read, sample and convert one source; a converter that trips on a record quarantines it."""
     from toolrl.data import readers
 
     module = SOURCES[src.name]
     raws = readers.sample(module.records(src), src.limit, source_seed(src, data))
-    examples: list[Example] = []
+    examples: list[CanonicalExample] = []
     rejected: list[Rejected] = []
     c = counts[src.tag]
     for raw in _progress(raws, f"convert {src.tag}"):
@@ -83,11 +84,11 @@ def convert_source(src: SourceParams, data: DataParams, counts: dict[str, Counte
         c["read"] += 1
         c["generated"] += len(outcomes) - 1
         for out in outcomes:
-            (examples if isinstance(out, Example) else rejected).append(out)
+            (examples if isinstance(out, CanonicalExample) else rejected).append(out)
     return examples, rejected
 
 
-def validate_all(examples: list[Example]) -> tuple[list[Example], list[Rejected]]:
+def validate_all(examples: list[CanonicalExample]) -> tuple[list[CanonicalExample], list[Rejected]]:
     valid, rejected = [], []
     for ex in map(clean_target, examples):
         problem = validate.check(ex)
@@ -226,7 +227,7 @@ def curate(params: Params, *, track: bool = True) -> CurateResult:
         if src.name == "bfcl":
             bfcl.check_categories(src.categories)
     counts: dict[str, Counter] = defaultdict(Counter)
-    examples: list[Example] = []
+    examples: list[CanonicalExample] = []
     rejected: list[Rejected] = []
     for src in data.sources:
         ex, rej = convert_source(src, data, counts)
@@ -238,7 +239,7 @@ def curate(params: Params, *, track: bool = True) -> CurateResult:
 
     by_tag = {s.tag: s for s in data.sources}
     rendered: list[dict[str, Any]] = []
-    final: list[Example] = []
+    final: list[CanonicalExample] = []
     for ex in unique:
         src = by_tag[ex.source]
         if masks_names(src) or src.mask_param_names:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from toolrl.data.schema import Example
+from toolrl.data.schema import CanonicalExample
 
 PERMUTATIONS, BANDS = 128, 32
 ROWS = PERMUTATIONS // BANDS
@@ -41,7 +41,7 @@ def normalise(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).lower().split())
 
 
-def content_text(example: Example) -> str:
+def content_text(example: CanonicalExample) -> str:
     """What two examples must share to be duplicates: the dialogue, the tools offered, the target."""
     dialogue = "\n".join(f"{m.role}: {m.content}" for m in example.conversation)
     names = " ".join(sorted(t.name for t in example.tools))
@@ -49,7 +49,7 @@ def content_text(example: Example) -> str:
     return normalise(f"{dialogue}\n{names}\n{target}")
 
 
-def exact_key(example: Example) -> str:
+def exact_key(example: CanonicalExample) -> str:
     tools = json.dumps([t.model_dump() for t in sorted(example.tools, key=lambda t: t.name)], sort_keys=True)
     return hashlib.sha256(f"{content_text(example)}\n{normalise(tools)}".encode()).hexdigest()
 
@@ -76,9 +76,9 @@ def jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
-def deduplicate(examples: list[Example], threshold: float) -> tuple[list[Example], list[Duplicate]]:
+def deduplicate(examples: list[CanonicalExample], threshold: float) -> tuple[list[CanonicalExample], list[Duplicate]]:
     """(kept examples, duplicates) for examples in mix order."""
-    kept: list[Example] = []
+    kept: list[CanonicalExample] = []
     dups: list[Duplicate] = []
     seen: dict[str, str] = {}
     hasher = MinHasher()

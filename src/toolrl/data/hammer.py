@@ -11,7 +11,7 @@ from __future__ import annotations
 from toolrl.config import DataParams, SourceParams
 from toolrl.data import xlam
 from toolrl.data.readers import RawRecord
-from toolrl.data.schema import Outcome
+from toolrl.data.schema import Converted
 
 MASK_BY_DEFAULT = True
 
@@ -20,5 +20,5 @@ def records(src: SourceParams) -> list[RawRecord]:
     return xlam.records(src)
 
 
-def convert(raw: RawRecord, src: SourceParams, data: DataParams) -> list[Outcome]:
+def convert(raw: RawRecord, src: SourceParams, data: DataParams) -> list[Converted]:
     return xlam.convert(raw, src, data)

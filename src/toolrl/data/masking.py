@@ -15,7 +15,7 @@ import string
 from typing import Any
 
 from toolrl import formats
-from toolrl.data.schema import Call, Example, Message, Tool
+from toolrl.data.schema import Call, CanonicalExample, Message, Tool
 
 ALPHABET = string.ascii_letters + string.digits + "_"
 
@@ -59,7 +59,8 @@ def _mask_turn(msg: Message, names: dict[str, str], params: dict[str, dict[str, 
     return msg
 
 
-def mask(example: Example, seed: int, *, tool_names: bool = True, param_names: bool = False) -> Example:
+def mask(example: CanonicalExample, seed: int, *, tool_names: bool = True,
+         param_names: bool = False) -> CanonicalExample:
     """A copy of `example` with tool names and/or parameter names masked."""
     rng = random.Random(f"{seed}:{example.id}")
     taken: set[str] = set()

@@ -21,7 +21,7 @@ from toolrl import formats
 from toolrl.config import DataParams, SourceParams
 from toolrl.data import base
 from toolrl.data.readers import RawRecord, read_records
-from toolrl.data.schema import Call, Example, Message, Outcome, Target, Tool
+from toolrl.data.schema import Call, CanonicalExample, Converted, Message, Target, Tool
 from toolrl.data.tool_schema import normalize_parameters
 
 TOOLS_HEAD = "**Available Tools**"
@@ -107,7 +107,7 @@ def parse_output(text: str) -> formats.Parsed:
     return body
 
 
-def convert(raw: RawRecord, src: SourceParams, data: DataParams) -> list[Outcome]:
+def convert(raw: RawRecord, src: SourceParams, data: DataParams) -> list[Converted]:
     rec: Any = raw.record
     if raw.error:
         return [base.reject(src, raw, base.UNPARSEABLE_RECORD, raw.error)]
@@ -128,5 +128,5 @@ def convert(raw: RawRecord, src: SourceParams, data: DataParams) -> list[Outcome
         calls=[Call(name=c.name, arguments=c.arguments) for c in parsed.calls],
         response=parsed.response,
     )
-    return [Example(id=base.example_id(src, raw), source=src.tag, tools=tools, conversation=conversation,
+    return [CanonicalExample(id=base.example_id(src, raw), source=src.tag, tools=tools, conversation=conversation,
                     target=target, provenance=base.provenance(src, raw))]

@@ -56,7 +56,7 @@ class Target(_Model):
     response: str | None = None
 
 
-class Example(_Model):
+class CanonicalExample(_Model):
     id: str
     source: str
     tools: list[Tool]
@@ -87,7 +87,7 @@ class Rejected:
         }
 
 
-Outcome = Example | Rejected
+Converted = CanonicalExample | Rejected
 
 
 # ---------------------------------------------------------------- rendering
@@ -101,7 +101,7 @@ def defuse_tags(text: str | None) -> str | None:
     return _TAGS.sub(lambda m: m.group(0).strip("<>").replace("/", ""), text) if text else text
 
 
-def clean_target(example: Example) -> Example:
+def clean_target(example: CanonicalExample) -> CanonicalExample:
     t = example.target
     thought, response = defuse_tags(t.thought), defuse_tags(t.response)
     if thought == t.thought and response == t.response:
@@ -128,13 +128,13 @@ def history_turn(calls: list[Call], response: str | None, thought: str | None = 
                                                                     response=response)))
 
 
-def prompt_of(example: Example) -> list[dict[str, str]]:
+def prompt_of(example: CanonicalExample) -> list[dict[str, str]]:
     return formats.prompt_messages(
         [t.model_dump() for t in example.tools], [m.model_dump() for m in example.conversation]
     )
 
 
-def render_views(example: Example) -> dict[str, Any]:
+def render_views(example: CanonicalExample) -> dict[str, Any]:
     """The curated record: the example plus its SFT view (prompt + completion) and RL view (prompt +
     ground truth). A target without a thought gets ToolRL's placeholder in both views."""
     target = example.target

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 
-from toolrl.data.schema import Example
+from toolrl.data.schema import CanonicalExample
 
 SPLITS = ("train", "val", "test")
 
@@ -20,7 +20,7 @@ def calls_bucket(n: int) -> str:
     return str(n) if n < 3 else "3+"
 
 
-def stratum(example: Example) -> tuple[str, str]:
+def stratum(example: CanonicalExample) -> tuple[str, str]:
     return example.source, calls_bucket(len(example.target.calls))
 
 
@@ -36,9 +36,9 @@ def split_sizes(n: int, fractions: dict[str, float]) -> dict[str, int]:
     return {"train": n - val - test, "val": val, "test": test}
 
 
-def assign(examples: list[Example], fractions: dict[str, float], seed: int) -> dict[str, str]:
+def assign(examples: list[CanonicalExample], fractions: dict[str, float], seed: int) -> dict[str, str]:
     """example id -> split name."""
-    strata: dict[tuple[str, str], list[Example]] = defaultdict(list)
+    strata: dict[tuple[str, str], list[CanonicalExample]] = defaultdict(list)
     for ex in examples:
         strata[stratum(ex)].append(ex)
     out: dict[str, str] = {}

@@ -17,7 +17,7 @@ from typing import Any
 from toolrl.config import DataParams, SourceParams
 from toolrl.data import base
 from toolrl.data.readers import RawRecord, read_records
-from toolrl.data.schema import Call, Example, Message, Outcome, Target, history_turn
+from toolrl.data.schema import Call, CanonicalExample, Converted, Message, Target, history_turn
 from toolrl.data.tool_schema import normalize_tools
 
 MARKER = re.compile(r"Here is a list of functions in JSON format that you can invoke\s*[.:]?\s*", re.IGNORECASE)
@@ -118,7 +118,7 @@ def _turn_target(value: str) -> Target:
     return Target(response=value.strip())
 
 
-def convert(raw: RawRecord, src: SourceParams, data: DataParams) -> list[Outcome]:
+def convert(raw: RawRecord, src: SourceParams, data: DataParams) -> list[Converted]:
     rec: Any = raw.record
     if raw.error:
         return [base.reject(src, raw, base.UNPARSEABLE_RECORD, raw.error)]
@@ -136,7 +136,7 @@ def convert(raw: RawRecord, src: SourceParams, data: DataParams) -> list[Outcome
     except ValueError as exc:
         return [base.reject(src, raw, base.INVALID_TOOLS, str(exc), upstream=upstream)]
     history: list[Message] = []
-    outcomes: list[Outcome] = []
+    converted: list[Converted] = []
     for turn, msg in enumerate(convs):
         role = ROLES.get(str(msg.get("from", msg.get("role", ""))).lower())
         value = msg.get("value", msg.get("content"))
@@ -149,20 +149,20 @@ def convert(raw: RawRecord, src: SourceParams, data: DataParams) -> list[Outcome
         try:
             target = _turn_target(value)
         except ValueError as exc:
-            outcomes.append(base.reject(src, raw, base.UNPARSEABLE_TARGET, f"turn {turn}: {exc}", turn=turn,
+            converted.append(base.reject(src, raw, base.UNPARSEABLE_TARGET, f"turn {turn}: {exc}", turn=turn,
                                         upstream=upstream))
             history.append(Message(role="assistant", content=value))
             continue
         if history and history[-1].role != "assistant":
-            outcomes.append(Example(
+            converted.append(CanonicalExample(
                 id=base.example_id(src, raw, turn, upstream), source=src.tag, tools=tools,
                 conversation=list(history), target=target,
                 provenance=base.provenance(src, raw, turn=turn, upstream_id=upstream),
             ))
         history.append(history_turn(target.calls, target.response))
-    if not outcomes:
+    if not converted:
         return [base.reject(src, raw, base.NO_TARGET_TURN, "the conversation has no assistant turn to learn",
                             upstream=upstream)]
     if src.turns == "last":
-        return [outcomes[-1]]
-    return outcomes
+        return [converted[-1]]
+    return converted

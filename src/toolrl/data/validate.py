@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from toolrl import formats
-from toolrl.data.schema import Example, completion_text
+from toolrl.data.schema import CanonicalExample, completion_text
 
 # Quarantine reasons produced here (docs/DATA.md lists every reason).
 EMPTY_TARGET = "empty_target"
@@ -99,7 +99,7 @@ def coercible(value: Any, schema: dict[str, Any]) -> bool:
     return True  # a type JSON schema does not define: nothing to check against
 
 
-def check(example: Example) -> tuple[str, str] | None:
+def check(example: CanonicalExample) -> tuple[str, str] | None:
     """None if every call of the target is valid, else (reason, detail) of the first problem."""
     target = example.target
     if not target.calls and not (target.response and target.response.strip()):
@@ -130,7 +130,7 @@ def check(example: Example) -> tuple[str, str] | None:
     return _round_trip(example)
 
 
-def _round_trip(example: Example) -> tuple[str, str] | None:
+def _round_trip(example: CanonicalExample) -> tuple[str, str] | None:
     """The rendered completion must parse back to the target: the reward and TRM read it that way."""
     target = example.target
     parsed = formats.parse(completion_text(target))

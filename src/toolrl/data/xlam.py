@@ -13,7 +13,7 @@ from typing import Any
 from toolrl.config import DataParams, SourceParams
 from toolrl.data import base
 from toolrl.data.readers import RawRecord, read_records
-from toolrl.data.schema import Call, Example, Message, Outcome, Target
+from toolrl.data.schema import Call, CanonicalExample, Converted, Message, Target
 from toolrl.data.tool_schema import normalize_tools
 
 
@@ -39,7 +39,7 @@ def parse_answers(value: Any) -> list[Call]:
     return calls
 
 
-def convert(raw: RawRecord, src: SourceParams, data: DataParams) -> list[Outcome]:
+def convert(raw: RawRecord, src: SourceParams, data: DataParams) -> list[Converted]:
     rec: Any = raw.record
     if raw.error:
         return [base.reject(src, raw, base.UNPARSEABLE_RECORD, raw.error)]
@@ -56,7 +56,7 @@ def convert(raw: RawRecord, src: SourceParams, data: DataParams) -> list[Outcome
         return [base.reject(src, raw, base.UNPARSEABLE_TARGET, str(exc), upstream=upstream)]
     eid = base.example_id(src, raw, upstream=upstream)
     target = Target(calls=calls) if calls else Target(response=base.no_call_response(data, eid))
-    return [Example(
+    return [CanonicalExample(
         id=eid, source=src.tag, tools=tools,
         conversation=[Message(role="user", content=rec["query"])], target=target,
         provenance=base.provenance(src, raw, upstream_id=upstream, no_call=not calls or None),

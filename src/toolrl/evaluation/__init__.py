@@ -1,6 +1,6 @@
 """Evaluation: score any set of models on BFCL (official AST checker) and API-Bank, side by side.
 
-- `records`: what a case is (`Example`) and what grading returns (`Outcome`, error categories);
+- `records`: what a case is (`BenchmarkCase`) and what grading returns (`Grade`, error categories);
 - `bfcl`, `api_bank`: load a benchmark's cases as prompts in the project's format and grade completions;
 - `references`: resolve model references (stage names, `models:/name@alias`, hub ids, folders) to a
   local folder and a content hash;

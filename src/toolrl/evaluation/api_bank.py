@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolrl.evaluation.records import Example, Outcome, parse_error_category
+from toolrl.evaluation.records import BenchmarkCase, Grade, parse_error_category
 from toolrl.formats import parse
 
 BENCHMARK = "api_bank"
@@ -29,7 +29,7 @@ BENCHMARK = "api_bank"
 @dataclass
 class Level:
     name: str
-    examples: list[Example]
+    examples: list[BenchmarkCase]
     problems: list[str] = field(default_factory=list)  # records left out, with the reason
 
 
@@ -106,7 +106,7 @@ def load_level(path: str | Path, limit: int | None) -> Level:
         except ValueError as exc:
             level.problems.append(f"{path.name} record {index}: {exc}; left out")
             continue
-        level.examples.append(Example(
+        level.examples.append(BenchmarkCase(
             id=f"{name}_{index}",
             benchmark=BENCHMARK,
             category=name,
@@ -116,22 +116,22 @@ def load_level(path: str | Path, limit: int | None) -> Level:
     return level
 
 
-def grade(example: Example, completion: str) -> Outcome:
+def grade(example: BenchmarkCase, completion: str) -> Grade:
     """Grade one completion; never raises."""
     parsed = parse(completion)
     parse_error = parse_error_category(parsed)
     if parse_error:
-        return Outcome(example.id, False, parse_error, parsed.error or "")
+        return Grade(example.id, False, parse_error, parsed.error or "")
     if not parsed.calls:
-        return Outcome(example.id, False, "no_call", "no tool call")
+        return Grade(example.id, False, "no_call", "no tool call")
     for gold in example.gold["calls"]:
         if any(c.name == gold["name"] and c.arguments == gold["arguments"] for c in parsed.calls):
             continue
         same_name = [c for c in parsed.calls if c.name == gold["name"]]
         if not same_name:
             names = ", ".join(c.name for c in parsed.calls)
-            return Outcome(example.id, False, "wrong_name", f"expected {gold['name']}, called {names}")
-        return Outcome(example.id, False, "wrong_args",
+            return Grade(example.id, False, "wrong_name", f"expected {gold['name']}, called {names}")
+        return Grade(example.id, False, "wrong_args",
                        f"{gold['name']}: expected {json.dumps(gold['arguments'], ensure_ascii=False)}, got "
                        f"{json.dumps(same_name[0].arguments, ensure_ascii=False)}"[:500])
-    return Outcome(example.id, True)
+    return Grade(example.id, True)

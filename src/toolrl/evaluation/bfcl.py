@@ -12,6 +12,8 @@ with BFCL's own AST checker.
   `[{func_name: {arg: value}}]` and handed to `ast_checker` with the un-hinted function docs, as
   BFCL's own `eval_runner` does. Irrelevance categories are correct when no call is made (like BFCL,
   a call block that cannot be decoded counts as no call); `live_relevance` when at least one is.
+- A crash inside the checker is a wrong answer (`checker_error`), counted and listed in the report's
+  warnings (`checker_warnings`); a checker that crashes on every case fails the stage (`CheckerBroken`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import sys
 import types
 from typing import Any
 
-from toolrl.evaluation.records import Example, Outcome, parse_error_category
+from toolrl.evaluation.records import BenchmarkCase, Grade, parse_error_category
 from toolrl.formats import RESP_CLOSE, RESP_OPEN, parse, prompt_messages
 
 BENCHMARK = "bfcl"
@@ -116,7 +118,7 @@ def has_answers(category: str) -> bool:
     return category not in IRRELEVANCE | RELEVANCE
 
 
-def load_category(category: str, limit: int | None) -> list[Example]:
+def load_category(category: str, limit: int | None) -> list[BenchmarkCase]:
     """The first `limit` cases of a BFCL category (ascending id), as examples."""
     from bfcl_eval.utils import load_dataset_entry, load_ground_truth_entry
 
@@ -130,7 +132,7 @@ def load_category(category: str, limit: int | None) -> list[Example]:
         if has_answers(category) and entry["id"] not in answers:
             raise ValueError(f"BFCL case {entry['id']} has no possible answer in bfcl_eval's data: "
                              "reinstall bfcl-eval (`pip install --no-deps --force-reinstall bfcl-eval`)")
-        examples.append(Example(
+        examples.append(BenchmarkCase(
             id=entry["id"],
             benchmark=BENCHMARK,
             category=category,
@@ -173,34 +175,60 @@ def _error_category(error_type: str, errors: list, n_pred: int, n_gold: int) -> 
     return "wrong_value"
 
 
-def grade(example: Example, completion: str) -> Outcome:
+def grade(example: BenchmarkCase, completion: str) -> Grade:
     """Grade one completion; never raises."""
     parsed = parse(completion)
     category = example.category
     if category in IRRELEVANCE:
         if parsed.calls:
             names = ", ".join(c.name for c in parsed.calls)
-            return Outcome(example.id, False, "unexpected_call", f"called {names}; no call was expected")
-        return Outcome(example.id, True)
+            return Grade(example.id, False, "unexpected_call", f"called {names}; no call was expected")
+        return Grade(example.id, True)
     parse_error = parse_error_category(parsed)
     if category in RELEVANCE:
         if parsed.calls:
-            return Outcome(example.id, True)
-        return Outcome(example.id, False, parse_error or "no_call", parsed.error or "no tool call")
+            return Grade(example.id, True)
+        return Grade(example.id, False, parse_error or "no_call", parsed.error or "no tool call")
     if parse_error:
-        return Outcome(example.id, False, parse_error, parsed.error or "")
+        return Grade(example.id, False, parse_error, parsed.error or "")
     if not parsed.calls:
-        return Outcome(example.id, False, "no_call", "no tool call")
+        return Grade(example.id, False, "no_call", "no tool call")
     checker, language = official_checker()
     answer = example.gold["answer"]
     try:
         result = checker(copy.deepcopy(example.gold["functions"]), decoded_calls(parsed.calls),
                          copy.deepcopy(answer), language.PYTHON, category, CHECKER_MODEL_NAME)
     except Exception as exc:  # the checker indexes into our output freely; a crash there is a wrong answer
-        return Outcome(example.id, False, "checker_error", f"{type(exc).__name__}: {exc}")
+        return Grade(example.id, False, "checker_error", f"{type(exc).__name__}: {exc}", checked=True)
     if result.get("valid"):
-        return Outcome(example.id, True)
+        return Grade(example.id, True, checked=True)
     errors = result.get("error") or []
     error = _error_category(str(result.get("error_type", "")), errors, len(parsed.calls), len(answer))
     detail = "; ".join(e if isinstance(e, str) else str(e) for e in errors)[:500]
-    return Outcome(example.id, False, error, detail)
+    return Grade(example.id, False, error, detail, checked=True)
+
+
+class CheckerBroken(RuntimeError):
+    """BFCL's official checker raised on every case it was given: the checker is broken, not the models."""
+
+
+def checker_warnings(graded: dict[str, list[Grade]]) -> list[str]:
+    """One warning per model (label -> its BFCL grades) for the cases on which the official checker
+    raised; they count as wrong answers (`checker_error`). Raises CheckerBroken when it raised on every
+    case it was given, over all models: then no score of the run means anything."""
+    warnings, checked, crashed = [], 0, []
+    for label, grades in graded.items():
+        ran = [g for g in grades if g.checked]
+        bad = [g for g in ran if g.error == "checker_error"]
+        checked, crashed = checked + len(ran), crashed + bad
+        if bad:
+            warnings.append(f"bfcl: the official checker raised on {len(bad)} of the {len(ran)} cases it graded "
+                            f"for model {label} (counted wrong, error category checker_error); first: "
+                            f"{bad[0].id}: {bad[0].detail}")
+    if checked and len(crashed) == checked:
+        raise CheckerBroken(
+            f"BFCL's official checker raised on every one of the {checked} cases it was given (first: "
+            f"{crashed[0].id}: {crashed[0].detail}). The checker is broken, not the models: check the installed "
+            "bfcl-eval (`pip install --no-deps --force-reinstall bfcl-eval==2026.3.23`, as infra/bootstrap.sh "
+            "does). The completions are cached: a rerun only grades again.")
+    return warnings

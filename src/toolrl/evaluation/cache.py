@@ -20,10 +20,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from toolrl.evaluation.records import Example
+from toolrl.evaluation.records import BenchmarkCase
 
 
-def prompt_key(example: Example) -> str:
+def prompt_key(example: BenchmarkCase) -> str:
     return hashlib.sha256(json.dumps(example.messages, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -55,7 +55,7 @@ class CompletionCache:
                 continue  # a partial line from an interrupted run: that case is generated again
         return out
 
-    def add(self, benchmark: str, category: str, examples: list[Example], completions: list[str]) -> None:
+    def add(self, benchmark: str, category: str, examples: list[BenchmarkCase], completions: list[str]) -> None:
         path = self._file(benchmark, category)
         path.parent.mkdir(parents=True, exist_ok=True)
         settings_file = self.dir / "settings.json"

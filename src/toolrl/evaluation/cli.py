@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from toolrl.cli import ParamsOpt, SetOpt, console, load
+from toolrl.cli import ParamsOpt, SetOpt, UserError, console, load
 
 app = typer.Typer(help="Evaluate models on BFCL and API-Bank, side by side.", invoke_without_command=True,
                   no_args_is_help=False)
@@ -53,9 +53,13 @@ def evaluate(
             overrides.append(f"evaluate.{key}={json.dumps(str(value) if isinstance(value, Path) else value)}")
     p = load(params, overrides)
 
+    from toolrl.evaluation.bfcl import CheckerBroken
     from toolrl.evaluation.stage import run_evaluation
 
-    out = run_evaluation(p)
+    try:
+        out = run_evaluation(p)
+    except CheckerBroken as exc:
+        raise UserError(str(exc)) from None
     typer.echo(out.table_markdown)
     for warning in out.results.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)

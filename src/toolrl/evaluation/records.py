@@ -1,4 +1,4 @@
-"""What the benchmarks hand to the runner (`Example`) and what grading hands back (`Outcome`).
+"""What the benchmarks hand to the runner (`BenchmarkCase`) and what grading hands back (`Grade`).
 
 Every wrong answer carries one error category from `ERROR_CATEGORIES`, so the report can count what
 kind of mistakes a model makes, not only how many.
@@ -27,12 +27,12 @@ ERROR_CATEGORIES: dict[str, str] = {
     "wrong_value": "a parameter value that is not an accepted one",
     "wrong_args": "the right tool with arguments other than the gold ones",
     "no_match": "parallel calls that cannot be matched one to one with the answer",
-    "checker_error": "the official checker raised on this output (counted wrong)",
+    "checker_error": "the official checker raised on this output (counted wrong, listed in the warnings)",
 }
 
 
 @dataclass(frozen=True)
-class Example:
+class BenchmarkCase:
     """One benchmark case: the chat prompt to generate from and what grading needs."""
 
     id: str
@@ -43,13 +43,14 @@ class Example:
 
 
 @dataclass
-class Outcome:
+class Grade:
     """The grade of one completion."""
 
     id: str
     correct: bool
     error: str | None = None  # a key of ERROR_CATEGORIES when not correct
     detail: str = ""  # what exactly was wrong (checker message, parse error)
+    checked: bool = False  # the benchmark's official checker was run on it (BFCL), crashed or not
 
     def __post_init__(self) -> None:
         if not self.correct and self.error not in ERROR_CATEGORIES:

@@ -46,7 +46,7 @@ def overall(model: ModelResult, results: EvalResults, benchmark: str) -> tuple[f
         return None, None
     mean = sum(model.accuracy(c) for c in cols) / len(cols)
     rows = [g for c in cols for g in model.graded[c]]
-    return mean, sum(g.outcome.correct for g in rows) / len(rows)
+    return mean, sum(g.grade.correct for g in rows) / len(rows)
 
 
 def table(results: EvalResults) -> tuple[list[str], list[list[Any]]]:
@@ -92,12 +92,12 @@ def metric_key(label: str) -> str:
 
 
 def error_counts(model: ModelResult) -> Counter:
-    return Counter(g.outcome.error for rows in model.graded.values() for g in rows if not g.outcome.correct)
+    return Counter(g.grade.error for rows in model.graded.values() for g in rows if not g.grade.correct)
 
 
 def failures(model: ModelResult, n: int) -> list[tuple[Column, Any]]:
     """Up to n failures, one category after another, so different kinds of case show up."""
-    queues = {c: [g for g in rows if not g.outcome.correct] for c, rows in model.graded.items()}
+    queues = {c: [g for g in rows if not g.grade.correct] for c, rows in model.graded.items()}
     picked: list[tuple[Column, Any]] = []
     while len(picked) < n and any(queues.values()):
         for col, queue in queues.items():
@@ -160,8 +160,8 @@ def _failures_section(results: EvalResults, n: int) -> str:
             completion = g.completion.strip()
             if len(completion) > 600:
                 completion = completion[:600] + " [...]"
-            detail = g.outcome.detail.replace("\n", " ")[:300]
-            parts.append(f"- `{g.example.id}` ({bench}/{cat}): **{g.outcome.error}**: {detail}\n\n"
+            detail = g.grade.detail.replace("\n", " ")[:300]
+            parts.append(f"- `{g.example.id}` ({bench}/{cat}): **{g.grade.error}**: {detail}\n\n"
                          f"  ```text\n{_indent(completion or '(empty completion)')}\n  ```\n")
     return "\n".join(parts) if parts else "No failures."
 
@@ -278,8 +278,8 @@ def write(results: EvalResults, ev: EvaluateParams, run_id: str | None = None) -
             for (bench, cat), graded in m.graded.items():
                 for g in graded:
                     fh.write(json.dumps({"model": m.label, "benchmark": bench, "category": cat, "id": g.example.id,
-                                         "correct": g.outcome.correct, "error": g.outcome.error,
-                                         "detail": g.outcome.detail, "completion": g.completion},
+                                         "correct": g.grade.correct, "error": g.grade.error,
+                                         "detail": g.grade.detail, "completion": g.completion},
                                         ensure_ascii=False) + "\n")
 
     plots = plot(results, out_dir / PLOTS_DIR)

@@ -2,7 +2,7 @@
 
 For each model: resolve the reference to a folder and a content hash, look up every case's completion
 in the cache, generate only the missing ones (the model is loaded only if something is missing), then
-grade all cases. The result holds every outcome; `report.py` turns it into tables and plots.
+grade all cases. The result holds every grade; `report.py` turns it into tables and plots.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from toolrl.config import EvaluateParams, Params
 from toolrl.evaluation import api_bank, bfcl
 from toolrl.evaluation.cache import CompletionCache, prompt_key
 from toolrl.evaluation.generation import Generator, make_generator, settings
-from toolrl.evaluation.records import Example, Outcome
+from toolrl.evaluation.records import BenchmarkCase, Grade
 from toolrl.evaluation.references import ResolvedModel, Skipped, resolve
 
-GRADERS: dict[str, Callable[[Example, str], Outcome]] = {"bfcl": bfcl.grade, "api_bank": api_bank.grade}
+GRADERS: dict[str, Callable[[BenchmarkCase, str], Grade]] = {"bfcl": bfcl.grade, "api_bank": api_bank.grade}
 Column = tuple[str, str]  # (benchmark, category)
 
 console = Console(stderr=True)
@@ -31,8 +31,8 @@ console = Console(stderr=True)
 
 @dataclass
 class Graded:
-    example: Example
-    outcome: Outcome
+    example: BenchmarkCase
+    grade: Grade
     completion: str
 
 
@@ -47,9 +47,12 @@ class ModelResult:
     def label(self) -> str:
         return self.model.label
 
+    def grades(self, benchmark: str) -> list[Grade]:
+        return [g.grade for (bench, _), rows in self.graded.items() if bench == benchmark for g in rows]
+
     def accuracy(self, column: Column) -> float | None:
         rows = self.graded.get(column) or []
-        return sum(g.outcome.correct for g in rows) / len(rows) if rows else None
+        return sum(g.grade.correct for g in rows) / len(rows) if rows else None
 
 
 @dataclass
@@ -72,10 +75,10 @@ def limit_of(ev: EvaluateParams, benchmark: str) -> int | None:
     return ev.limit_per_benchmark.get(benchmark, ev.limit)  # a key set to None means "all cases"
 
 
-def load_benchmarks(params: Params) -> tuple[dict[Column, list[Example]], list[str]]:
+def load_benchmarks(params: Params) -> tuple[dict[Column, list[BenchmarkCase]], list[str]]:
     """Every (benchmark, category) to score with its examples, and warnings for what is left out."""
     ev = params.evaluate
-    cases: dict[Column, list[Example]] = {}
+    cases: dict[Column, list[BenchmarkCase]] = {}
     warnings: list[str] = []
     if "bfcl" in ev.benchmarks:
         trained_on = {c for s in params.data.sources if s.name == "bfcl" for c in s.categories}
@@ -105,7 +108,7 @@ def _progress() -> Progress:
                     console=console, transient=False)
 
 
-def evaluate_model(model: ResolvedModel, cases: dict[Column, list[Example]], ev: EvaluateParams,
+def evaluate_model(model: ResolvedModel, cases: dict[Column, list[BenchmarkCase]], ev: EvaluateParams,
                    generator_factory: Callable[[Path, EvaluateParams], Generator] = make_generator,
                    show_progress: bool = True) -> ModelResult:
     cache = CompletionCache(ev.cache_dir, model.content_hash, settings(ev))
@@ -129,7 +132,7 @@ def evaluate_model(model: ResolvedModel, cases: dict[Column, list[Example]], ev:
 
                 def on_done(indices: list[int], texts: list[str]) -> None:
                     reported.update(indices)
-                    by_column: dict[Column, list[tuple[Example, str]]] = defaultdict(list)
+                    by_column: dict[Column, list[tuple[BenchmarkCase, str]]] = defaultdict(list)
                     for i, text in zip(indices, texts, strict=True):
                         by_column[pending[i][0]].append((pending[i][1], text))
                     for col, done in by_column.items():
@@ -169,5 +172,6 @@ def evaluate(params: Params,
             warnings.append(f"model {resolved.label}: {resolved.reason}")
             continue
         models.append(evaluate_model(resolved, cases, ev, generator_factory, show_progress))
+    warnings.extend(bfcl.checker_warnings({m.label: m.grades("bfcl") for m in models}))
     return EvalResults(columns=list(cases), sizes={c: len(v) for c, v in cases.items()}, models=models,
                        warnings=warnings)

@@ -2,6 +2,7 @@
 
 Called by `toolrl eval` and by the Prefect task alike. MLflow gets one metric per model, benchmark
 and category (`evaluate/<model>/<benchmark>/<category>`, with `overall` and `overall_weighted`), the
+BFCL cases on which the official checker crashed (`evaluate/<model>/bfcl/checker_errors`), the
 generation throughput per model, each model's content hash as a tag, and the report files as
 artifacts under `evaluation/`.
 """
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolrl.config import EvaluateParams, Params
+from toolrl.dicts import numbers
 from toolrl.evaluation import report
 from toolrl.evaluation.generation import Generator, make_generator
 from toolrl.evaluation.runner import EvalResults, evaluate
@@ -33,14 +35,13 @@ class StageOutput:
 
 
 def mlflow_metrics(results: EvalResults) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for label, benches in report.metrics_tree(results).items():
-        for bench, cats in benches.items():
-            for cat, value in cats.items():
-                if value is not None:
-                    out[f"{report.metric_key(label)}/{bench}/{cat}"] = value
+    tree = {report.metric_key(label): benches for label, benches in report.metrics_tree(results).items()}
+    out = numbers(tree)  # a category without cases (None) is left out
     for m in results.models:
         out[f"{report.metric_key(m.label)}/generated"] = m.generated
+        if any(b == "bfcl" for b, _ in results.columns):
+            out[f"{report.metric_key(m.label)}/bfcl/checker_errors"] = sum(
+                o.error == "checker_error" for o in m.grades("bfcl"))
         if m.generated and m.generation_seconds:
             out[f"{report.metric_key(m.label)}/examples_per_s"] = m.generated / m.generation_seconds
     return out

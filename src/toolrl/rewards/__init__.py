@@ -7,35 +7,65 @@ registry of names, and adapters for TRL (`toolrl.rewards.trl`) and the CLI (`too
     RewardScores(total=4.0, format=1.0, correctness=3.0, length=0.0)
 
 See docs/REWARDS.md for each variant's ranges and formula.
+
+The names below are loaded from their modules when first used, not when the package is imported:
+`toolrl.config` validates a variant name against `toolrl.rewards.registry`, and the scorer reads
+`toolrl.config`, so a package that imported the scorer up front would import config from inside
+config's own import (a cycle). Modules import config -> registry -> schedules, and scorer -> config.
 """
 
-from toolrl.rewards.parsing import GroundTruthError, parse_ground_truth
-from toolrl.rewards.registry import (
-    COMPONENTS,
-    REFERENCE_VARIANTS,
-    VARIANTS,
-    UnknownVariant,
-    Variant,
-    get_variant,
-    register,
-)
-from toolrl.rewards.schema import ToolsError
-from toolrl.rewards.scorer import RewardScores, Scorer, StepRanges, completion_text, score
+from __future__ import annotations
 
-__all__ = [
-    "COMPONENTS",
-    "REFERENCE_VARIANTS",
-    "VARIANTS",
-    "GroundTruthError",
-    "RewardScores",
-    "Scorer",
-    "StepRanges",
-    "ToolsError",
-    "UnknownVariant",
-    "Variant",
-    "completion_text",
-    "get_variant",
-    "parse_ground_truth",
-    "register",
-    "score",
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# public name -> the module of this package that defines it
+_HOMES = {
+    "GroundTruthError": "parsing",
+    "parse_ground_truth": "parsing",
+    "COMPONENTS": "registry",
+    "REFERENCE_VARIANTS": "registry",
+    "VARIANTS": "registry",
+    "UnknownVariant": "registry",
+    "Variant": "registry",
+    "get_variant": "registry",
+    "register": "registry",
+    "ToolsError": "schema",
+    "RewardScores": "scorer",
+    "Scorer": "scorer",
+    "StepRanges": "scorer",
+    "score": "scorer",
+}
+
+__all__ = [  # the keys of _HOMES (tests/test_imports.py holds them equal)
+    "COMPONENTS", "REFERENCE_VARIANTS", "VARIANTS", "GroundTruthError", "RewardScores", "Scorer", "StepRanges",
+    "ToolsError", "UnknownVariant", "Variant", "get_variant", "parse_ground_truth", "register", "score",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'toolrl.rewards' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value  # once loaded, a plain module attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))
+
+
+if TYPE_CHECKING:  # for type checkers and editors: the names as plain imports
+    from toolrl.rewards.parsing import GroundTruthError, parse_ground_truth
+    from toolrl.rewards.registry import (
+        COMPONENTS,
+        REFERENCE_VARIANTS,
+        VARIANTS,
+        UnknownVariant,
+        Variant,
+        get_variant,
+        register,
+    )
+    from toolrl.rewards.schema import ToolsError
+    from toolrl.rewards.scorer import RewardScores, Scorer, StepRanges, score

@@ -79,15 +79,15 @@ def correctness_reward(
     typed = variant.values == "schema" and bool(tools) and any(g.name in tools for g in gt.calls)
     if not typed and block == gt.block:  # same text, same calls: skip parsing
         return rng.max
-    pd = parse_block(block)
-    if pd is None:
+    predicted = parse_block(block)
+    if predicted is None:
         return rng.min
     try:  # RecursionError: comparing values nested nearly as deep as the interpreter allows
-        if not typed and pd == gt.raw_calls:
+        if not typed and predicted == gt.raw_calls:
             return rng.max
         if variant.all_or_nothing:
             return rng.min
-        score, maximum = call_score(gt, pd, variant, tools if typed else None)
+        score, maximum = call_score(gt, predicted, variant, tools if typed else None)
     except (Malformed, RecursionError):
         return rng.min
     return (rng.max - rng.min) * score / maximum + rng.min

@@ -23,25 +23,25 @@ class Malformed(Exception):
     """Predicted calls the reference scorer could not score (it gives them the minimum)."""
 
 
-def list_overlap(gt: list[Any], pd: list[Any], exact: bool) -> float:
+def list_overlap(gt: list[Any], predicted: list[Any], exact: bool) -> float:
     """1 for equal lists; else 0 under `exact`; else the multiset overlap |A & B| / |A | B|."""
-    if gt == pd:
+    if gt == predicted:
         return 1.0
-    if exact or not gt or not pd:
+    if exact or not gt or not predicted:
         return 0.0
     counts: dict[Any, int] = {}
     for x in gt:
         counts[x] = counts.get(x, 0) + 1
     common = 0
     try:
-        for y in pd:
+        for y in predicted:
             c = counts.get(y, 0)
             if c:
                 counts[y] = c - 1
                 common += 1
     except TypeError:  # an unhashable predicted name (a list or object)
         raise Malformed from None
-    union = len(gt) + len(pd) - common
+    union = len(gt) + len(predicted) - common
     return common / union if union > 0 else 0.0
 
 
@@ -58,8 +58,8 @@ def value_eq(tools: ToolIndex | None, tool_name: str) -> ValueEq | None:
     if not properties:
         return None
 
-    def eq(key: str, gt: Any, pd: Any) -> bool:
-        return values_equal(gt, pd, properties.get(key))
+    def eq(key: str, gt: Any, predicted: Any) -> bool:
+        return values_equal(gt, predicted, properties.get(key))
 
     return eq
 
@@ -83,16 +83,16 @@ def pair_score(g: GtCall, p: dict[str, Any], exact_lists: bool, eq: ValueEq | No
 
 
 def _greedy(
-    gt: GroundTruth, pd: list[dict[str, Any]], variant: Variant, tools: ToolIndex | None, total: float
+    gt: GroundTruth, predicted: list[dict[str, Any]], variant: Variant, tools: ToolIndex | None, total: float
 ) -> float:
     """`total` plus, for each ground-truth call in order, the best-scoring unused predicted call (first
     on ties); a candidate must score above 0."""
     exact_lists, whole_calls = variant.lists == "exact", variant.calls == "exact"
-    used = [False] * len(pd)
+    used = [False] * len(predicted)
     for g in gt.calls:
         eq = value_eq(tools, g.name) if tools else None
         best, best_i = 0.0, -1
-        for i, p in enumerate(pd):
+        for i, p in enumerate(predicted):
             if used[i] or p["name"] != g.name:
                 continue
             if whole_calls:
@@ -110,15 +110,15 @@ def _greedy(
 
 
 def _optimal(
-    gt: GroundTruth, pd: list[dict[str, Any]], variant: Variant, tools: ToolIndex | None, total: float
+    gt: GroundTruth, predicted: list[dict[str, Any]], variant: Variant, tools: ToolIndex | None, total: float
 ) -> float:
     """`total` plus the one-to-one assignment of predicted to ground-truth calls with the highest sum."""
     exact_lists = variant.lists == "exact"
     scores = []
     for g in gt.calls:
         eq = value_eq(tools, g.name)
-        scores.append([pair_score(g, p, exact_lists, eq) if p["name"] == g.name else 0.0 for p in pd])
-    if len(gt.calls) == 1 or len(pd) == 1:  # one row or column: the best single cell
+        scores.append([pair_score(g, p, exact_lists, eq) if p["name"] == g.name else 0.0 for p in predicted])
+    if len(gt.calls) == 1 or len(predicted) == 1:  # one row or column: the best single cell
         return total + max(max(row) for row in scores)
     import numpy as np
     from scipy.optimize import linear_sum_assignment
@@ -129,14 +129,14 @@ def _optimal(
 
 
 def call_score(
-    gt: GroundTruth, pd: list[Any], variant: Variant, tools: ToolIndex | None = None
+    gt: GroundTruth, predicted: list[Any], variant: Variant, tools: ToolIndex | None = None
 ) -> tuple[float, float]:
-    """(score, maximum) of predicted calls `pd` (parsed JSON values); `tools` switches on typed value
+    """(score, maximum) of the `predicted` calls (parsed JSON values); `tools` switches on typed value
     comparison for the tools it describes. Raises Malformed."""
-    for p in pd:
+    for p in predicted:
         if type(p) is not dict or "name" not in p:
             raise Malformed
-    score = list_overlap(gt.names, [p["name"] for p in pd], variant.lists == "exact")
+    score = list_overlap(gt.names, [p["name"] for p in predicted], variant.lists == "exact")
     maximum = gt.exact_max if variant.calls == "exact" else gt.graded_max
     match = _optimal if variant.assignment == "optimal" else _greedy
-    return match(gt, pd, variant, tools, score), maximum
+    return match(gt, predicted, variant, tools, score), maximum

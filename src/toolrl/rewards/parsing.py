@@ -1,10 +1,12 @@
 """Reading the two inputs of the reward: the ground truth (trusted, parsed once and cached) and the
 predicted `<tool_call>` block of a completion (untrusted, parsed on every call, never raises).
 
-The tags come from `toolrl.formats`, the project's one definition of the output format. The block
-extraction follows the reference scorer rather than `formats.parse`, because rewards must match it
-exactly: the block is the text after the first `<tool_call>`, cut at the next `<tool_call>` and then
-at the first `</tool_call>`; each line must be one JSON value (blank lines inside are errors).
+The tags and the cut of the block come from `toolrl.formats`, the project's one definition of the
+output format; the reward asks for the reference scorer's cut (`call_block_span(reference=True)`),
+because rewards must match it exactly: the block is the text after the first `<tool_call>`, cut at
+the next `<tool_call>` and then at the first `</tool_call>`. Each line must be one JSON value (blank
+lines inside are errors), read here rather than by `formats.parse_call`, again as the reference reads
+them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from toolrl.formats import CALL_CLOSE, CALL_OPEN, RESP_OPEN
+from toolrl.formats import CALL_OPEN, RESP_OPEN, call_block_span
 
 # json.loads minus its Python layers (loads -> decode -> raw_decode): the C scanner plus the same
 # check (JSON whitespace only around the value), in `parse_block`. Predicted lines are parsed
@@ -57,23 +59,11 @@ class GroundTruth:
 
 
 def call_block(text: str, need_close: bool = True) -> str | None:
-    """The stripped first `<tool_call>` block, cut as the reference cuts it: from the first
-    `<tool_call>` to the next `<tool_call>`, then to the first `</tool_call>` in between. None without
-    `<tool_call>`, or when `need_close` and `</tool_call>` is nowhere in the text (the reference
-    requires the closing tag somewhere, not necessarily after the opening one)."""
-    start = text.find(CALL_OPEN)
-    if start < 0:
-        return None
-    start += len(CALL_OPEN)
-    end = text.find(CALL_OPEN, start)
-    if end < 0:
-        end = len(text)
-    close = text.find(CALL_CLOSE, start, end)
-    if close < 0:
-        if need_close and CALL_CLOSE not in text:
-            return None
-        close = end
-    return text[start:close].strip()
+    """The stripped first `<tool_call>` block, cut as the reference cuts it
+    (`formats.call_block_span(..., reference=True)`): None without `<tool_call>`, or when `need_close`
+    and `</tool_call>` is nowhere in the text."""
+    span = call_block_span(text, need_close, True)
+    return None if span is None else text[span[0] : span[1]].strip()
 
 
 def parse_block(block: str) -> list[Any] | None:

@@ -128,58 +128,58 @@ def _as_bool(x: Any) -> bool | None:
     return None
 
 
-def _typed_equal(gt: Any, pd: Any, kind: str, schema: dict[str, Any]) -> bool | None:
+def _typed_equal(gt: Any, predicted: Any, kind: str, schema: dict[str, Any]) -> bool | None:
     """Equality under one declared type. None when the ground truth itself does not fit the type (the
     schema then says nothing about it); False when it fits and the prediction does not."""
     if kind == "integer":
         a = _as_int(gt)
         if a is None:
             return None
-        b = _as_int(pd)
+        b = _as_int(predicted)
         return b is not None and a == b
     if kind == "number":
         a = _as_float(gt)
         if a is None:
             return None
-        b = _as_float(pd)
+        b = _as_float(predicted)
         return b is not None and math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
     if kind == "boolean":
         a = _as_bool(gt)
         if a is None:
             return None
-        return _as_bool(pd) is a
+        return _as_bool(predicted) is a
     if kind == "string":
         if not isinstance(gt, str):
             return None
-        if not isinstance(pd, str):
+        if not isinstance(predicted, str):
             return False
         if schema.get("enum"):
-            return gt.strip().casefold() == pd.strip().casefold()
-        return gt.strip() == pd.strip()
+            return gt.strip().casefold() == predicted.strip().casefold()
+        return gt.strip() == predicted.strip()
     if kind == "array":
         if not isinstance(gt, list):
             return None
-        if not isinstance(pd, list) or len(gt) != len(pd):
+        if not isinstance(predicted, list) or len(gt) != len(predicted):
             return False
         items = schema.get("items")
-        return all(values_equal(g, p, items) for g, p in zip(gt, pd, strict=True))
+        return all(values_equal(g, p, items) for g, p in zip(gt, predicted, strict=True))
     if kind == "object":
         if not isinstance(gt, dict):
             return None
-        if not isinstance(pd, dict) or gt.keys() != pd.keys():
+        if not isinstance(predicted, dict) or gt.keys() != predicted.keys():
             return False
         props = schema.get("properties")
         props = props if isinstance(props, dict) else {}
-        return all(values_equal(v, pd[k], props.get(k)) for k, v in gt.items())
+        return all(values_equal(v, predicted[k], props.get(k)) for k, v in gt.items())
     return None
 
 
-def values_equal(gt: Any, pd: Any, schema: Any) -> bool:
-    """Whether predicted `pd` matches ground truth `gt` for a parameter declared by `schema`; the
+def values_equal(gt: Any, predicted: Any, schema: Any) -> bool:
+    """Whether predicted `predicted` matches ground truth `gt` for a parameter declared by `schema`; the
     first declared type the ground truth fits decides."""
     if isinstance(schema, dict):
         for kind in _declared_types(schema):
-            same = _typed_equal(gt, pd, kind, schema)
+            same = _typed_equal(gt, predicted, kind, schema)
             if same is not None:
                 return same
-    return pd == gt
+    return predicted == gt

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from toolrl.config import ConfigError, RewardParams
+from toolrl.formats import assistant_text
 from toolrl.rewards.components import correctness_reward, format_ok, length_reward
 from toolrl.rewards.parsing import parse_ground_truth
 from toolrl.rewards.registry import COMPONENTS, Variant, get_variant
@@ -49,22 +50,6 @@ class StepRanges:
             lo += min(w * a, w * b)
             hi += max(w * a, w * b)
         return lo, hi
-
-
-def completion_text(completion: Any) -> str:
-    """The assistant text of a completion: a string, or chat messages (TRL's conversational format,
-    the curated record's `completion` column) whose first message's content is used, as the reference
-    does with `completion[0]["content"]`."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, dict):
-        completion = [completion]
-    if isinstance(completion, list) and completion and isinstance(completion[0], dict):
-        content = completion[0].get("content")
-        return content if isinstance(content, str) else ""
-    raise TypeError(
-        f"completion must be a string or a list of chat messages, got {type(completion).__name__}"
-    )
 
 
 class Scorer:
@@ -113,7 +98,7 @@ class Scorer:
     def __call__(self, completion: Any, ground_truth: str, step: int = 0, tools: Any = None) -> RewardScores:
         """Score one completion. Raises GroundTruthError for an unusable ground truth, ToolsError for
         unreadable tools (schema variants only), never for anything in the completion."""
-        text = (completion if type(completion) is str else completion_text(completion)).strip()
+        text = (completion if type(completion) is str else assistant_text(completion)).strip()
         gt = parse_ground_truth(ground_truth)
         r = self._ranges.get(step) or self.ranges(step)
         v = self.variant
@@ -154,8 +139,8 @@ def score(
     """Score one completion against its ground truth with a ToolRL reward variant.
 
     Args:
-        completion: the assistant's text (or chat messages, whose first content is used); surrounding
-            whitespace is ignored.
+        completion: the assistant's text, or chat messages (read by `formats.assistant_text`: the
+            assistant messages' contents, joined); surrounding whitespace is ignored.
         ground_truth: the ToolRL ground-truth string (`<think>..</think>` then a `<tool_call>` block
             of `{"name", "parameters"}` JSON lines and/or a `<response>`).
         variant: a registered variant name; None takes `params.variant` ("default" without params).

@@ -18,7 +18,8 @@ from __future__ import annotations
 from typing import Any
 
 from toolrl.config import RewardParams
-from toolrl.rewards.scorer import RewardScores, Scorer, completion_text
+from toolrl.formats import assistant_text
+from toolrl.rewards.scorer import RewardScores, Scorer
 
 
 class BatchScorer:
@@ -43,7 +44,7 @@ class BatchScorer:
             )
         if len(ground_truth) != len(completions):
             raise ValueError(f"{len(completions)} completions but {len(ground_truth)} ground truths")
-        texts = tuple(completion_text(c) for c in completions)
+        texts = tuple(assistant_text(c) for c in completions)
         key = (step, texts, tuple(ground_truth), None if tools is None else id(tools))
         if key != self._key:
             tools_list = tools if tools is not None else [None] * len(texts)

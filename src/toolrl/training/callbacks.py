@@ -37,15 +37,6 @@ KEEP["grpo_trm"] = (*KEEP["grpo"], "trm/")
 SUMMARY_KEYS = ("train_runtime", "train_loss", "train_samples_per_second", "train_steps_per_second")
 
 
-def completion_text(completion: Any) -> str:
-    """TRL hands conversational completions as [{"role": "assistant", "content": ...}]."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
-        return str(completion[-1].get("content", ""))
-    return str(completion)
-
-
 def call_stats(texts: Sequence[str]) -> dict[str, float]:
     """Share of completions with a parseable, non-empty tool call block; mean calls over all of them;
     share that are well-formed (parse cleanly, have a <think> and a call or a response)."""
@@ -96,7 +87,7 @@ class RewardRecorder:
         state = kwargs.get("trainer_state")
         self.step = getattr(state, "global_step", None)
         self.prompts = list(prompts)
-        self.completions = [completion_text(c) for c in completions]
+        self.completions = [formats.assistant_text(c) for c in completions]
         self.ground_truth = list(kwargs.get("ground_truth") or [None] * len(prompts))
         self.rewards = {}
         log_metric = kwargs.get("log_metric")

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolrl.tracking import RUN_ID_FILE
 from toolrl.training.data import TrainingError
 
 CHECKPOINTS = "checkpoints"
@@ -133,10 +132,6 @@ def mark_done(output_dir: Path, summary: dict[str, Any], keep_checkpoints: bool)
 
 def read_done(output_dir: Path) -> dict[str, Any]:
     return json.loads((output_dir / DONE_FILE).read_text())
-
-
-def run_id_file(output_dir: Path) -> Path:
-    return output_dir / RUN_ID_FILE
 
 
 def needed_bytes(init: Path, save_total_limit: int) -> int:

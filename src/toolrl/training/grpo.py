@@ -21,9 +21,6 @@ from toolrl.training.callbacks import RewardRecorder, StageCallback
 from toolrl.training.data import load_view, split_path
 
 STAGE = "grpo"
-# Columns of the per-step CSV shown in plots and tables (the component columns are found by prefix).
-CURVE_COLUMNS = ["reward", "reward_std", "completions/mean_length", "tool_calls/parseable_call_share",
-                 "tool_calls/mean_calls", "kl"]
 
 
 def init_folder_path(params: Params) -> Path:

@@ -18,7 +18,7 @@ def expected_calls(record: dict[str, Any]) -> list[formats.ToolCall]:
     """The target's calls, from the RL view's ground truth or the SFT view's completion."""
     text = record.get("ground_truth")
     if not isinstance(text, str):
-        text = record["completion"][-1]["content"]
+        text = formats.assistant_text(record["completion"])
     return formats.parse(text).calls
 
 
@@ -76,7 +76,7 @@ def run_probe(model: Any, tokenizer: Any, records: list[dict[str, Any]], max_new
         "id": [str(r.get("id", i)) for i, r in enumerate(records)],
         "user": [r["prompt"][-1]["content"][-2000:] for r in records],
         "completion": completions,
-        "target": [r.get("ground_truth") or r["completion"][-1]["content"] for r in records],
+        "target": [r.get("ground_truth") or formats.assistant_text(r["completion"]) for r in records],
         "parse_error": [formats.parse(c).error or "" for c in completions],
     }
     return score(completions, records), table

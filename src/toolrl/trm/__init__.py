@@ -7,6 +7,7 @@ GRPO with turn-level advantages. See docs/TRM.md.
 - `negatives`: hard negatives (perturbed correct calls) and label balance.
 - `data`: the `trm_data` stage (policy rollouts -> data/trm/{train,val}.jsonl, card, stats).
 - `model`, `trainer`: the classifier and its training (`trm` stage); `score`: score any completion's calls.
+- `tracking`: the TRM in MLflow (logged as a pyfunc model and registered).
 - `advantages`: turn-level (and pooled) call advantages; `grpo`: the GRPOTrainer subclass (`grpo_trm`).
 - `cli`: `toolrl trm data|train|score|grpo`.
 """

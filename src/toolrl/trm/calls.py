@@ -1,8 +1,8 @@
 """A completion's tool calls with their character spans.
 
 The TRM scores each call of a completion separately, so we need to know where each call starts and
-ends in the completion text. Spans follow `toolrl.formats.parse`: the first `<tool_call>` block,
-one call per non-blank line. Unlike `parse`, a line that is not a valid call is kept (with
+ends in the completion text. Spans follow `toolrl.formats.parse`: the first `<tool_call>` block
+(`formats.call_block_span`), one call per non-blank line. Unlike `parse`, a line that is not a valid call is kept (with
 `call=None` and the reason): a malformed call is still a step the policy took, and a bad one. A
 block left open (a truncated generation) runs to the end of the text.
 """
@@ -34,12 +34,10 @@ def call_spans(completion: str) -> list[CallSpan]:
     """Every call line of the first `<tool_call>` block of `completion`, in order."""
     if not isinstance(completion, str):
         raise TypeError(f"completion must be a string, got {type(completion).__name__}")
-    open_at = completion.find(formats.CALL_OPEN)
-    if open_at < 0:
+    span = formats.call_block_span(completion, need_close=False)
+    if span is None:
         return []
-    body_start = open_at + len(formats.CALL_OPEN)
-    close_at = completion.find(formats.CALL_CLOSE, body_start)
-    body_end = close_at if close_at >= 0 else len(completion)
+    body_start, body_end = span
     spans: list[CallSpan] = []
     pos = body_start
     for line in completion[body_start:body_end].split("\n"):

@@ -74,12 +74,10 @@ def _prompt_of(row: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def _completion_of(row: dict[str, Any]) -> str:
-    value = row.get("completion")
-    if isinstance(value, list) and value and isinstance(value[-1], dict):
-        value = value[-1].get("content")
-    if not isinstance(value, str):
-        raise ValueError("needs `completion` (a string or chat messages)")
-    return value
+    try:
+        return formats.assistant_text(row.get("completion"))
+    except TypeError:
+        raise ValueError("needs `completion` (a string or chat messages)") from None
 
 
 def score_file(folder: str | Path, input_path: str | Path, output: Any, batch_size: int = 8) -> dict[str, int]:

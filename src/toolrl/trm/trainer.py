@@ -177,7 +177,7 @@ def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
     from toolrl.training import checkpoints, publish
     from toolrl.training.callbacks import StageCallback
     from toolrl.trm.data import read_steps
-    from toolrl.trm.registry import log_trm
+    from toolrl.trm.tracking import log_trm
 
     sec = params.trm.model
     data_dir = Path(params.trm.data.output_dir)
@@ -254,12 +254,7 @@ def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
 
 
 def _log_flat(metrics: dict[str, Any], step: int) -> None:
+    from toolrl.dicts import numbers
     from toolrl.tracking import log_metrics
 
-    flat: dict[str, float] = {}
-    for key, value in metrics.items():
-        if isinstance(value, dict):
-            flat.update({f"{key}/{k}": v for k, v in value.items() if isinstance(v, int | float)})
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            flat[key] = value
-    log_metrics(STAGE, flat, step=step)
+    log_metrics(STAGE, numbers(metrics, bools=False), step=step)

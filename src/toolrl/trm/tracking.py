@@ -2,7 +2,8 @@
 
 MLflow's transformers flavor knows pipelines (text generation, token classification as NER); a TRM
 is neither, so it is a small pyfunc: `predict` takes rows with `prompt` (chat messages) and
-`completion` and returns the score of each call. Loadable offline with
+`completion` (text or chat messages, read by `formats.assistant_text`) and returns the score of each
+call. Loadable offline with
 `mlflow.pyfunc.load_model("models:/toolrl-trm@candidate")`.
 """
 
@@ -26,7 +27,10 @@ class TrmPyfunc(mlflow.pyfunc.PythonModel):
 
     def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> list[list[float]]:
         rows = model_input.to_dict("records") if hasattr(model_input, "to_dict") else list(model_input)
-        _, scores = self.scorer.score_completions([r["prompt"] for r in rows], [r["completion"] for r in rows])
+        from toolrl.formats import assistant_text
+
+        texts = [assistant_text(r["completion"]) for r in rows]
+        _, scores = self.scorer.score_completions([r["prompt"] for r in rows], texts)
         return scores
 
 
