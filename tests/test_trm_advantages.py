@@ -107,7 +107,7 @@ def test_no_calls_anywhere():
 def test_incomplete_groups_are_an_error():
     with pytest.raises(ValueError, match="whole groups"):
         call_advantages([[1.0], [0.0], [0.5]], num_generations=2)
-    with pytest.raises(ValueError, match="unknown call advantage mode"):
+    with pytest.raises(ValueError, match="unknown call advantage estimator"):
         call_advantages([[1.0], [0.0]], num_generations=2, mode="mean")  # type: ignore[arg-type]
 
 
@@ -156,3 +156,36 @@ def test_pooled_equals_turn_level_when_no_completion_has_two_calls():
     assert call_advantages(multi, 4, "pooled")[:4] != call_advantages(multi, 4, "turn_level")[:4]
     assert call_advantages(multi, 4, "pooled")[4:] == call_advantages(multi, 4, "turn_level")[4:]
     assert multi_call_group_share(multi, 4) == 0.5
+
+
+def test_pooled_advantages_favour_fewer_calls_and_turn_level_do_not():
+    """The TRM paper's reason for turn-level advantages, on a constructed group: every call is good
+    (scores 0.8-0.9), and completions differ only in how many calls they make. Pooled normalisation
+    ranks later calls against earlier ones, so the extra calls come out negative and the completions
+    that call more get less; turn-level compares call i only with call i and leaves them neutral."""
+    scores = [[0.9], [0.9, 0.8], [0.9, 0.8, 0.8], [0.9]]
+
+    def total(mode: str) -> list[float]:
+        return [sum(a) for a in call_advantages(scores, num_generations=4, mode=mode)]
+
+    pooled, turn = total("pooled"), total("turn_level")
+    assert pooled[2] < pooled[1] < pooled[0] == pooled[3]  # the more calls, the lower: calling less pays
+    assert turn == pytest.approx([0.0, 0.0, 0.0, 0.0])  # no completion is paid for its number of calls
+
+
+def test_a_registered_estimator_is_chosen_by_name():
+    from toolrl.trm import advantages
+
+    @advantages.register_call_advantage("first_call_only")
+    def first_call_only(scores, group):
+        return [[(j, 0) for j in group if scores[j]]]
+
+    try:
+        adv = call_advantages([[1.0, 5.0], [0.0]], num_generations=2, mode="first_call_only")
+        assert adv[0][1] == 0.0 and adv[0][0] > 0 > adv[1][0]
+        with pytest.raises(ValueError, match="already registered"):
+            advantages.register_call_advantage("first_call_only")(first_call_only)
+    finally:
+        del advantages.CALL_ADVANTAGES["first_call_only"]
+    with pytest.raises(ValueError, match="turn_level, pooled"):
+        call_advantages([[1.0], [0.0]], num_generations=2, mode="first_call_only")

@@ -416,9 +416,10 @@ class GrpoTrmParams(Section):
 
     output_dir: str = "models/grpo_trm"
     alpha: float = Field(default=0.01, ge=0)  # weight of the call advantage (paper: 0.01 for GRPO)
-    # turn_level: call i normalised against call i of the group; pooled: all calls of a group together
-    # (the naive ablation that teaches the policy to call fewer tools).
-    advantage: Literal["turn_level", "pooled"] = "turn_level"
+    # Call-advantage estimator by name (toolrl.trm.advantages.CALL_ADVANTAGES): turn_level: call i
+    # normalised against call i of the group; pooled: all calls of a group together (the naive ablation
+    # that teaches the policy to call fewer tools).
+    advantage: str = "turn_level"
     reward_model: str | None = None  # TRM folder; None: trm.model.output_dir
     score_batch_size: int = Field(default=8, ge=1)  # calls per TRM forward pass
     # TRM weights while scoring calls; auto: bfloat16 where the hardware has fast bf16. Scoring was a
@@ -427,6 +428,13 @@ class GrpoTrmParams(Section):
     plots_file: str = "reports/plots/grpo_trm_rewards.csv"
     metrics_file: str = "reports/metrics/grpo_trm.json"
     register_as: str = "toolrl-grpo-trm"
+
+    @model_validator(mode="after")
+    def _known_estimator(self) -> GrpoTrmParams:
+        from toolrl.trm.advantages import get_call_advantage
+
+        get_call_advantage(self.advantage)  # raises with the list of known names
+        return self
 
 
 class TrmParams(Section):

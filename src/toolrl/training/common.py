@@ -161,18 +161,11 @@ def log_metrics_now(stage: str, metrics: dict[str, Any], step: int) -> None:
     """Flat numeric metrics as `<stage>/<name>` on the active run (no-op without one)."""
     import mlflow
 
+    from toolrl.dicts import numbers
+
     if mlflow.active_run() is None:
         return
-    flat: dict[str, float] = {}
-
-    def walk(node: Any, path: str) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, f"{path}/{k}" if path else str(k))
-        elif isinstance(node, int | float) and not isinstance(node, bool):
-            flat[f"{stage}/{path}"] = float(node)
-
-    walk(metrics, "")
+    flat = numbers(metrics, stage, bools=False)
     if flat:
         mlflow.log_metrics(flat, step=step)
 

@@ -16,20 +16,62 @@ giving a lone call a positive one would pay the policy for making more calls tha
 `pooled` (the ablation) normalises all calls of a group together, ignoring position; the TRM paper
 reports that this teaches the policy to make fewer calls. std is the unbiased one (as TRL's), and a
 group whose values are all equal gets advantage 0 (0 / (0 + eps)).
+
+Call-advantage estimators are a registry, as verl's `register_adv_est`: an estimator says which calls
+of a group are normalised together (its "slots"), and `trm.grpo.advantage` picks one by name. A new
+estimator is one decorated function here; no trainer or stage changes. torch is imported where
+tensors are made, so the params schema can list the estimators cheaply.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
-Mode = Literal["turn_level", "pooled"]
 EPS = 1e-4
+# (the call scores of a batch, the row indices of one group) -> slots: lists of (row, call index)
+# normalised together. A call in no slot gets advantage 0.
+Slots = list[list[tuple[int, int]]]
+CallAdvantageEstimator = Callable[[Sequence[Sequence[float]], range], Slots]
+CALL_ADVANTAGES: dict[str, CallAdvantageEstimator] = {}
+
+
+def register_call_advantage(name: str) -> Callable[[CallAdvantageEstimator], CallAdvantageEstimator]:
+    """Register a call-advantage estimator under `name` (the value of `trm.grpo.advantage`)."""
+    def register(fn: CallAdvantageEstimator) -> CallAdvantageEstimator:
+        if name in CALL_ADVANTAGES:
+            raise ValueError(f"call advantage estimator {name!r} is already registered")
+        CALL_ADVANTAGES[name] = fn
+        return fn
+    return register
+
+
+def get_call_advantage(name: str) -> CallAdvantageEstimator:
+    if name not in CALL_ADVANTAGES:
+        raise ValueError(f"unknown call advantage estimator {name!r}: use one of {', '.join(CALL_ADVANTAGES)}")
+    return CALL_ADVANTAGES[name]
+
+
+@register_call_advantage("turn_level")
+def turn_level(scores: Sequence[Sequence[float]], group: range) -> Slots:
+    """Call i of each completion against call i of the group's others (the TRM paper's refinement)."""
+    depth = max((len(scores[j]) for j in group), default=0)
+    return [[(j, i) for j in group if len(scores[j]) > i] for i in range(depth)]
+
+
+@register_call_advantage("pooled")
+def pooled(scores: Sequence[Sequence[float]], group: range) -> Slots:
+    """All calls of the group together, whatever their position (the ablation)."""
+    return [[(j, i) for j in group for i in range(len(scores[j]))]]
 
 
 def _normalise(values: torch.Tensor, scale: bool, eps: float) -> torch.Tensor:
+    import torch
+
+
     if values.numel() < 2:
         return torch.zeros_like(values)
     centred = values - values.mean()
@@ -44,26 +86,24 @@ def _check_groups(n: int, num_generations: int) -> None:
 def outcome_advantages(rewards: torch.Tensor, num_generations: int, scale: bool = True,
                        eps: float = EPS) -> torch.Tensor:
     """Each completion's reward normalised within its group (TRL's `scale_rewards="group"`)."""
+    import torch
+
     _check_groups(rewards.numel(), num_generations)
     groups = rewards.float().view(-1, num_generations)
     return torch.cat([_normalise(g, scale, eps) for g in groups]).view(-1)
 
 
-def call_advantages(scores: Sequence[Sequence[float]], num_generations: int, mode: Mode = "turn_level",
+def call_advantages(scores: Sequence[Sequence[float]], num_generations: int, mode: str = "turn_level",
                     scale: bool = True, eps: float = EPS) -> list[list[float]]:
-    """One advantage per call, shaped like `scores` (a list of call scores per completion)."""
+    """One advantage per call, shaped like `scores` (a list of call scores per completion); `mode`
+    names the estimator (`CALL_ADVANTAGES`)."""
+    import torch
+
     _check_groups(len(scores), num_generations)
-    if mode not in ("turn_level", "pooled"):
-        raise ValueError(f"unknown call advantage mode {mode!r}: use turn_level or pooled")
+    estimator = get_call_advantage(mode)
     out: list[list[float]] = [[0.0] * len(s) for s in scores]
     for start in range(0, len(scores), num_generations):
-        group = range(start, start + num_generations)
-        if mode == "pooled":
-            slots = [[(j, i) for j in group for i in range(len(scores[j]))]]
-        else:
-            depth = max((len(scores[j]) for j in group), default=0)
-            slots = [[(j, i) for j in group if len(scores[j]) > i] for i in range(depth)]
-        for slot in slots:
+        for slot in estimator(scores, range(start, start + num_generations)):
             values = torch.tensor([float(scores[j][i]) for j, i in slot], dtype=torch.float64)
             for (j, i), a in zip(slot, _normalise(values, scale, eps).tolist(), strict=True):
                 out[j][i] = a

@@ -28,7 +28,7 @@ from accelerate.utils import gather_object
 
 from toolrl.config import GrpoParams, Params
 from toolrl.training.shared_prefix import SharedPrefixGRPOTrainer
-from toolrl.trm.advantages import Mode, call_advantages, multi_call_group_share, token_advantages
+from toolrl.trm.advantages import call_advantages, multi_call_group_share, token_advantages
 from toolrl.trm.calls import CallSpan
 
 STAGE = "grpo_trm"
@@ -76,7 +76,7 @@ def call_token_spans(tokenizer: Any, ids: list[int], spans: Sequence[CallSpan]) 
 class TrmGRPOTrainer(SharedPrefixGRPOTrainer):
     """GRPOTrainer whose advantages carry the TRM's turn-level call term (see the module doc)."""
 
-    def __init__(self, *args: Any, trm_scorer: Any, alpha: float, call_advantage: Mode = "turn_level",
+    def __init__(self, *args: Any, trm_scorer: Any, alpha: float, call_advantage: str = "turn_level",
                  **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.trm = trm_scorer
