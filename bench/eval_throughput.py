@@ -1,22 +1,56 @@
-"""Evaluation throughput: BFCL cases completed per second against generation batch size.
+"""Evaluation throughput of each generation backend: BFCL cases per second, and how far its greedy
+completions agree with the reference backend (`hf`, transformers' `generate`).
 
     .venv/bin/python bench/eval_throughput.py --model base --categories simple_python,irrelevance \
-        --limit 8 --batch-sizes 1,4,8 [--max-new-tokens 192] [--threads 1]
+        --limit 8 --backends hf,ct2 --batch-sizes 8 [--max-new-tokens 192] [--threads 1]
 
 Runs the evaluation runner itself (prompt rendering, batched greedy generation, grading) with a fresh
-completion cache per batch size, so every case is generated. Prints a markdown table: batch size,
-cases/s, completion tokens/s, seconds, and accuracy (the same at every batch size up to float
-rounding: a check that batching does not change what is generated). Model loading is not timed.
+completion cache per row, so every case is generated; model loading (and ct2's one-time conversion,
+timed apart) is not in the rate. Prints a markdown table: backend, batch size, cases/s, completion
+tokens/s, seconds, correct, and the share of cases whose completion is character for character the
+first backend's at the same batch size. Rows alternate backends, so ratios are measured side by side.
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 
 from toolrl.config import Params, load_params
 from toolrl.evaluation.references import Skipped, resolve
 from toolrl.evaluation.runner import evaluate_model, load_benchmarks
+
+
+def one(base: Params, args: argparse.Namespace, backend: str, bs: int) -> dict:
+    from transformers import AutoTokenizer
+
+    with tempfile.TemporaryDirectory() as cache:
+        raw = base.model_dump()
+        raw["evaluate"].update(models=[args.model], benchmarks=["bfcl"], limit=args.limit, batch_size=bs,
+                               bfcl_categories=args.categories.split(","), max_new_tokens=args.max_new_tokens,
+                               cache_dir=cache, threads=args.threads, backend=backend)
+        params = Params.model_validate(raw)
+        model = resolve(args.model, params)
+        if isinstance(model, Skipped):
+            raise SystemExit(model.reason)
+        convert = 0.0
+        if backend == "ct2":  # the one-time conversion, outside the rate
+            from toolrl.evaluation.generation import ct2_model
+
+            start = time.perf_counter()
+            ct2_model(model.folder, cache)
+            convert = time.perf_counter() - start
+        cases, _ = load_benchmarks(params)
+        result = evaluate_model(model, cases, params.evaluate)
+        tok = AutoTokenizer.from_pretrained(str(model.folder))
+        graded = [g for rows in result.graded.values() for g in rows]
+        tokens = sum(len(tok(g.completion, add_special_tokens=False)["input_ids"]) for g in graded)
+        secs = result.generation_seconds
+        return {"backend": backend, "batch_size": bs, "cases_per_s": result.generated / secs,
+                "tokens_per_s": tokens / secs, "seconds": secs, "convert_s": convert,
+                "correct": sum(g.grade.correct for g in graded), "n": len(graded),
+                "completions": {g.example.id: g.completion for g in graded}}
 
 
 def main() -> None:
@@ -24,38 +58,26 @@ def main() -> None:
     parser.add_argument("--model", default="base", help="a model reference, as in evaluate.models")
     parser.add_argument("--categories", default="simple_python,irrelevance")
     parser.add_argument("--limit", type=int, default=8)
-    parser.add_argument("--batch-sizes", default="1,4,8")
+    parser.add_argument("--backends", default="hf,ct2")
+    parser.add_argument("--batch-sizes", default="8")
     parser.add_argument("--max-new-tokens", type=int, default=192)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
 
     base = load_params(args.params)
-    rows = []
-    for bs in [int(b) for b in args.batch_sizes.split(",")]:
-        with tempfile.TemporaryDirectory() as cache:
-            raw = base.model_dump()
-            raw["evaluate"].update(models=[args.model], benchmarks=["bfcl"], limit=args.limit, batch_size=bs,
-                                   bfcl_categories=args.categories.split(","), max_new_tokens=args.max_new_tokens,
-                                   cache_dir=cache, threads=args.threads)
-            params = Params.model_validate(raw)
-            model = resolve(args.model, params)
-            if isinstance(model, Skipped):
-                raise SystemExit(model.reason)
-            cases, _ = load_benchmarks(params)
-            result = evaluate_model(model, cases, params.evaluate)
-            from transformers import AutoTokenizer
-
-            tok = AutoTokenizer.from_pretrained(str(model.folder))
-            texts = [g.completion for rows_ in result.graded.values() for g in rows_]
-            tokens = sum(len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts)
-            correct = sum(g.outcome.correct for rows_ in result.graded.values() for g in rows_)
-            secs = result.generation_seconds
-            rows.append((bs, result.generated / secs, tokens / secs, secs, correct, len(texts)))
-    print("| batch size | cases/s | completion tokens/s | seconds | correct |")
-    print("|---|---|---|---|---|")
-    for bs, cps, tps, secs, correct, n in rows:
-        print(f"| {bs} | {cps:.3f} | {tps:.1f} | {secs:.1f} | {correct}/{n} |")
+    backends = args.backends.split(",")
+    rows = [one(base, args, backend, int(bs)) for bs in args.batch_sizes.split(",") for backend in backends]
+    print("| backend | batch size | cases/s | completion tokens/s | seconds | correct | same completion as "
+          f"{backends[0]} | speed-up |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        ref = next(x for x in rows if x["backend"] == backends[0] and x["batch_size"] == r["batch_size"])
+        same = sum(r["completions"][k] == v for k, v in ref["completions"].items()) / max(len(ref["completions"]), 1)
+        convert = f" (+{r['convert_s']:.1f} s conversion)" if r["convert_s"] else ""
+        print(f"| {r['backend']} | {r['batch_size']} | {r['cases_per_s']:.3f} | {r['tokens_per_s']:.1f} | "
+              f"{r['seconds']:.1f}{convert} | {r['correct']}/{r['n']} | {same:.0%} | "
+              f"{ref['seconds'] / r['seconds']:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,12 @@ fp32 matmul GFLOP/s (the hardware side) and derives the decode ceiling for the m
 token costs about 2 x parameters FLOPs, so tokens/s <= GFLOP/s * 1e9 / (2 * params). Variants worth
 trying are switches: --threads, --dtype bfloat16, --compile, --no-cache, --cache-implementation static
 (a preallocated KV cache of fixed shape, what torch.compile wants), --prompt-tokens 550 (BFCL-like).
+
+`--engines generate,shared,ct2` compares, side by side at each batch size (the same prompt in every
+row, as in a GRPO group): transformers' `generate` (TRL's rollout path), the shared-prefix rollout
+(`toolrl.training.shared_prefix.prefill_shared`: the prompt prefilled once, then `generate`), and
+CTranslate2 (the model converted once; the cost of converting again, what a rollout engine pays after
+every optimizer step, is timed on its own line).
 """
 
 from __future__ import annotations
@@ -81,6 +87,81 @@ def run_batch(model, tok, batch: int, new_tokens: int, use_cache: bool,
     return generated / seconds, seconds
 
 
+def run_shared(model, tok, batch: int, new_tokens: int, messages: list[dict[str, str]]) -> tuple[float, float]:
+    from toolrl.training.shared_prefix import prefill_shared
+
+    ids = tok(tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))["input_ids"]
+    start = time.perf_counter()
+    with torch.inference_mode():
+        cache, input_ids, mask = prefill_shared(model, [ids] * batch, tok.pad_token_id)
+        out = model.generate(input_ids=input_ids, attention_mask=mask, past_key_values=cache, do_sample=False,
+                             max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=tok.pad_token_id)
+    seconds = time.perf_counter() - start
+    return (out.shape[1] - input_ids.shape[1]) * batch / seconds, seconds
+
+
+def ct2_generator(model_dir: str, out_dir: str):
+    """(generator, seconds to save + convert + load): what a rollout engine pays per weight update."""
+    import tempfile
+
+    import ctranslate2
+    from ctranslate2.converters import TransformersConverter
+    from transformers import AutoModelForCausalLM
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:  # the trainer would save its current weights first
+        AutoModelForCausalLM.from_pretrained(model_dir).save_pretrained(tmp)
+        TransformersConverter(tmp).convert(out_dir, quantization="float32", force=True)
+    generator = ctranslate2.Generator(out_dir, device="cpu", compute_type="float32")
+    return generator, time.perf_counter() - start
+
+
+def run_ct2(generator, tok, batch: int, new_tokens: int, messages: list[dict[str, str]]) -> tuple[float, float]:
+    text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    tokens = tok.convert_ids_to_tokens(tok(text)["input_ids"])
+    start = time.perf_counter()
+    results = generator.generate_batch([tokens] * batch, max_length=new_tokens, min_length=new_tokens,
+                                       sampling_topk=1, include_prompt_in_result=False)
+    seconds = time.perf_counter() - start
+    return sum(len(r.sequences_ids[0]) for r in results) / seconds, seconds
+
+
+def compare_engines(args, model, tok, messages, length: int) -> None:
+    import tempfile
+
+    engines = args.engines.split(",")
+    params = sum(p.numel() for p in model.parameters())
+    generator = refresh = None
+    if "ct2" in engines:
+        ct2_dir = tempfile.mkdtemp(prefix="ct2-")
+        generator, refresh = ct2_generator(args.model, ct2_dir)
+        run_ct2(generator, tok, 1, 4, messages)  # warm-up
+    run_batch(model, tok, 1, 4, True, messages)
+    rows = []
+    for batch in [int(b) for b in args.batch_sizes.split(",")]:
+        for engine in engines:
+            if engine == "generate":
+                tps, secs = run_batch(model, tok, batch, args.new_tokens, True, messages)
+            elif engine == "shared":
+                tps, secs = run_shared(model, tok, batch, args.new_tokens, messages)
+            else:
+                tps, secs = run_ct2(generator, tok, batch, args.new_tokens, messages)
+            rows.append((batch, engine, tps, secs))
+            print(rows[-1], flush=True)
+    mm = matmul_gflops(dtype=getattr(torch, args.dtype))
+    ceiling = mm * 1e9 / (2 * params)
+    print(f"\nmodel {args.model}: {params / 1e6:.1f} M params, {args.dtype}, threads {torch.get_num_threads()}, "
+          f"prompt {length} tokens (the same in every row), {args.new_tokens} new tokens, greedy; matmul 1024^3 "
+          f"{mm:.0f} GFLOP/s in this run -> compute ceiling {ceiling:.0f} tokens/s\n")
+    print("| batch | engine | tokens/s | s/batch | speed-up over generate | share of the compute ceiling |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: |")
+    for batch, engine, tps, secs in rows:
+        ref = next(r[3] for r in rows if r[0] == batch and r[1] == engines[0])
+        print(f"| {batch} | {engine} | {tps:.1f} | {secs:.2f} | {ref / secs:.2f}x | {tps / ceiling:.1%} |")
+    if refresh is not None:
+        print(f"\nct2 weight refresh (save the policy, convert, load): {refresh:.1f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="models/base")
@@ -94,6 +175,7 @@ def main() -> None:
                     help="transformers' KV cache: dynamic (the default, grows per token) or static (preallocated)")
     ap.add_argument("--prompt-tokens", type=int, default=0,
                     help="pad the prompt with tool schemas to about this many tokens (BFCL's are ~550); 0: ~40")
+    ap.add_argument("--engines", default=None, help="compare engines side by side: generate,shared,ct2")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -105,6 +187,9 @@ def main() -> None:
     messages = prompt_messages(tok, args.prompt_tokens)
     length = prompt_length(tok, messages)
     cache = args.cache_implementation
+    if args.engines:
+        compare_engines(args, model, tok, messages, length)
+        return
     run_batch(model, tok, 1, 4, not args.no_cache, messages, cache)  # warm-up
     print(f"model {args.model}: {params / 1e6:.1f} M params, dtype {args.dtype}, threads "
           f"{torch.get_num_threads()}, cache {'off' if args.no_cache else cache or 'on'}, compile {args.compile}, "

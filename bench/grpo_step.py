@@ -64,10 +64,10 @@ def one(prompts: int, group: int, length: int, trainer_name: str, steps: int, da
     from toolrl.hardware import resolve_bf16, resolve_dtype
     from toolrl.rewards.trl import reward_functions
     from toolrl.training.checkpoints import OutputState
-    from toolrl.training.common import load_tokenizer
     from toolrl.training.data import read_records, to_dataset
     from toolrl.training.grpo import config_kwargs
     from toolrl.training.shared_prefix import SharedPrefixGRPOTrainer
+    from toolrl.training.stage import load_tokenizer
 
     tmp = Path(tempfile.mkdtemp(prefix="grpo-bench-"))
     params = validate({

@@ -13,8 +13,7 @@ from typing import Any
 from prefect import flow
 
 from flows.common import run_stage
-from tasks.train import publish_grpo
-from tasks.trm import train_grpo_trm
+from tasks.train import publish_grpo, train_stage
 from toolrl.config import load_params
 
 STAGE = "grpo_trm"
@@ -24,7 +23,8 @@ STAGE = "grpo_trm"
 def grpo_trm(params_path: str = "params.yaml", overrides: list[str] | None = None,
              fresh: bool = False) -> dict[str, Any]:
     params = load_params(params_path, overrides)
-    result = train_grpo_trm(params, fresh)
+    # in this process, or as `accelerate launch` processes: the grpo section's launch settings
+    result = train_stage(STAGE, params_path, overrides or [], fresh)
     publish_grpo(result)
     calls = result.get("metrics", {}).get("trm/mean_calls", {})
     print(f"TRM-guided GRPO ({params.trm.grpo.advantage}) in {result['output_dir']} (MLflow run {result['run_id']}); "

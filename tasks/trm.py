@@ -26,14 +26,7 @@ def build_trm_data(params: Params) -> dict[str, Any]:
 def train_trm(params: Params, fresh: bool = False) -> dict[str, Any]:
     from toolrl.trm.trainer import run_trm
 
-    return run_trm(params, fresh=fresh, say=get_run_logger().info)
-
-
-@task(name="grpo-trm-train", retries=0, log_prints=False)
-def train_grpo_trm(params: Params, fresh: bool = False) -> dict[str, Any]:
-    from toolrl.trm.grpo import run_grpo_trm
-
-    return run_grpo_trm(params, fresh=fresh, say=get_run_logger().info).to_dict()
+    return run_trm(params, fresh=fresh, say=get_run_logger().info).to_dict()
 
 
 @task(name="publish-trm-data-card")
@@ -62,7 +55,7 @@ def publish_trm(result: dict[str, Any]) -> None:
                   f"| registered | `{result.get('registered_model')}` v{result.get('version')} |\n"
                   f"| steps | {m.get('global_step')} (early stop: {m.get('stopped_early')}) |\n"
                   f"| rule agreement (held-out policy calls) | {m.get('rule_agreement', float('nan')):.3f} |\n"
-                  f"| calibration plot | `{result.get('calibration_plot')}` |\n\n"
+                  f"| calibration plot | `{result.get('plot_png')}` |\n\n"
                   "## Held-out step records\n\n| records | n | accuracy | precision | recall | F1 | ROC-AUC |\n"
                   "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"),
         description="TRM: held-out classification metrics, rule agreement, calibration plot, MLflow run",

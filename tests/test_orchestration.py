@@ -284,9 +284,9 @@ def test_heavy_tasks_keep_prints_out_of_prefect_so_dill_sees_globals():
 
     from tasks.evaluate import evaluate_models
     from tasks.train import train_stage
-    from tasks.trm import build_trm_data, train_grpo_trm, train_trm
+    from tasks.trm import build_trm_data, train_trm
 
-    for t in (train_stage, build_trm_data, train_trm, train_grpo_trm, evaluate_models):
+    for t in (train_stage, build_trm_data, train_trm, evaluate_models):
         assert t.log_prints is False, t.name
 
     @task(log_prints=False)  # the setting of the tasks above

@@ -242,6 +242,18 @@ def test_gpu_plan_is_accelerate_plus_a_vllm_server(tmp_path, tiny_model_dir, mlf
     assert shell[1].startswith("CUDA_VISIBLE_DEVICES=0 trl vllm-serve") and shell[3].startswith("CUDA_VISIBLE_DEVICES=1,2,3 accelerate")
 
 
+def test_grpo_trm_is_launched_as_grpo_says(tmp_path, tiny_model_dir, mlflow_uri):
+    """grpo_trm's trainer gathers TRM scores across processes: it runs under the grpo section's launch."""
+    params = tiny_params(tmp_path, tiny_model_dir, mlflow_uri, [
+        "grpo.launch.accelerate_config=infra/accelerate/multi_gpu.yaml", "grpo.launch.num_processes=2"])
+    plan = launch.plan("grpo_trm", params, "params.yaml", [])
+    assert plan.train == ["accelerate", "launch", "--config_file", "infra/accelerate/multi_gpu.yaml", "--num_processes",
+                          "2", "-m", "toolrl.training.launch", "grpo_trm", "--params", "params.yaml"]
+    assert launch.section(params, "grpo_trm").output_dir == params.trm.grpo.output_dir
+    assert launch.inputs("grpo_trm", params)[str(Path(params.trm.model.output_dir))] is False  # no TRM yet
+    assert launch.plan("grpo_trm", tiny_params(tmp_path, tiny_model_dir, mlflow_uri), "params.yaml", []).in_process
+
+
 def test_check_builds_trls_config_and_reports_gpu_only_pieces(tmp_path, tiny_model_dir, mlflow_uri):
     params = tiny_params(tmp_path, tiny_model_dir, mlflow_uri, [
         "grpo.bf16=true", "grpo.vllm.enabled=true", "grpo.launch.accelerate_config=infra/deepspeed/zero3.yaml",

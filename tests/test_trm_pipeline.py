@@ -49,7 +49,7 @@ def test_trm_data_trm_grpo_trm(params, tmp_path):
     assert data_run.data.metrics["trm_data/completions"] == 16 and data_run.data.tags["toolrl.stage"] == "trm_data"
 
     # trm
-    result = run_trm(params)
+    result = run_trm(params).to_dict()
     m = result["metrics"]
     assert m["global_step"] <= 4 and m["val"]["n"] == len(val)
     for key in ("accuracy", "precision", "recall", "f1", "roc_auc"):
@@ -68,7 +68,7 @@ def test_trm_data_trm_grpo_trm(params, tmp_path):
     rec = json.loads((tmp_path / "data" / "curated" / "train.jsonl").read_text().splitlines()[0])
     scores = model.predict([{"prompt": rec["prompt"], "completion": rec["ground_truth"]}])
     assert len(scores) == 1 and len(scores[0]) == 1 and 0.0 <= scores[0][0] <= 1.0
-    assert run_trm(params)["skipped"]  # a finished run is not redone
+    assert run_trm(params).skipped  # a finished run is not redone
 
     # toolrl trm score (the CLI)
     rows = tmp_path / "in.jsonl"

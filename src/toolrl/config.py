@@ -485,7 +485,7 @@ class EvaluateParams(Section):
     limit_per_benchmark: dict[Literal["bfcl", "api_bank"], int | None] = Field(default_factory=dict)
     batch_size: int = Field(default=8, ge=1)
     max_new_tokens: int = Field(default=192, ge=8)
-    backend: Literal["hf", "vllm"] = "hf"
+    backend: Literal["hf", "ct2", "vllm"] = "hf"
     # hf backend weights; auto: bfloat16 where the hardware has fast bf16 (3x faster prefill on an
     # AMX CPU, docs/BENCHMARKS.md), else float32.
     dtype: DtypeSetting = "auto"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from toolrl.config import GrpoParams, Params
-from toolrl.training import checkpoints, common, publish
+from toolrl.training import checkpoints, publish, stage
 from toolrl.training.callbacks import RewardRecorder, StageCallback
 from toolrl.training.data import load_view, split_path
 
@@ -31,20 +31,20 @@ def init_folder_path(params: Params) -> Path:
 def init_folder(params: Params) -> Path:
     """`init_folder_path`, checked to hold a model."""
     if params.grpo.init == "sft":
-        return common.model_folder(init_folder_path(params), "SFT model",
+        return stage.model_folder(init_folder_path(params), "SFT model",
                                    "run `toolrl train sft` first, or start cold with -S grpo.init=base")
-    return common.model_folder(init_folder_path(params), "base model",
+    return stage.model_folder(init_folder_path(params), "base model",
                                "run `toolrl model prepare` (or `dvc repro prepare_model`) first")
 
 
 def config_kwargs(params: Params, state: checkpoints.OutputState, section: GrpoParams | None = None,
-                  stage: str = STAGE) -> dict[str, Any]:
+                  name: str = STAGE) -> dict[str, Any]:
     """GRPOConfig fields (TRL 1.16 names) for these params (`section`: another GRPO section, e.g. grpo_trm's)."""
     from toolrl.rewards.trl import reward_weights
 
     sec = section or params.grpo
     kwargs = {
-        **common.trainer_args(sec, state, stage, params.model.dtype),
+        **stage.trainer_args(sec, state, name, params.model.dtype),
         "num_generations": sec.num_generations,
         "max_completion_length": sec.max_completion_length,
         "temperature": sec.temperature,
@@ -70,15 +70,14 @@ def config_kwargs(params: Params, state: checkpoints.OutputState, section: GrpoP
     return kwargs
 
 
-def run_grpo(params: Params, fresh: bool = False, say: Callable[[str], None] = print, *, stage: str = STAGE,
+def run_grpo(params: Params, fresh: bool = False, say: Callable[[str], None] = print, *, name: str = STAGE,
              section: GrpoParams | None = None, trainer_cls: type | None = None,
              trainer_kwargs: dict[str, Any] | None = None,
-             fingerprint_extra: dict[str, Any] | None = None) -> common.TrainResult:
+             fingerprint_extra: dict[str, Any] | None = None) -> stage.TrainResult:
     """Train (or resume, or reuse) the GRPO model of these params into `grpo.output_dir`.
 
     The keyword-only arguments let another GRPO stage reuse this one (toolrl.trm.grpo: `grpo_trm`, whose
-    `TrmGRPOTrainer` adds the TRM's turn-level call advantages): its stage name (MLflow run, metric
-    names), its section (a copy of `grpo` with its own outputs), a `SharedPrefixGRPOTrainer` subclass
+    `TrmGRPOTrainer` adds the TRM's turn-level call advantages): its name (MLflow run, metric names), its section (a copy of `grpo` with its own outputs), a `SharedPrefixGRPOTrainer` subclass
     and its extra constructor arguments, and what else its fingerprint holds.
     """
     from trl import GRPOConfig
@@ -88,38 +87,32 @@ def run_grpo(params: Params, fresh: bool = False, say: Callable[[str], None] = p
     from toolrl.training.shared_prefix import SharedPrefixGRPOTrainer
 
     sec = section or params.grpo
-    common.set_threads(sec)
     train_file = split_path(params.data.output_dir, "train")
     init = init_folder(params)
-    fp = {**common.fingerprint(params, stage, sec, train_file, init), **(fingerprint_extra or {})}
-    state = common.prepare_output(sec.output_dir, fp, fresh, say)
-    if state.done:
-        say(f"{state.output_dir} already holds this GRPO run (use --fresh to retrain)")
-        return common.TrainResult(**{**checkpoints.read_done(state.output_dir), "skipped": True})
-    checkpoints.ensure_disk_space(state.output_dir, init, sec.save_total_limit, stage)
-
-    train = load_view(params.data.output_dir, "train", "rl", sec.train_limit)
-    tokenizer = common.load_tokenizer(init)
+    fp = {**stage.fingerprint(params, name, sec, train_file, init), **(fingerprint_extra or {})}
+    tokenizer = stage.load_tokenizer(init)
     recorder = RewardRecorder()
-    callback = StageCallback(stage, sec.plots_file, recorder, sec.sample_every, sec.sample_rows)
-    args = GRPOConfig(**config_kwargs(params, state, sec, stage))
-    with common.tracked_run(params, stage, state.output_dir, sec) as run:
-        trainer = (trainer_cls or SharedPrefixGRPOTrainer)(
+    callback = StageCallback(name, sec.plots_file, recorder, sec.sample_every, sec.sample_rows)
+
+    def build(state: checkpoints.OutputState) -> Any:
+        train = load_view(params.data.output_dir, "train", "rl", sec.train_limit)
+        args = GRPOConfig(**config_kwargs(params, state, sec, name))
+        return (trainer_cls or SharedPrefixGRPOTrainer)(
             model=str(init), reward_funcs=recorder.wrap(reward_functions(sec.reward)), args=args,
-            train_dataset=train, processing_class=tokenizer, peft_config=common.lora_config(sec.lora),
+            train_dataset=train, processing_class=tokenizer, peft_config=stage.lora_config(sec.lora),
             callbacks=[callback], shared_prefix=sec.shared_prefix,
             generation_dtype=resolve_dtype(sec.generation_dtype), **(trainer_kwargs or {}))
-        if state.resume_from:
-            say(f"resuming from {state.resume_from}")
-        trainer.train(resume_from_checkpoint=str(state.resume_from) if state.resume_from else None)
-        model = common.save_final_model(trainer, tokenizer, sec.lora, state.output_dir)
+
+    def finish(trainer: Any, state: checkpoints.OutputState, run: Any) -> stage.TrainResult:
+        model = stage.save_final_model(trainer, tokenizer, sec.lora, state.output_dir)
         step = trainer.state.global_step
-        if not common.is_main_process():
-            return common.TrainResult(stage, str(state.output_dir), step, None)
+        if not stage.is_main_process():
+            return stage.TrainResult(name, str(state.output_dir), step, None)
         metrics = {"global_step": step, "init": sec.init, "variant": sec.reward.variant,
                    **curve_summary(sec.plots_file), **{k: v for k, v in callback.summary.items() if k == "train_runtime"}}
-        png = plot_rewards(sec.plots_file)
-        return common.finish(params, sec, stage, state, run, model, tokenizer, metrics, png)
+        return stage.finish(params, sec, name, state, run, model, tokenizer, metrics, plot_rewards(sec.plots_file))
+
+    return stage.run_training(params, stage.TrainingStage(name, "GRPO run", sec, init, fp, build, finish), fresh, say)
 
 
 def component_columns(rows: list[dict[str, str]]) -> list[str]:

@@ -23,7 +23,7 @@ import yaml
 from toolrl.config import ConfigError, Params, TrainCommon, load_params
 from toolrl.hardware import resolve_bf16
 
-STAGES = ("sft", "grpo")
+STAGES = ("sft", "grpo", "grpo_trm")  # grpo_trm: GRPO with the TRM (toolrl.trm.grpo), the grpo section's launch
 
 
 @dataclass
@@ -54,6 +54,10 @@ class LaunchPlan:
 def section(params: Params, stage: str) -> TrainCommon:
     if stage not in STAGES:
         raise ConfigError(f"unknown training stage {stage!r}: use one of {', '.join(STAGES)}")
+    if stage == "grpo_trm":  # the grpo section (init, budget, launch) with grpo_trm's outputs
+        from toolrl.trm.grpo import grpo_trm_section
+
+        return grpo_trm_section(params)
     return getattr(params, stage)
 
 
@@ -80,7 +84,7 @@ def plan(stage: str, params: Params, params_path: str | Path, overrides: list[st
     else:
         train = ["python", "-m", "toolrl.training.launch", *args]
     result = LaunchPlan(stage=stage, train=train, env=env)
-    if stage == "grpo" and params.grpo.vllm.enabled and params.grpo.vllm.mode == "server":
+    if stage != "sft" and params.grpo.vllm.enabled and params.grpo.vllm.mode == "server":
         result.server, result.server_env = _vllm_server(params)
     return result
 
@@ -119,7 +123,7 @@ def check(stage: str, params: Params) -> list[str]:
     if stage == "sft":
         from trl import SFTConfig
 
-        from toolrl.training.common import trainer_args
+        from toolrl.training.stage import trainer_args
 
         kwargs: dict[str, Any] = {**trainer_args(sec, state, stage, params.model.dtype), "max_length": params.sft.max_length,
                                   "completion_only_loss": params.sft.completion_only_loss}
@@ -129,7 +133,7 @@ def check(stage: str, params: Params) -> list[str]:
 
         from toolrl.training.grpo import config_kwargs
 
-        kwargs = config_kwargs(params, state)
+        kwargs = config_kwargs(params, state, sec, stage)
         config_cls = GRPOConfig
     if not torch.cuda.is_available():
         kwargs["use_cpu"] = True
@@ -150,7 +154,7 @@ def check(stage: str, params: Params) -> list[str]:
         if cfg.get("distributed_type") == "DEEPSPEED" and sec.lora.enabled and \
                 (cfg.get("deepspeed_config") or {}).get("zero_stage") == 3:
             notes.append("LoRA merging under ZeRO-3 is not supported here: use infra/deepspeed/zero2.yaml with LoRA")
-    if stage == "grpo" and params.grpo.vllm.enabled and importlib.util.find_spec("vllm") is None:
+    if stage != "sft" and params.grpo.vllm.enabled and importlib.util.find_spec("vllm") is None:
         notes.append("grpo.vllm.enabled but vllm is not installed here: pip install -e '.[gpu]' on the GPU host")
     return notes
 
@@ -164,7 +168,11 @@ def inputs(stage: str, params: Params) -> dict[str, bool]:
         from toolrl.training.grpo import init_folder_path
 
         model = init_folder_path(params)
-    return {str(data): data.exists(), str(model): (model / "config.json").exists()}
+    found = {str(data): data.exists(), str(model): (model / "config.json").exists()}
+    if stage == "grpo_trm":
+        trm = Path(params.trm.grpo.reward_model or params.trm.model.output_dir)
+        found[str(trm)] = (trm / "trm.json").exists()
+    return found
 
 
 def run(stage: str, params: Params, fresh: bool = False) -> Any:
@@ -172,6 +180,10 @@ def run(stage: str, params: Params, fresh: bool = False) -> Any:
         from toolrl.training.sft import run_sft
 
         return run_sft(params, fresh=fresh)
+    if stage == "grpo_trm":
+        from toolrl.trm.grpo import run_grpo_trm
+
+        return run_grpo_trm(params, fresh=fresh)
     from toolrl.training.grpo import run_grpo
 
     return run_grpo(params, fresh=fresh)
@@ -196,8 +208,8 @@ def execute(stage: str, params: Params, params_path: str | Path, overrides: list
     import subprocess
 
     from toolrl.training.checkpoints import read_done
-    from toolrl.training.common import TrainResult
     from toolrl.training.data import TrainingError
+    from toolrl.training.stage import TrainResult
 
     launch_plan = plan(stage, params, params_path, overrides, fresh)
     if launch_plan.in_process:

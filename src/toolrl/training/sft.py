@@ -16,7 +16,7 @@ from typing import Any
 
 from toolrl.config import Params
 from toolrl.hardware import resolve_bf16
-from toolrl.training import checkpoints, common, publish
+from toolrl.training import checkpoints, publish, stage
 from toolrl.training.callbacks import StageCallback
 from toolrl.training.data import check_sft_lengths, load_view, read_records, split_path
 
@@ -30,7 +30,7 @@ def _probe(model: Any, tokenizer: Any, records: list[dict[str, Any]], max_new_to
     from toolrl.training.probe import run_probe
 
     scores, table = run_probe(model, tokenizer, records, max_new_tokens, desc=f"probe {when}", bf16=bf16)
-    common.log_metrics_now(STAGE, {f"probe_{when}": scores}, step)
+    stage.log_metrics_now(STAGE, {f"probe_{when}": scores}, step)
     log_table(table, f"samples/sft_probe_{when}.json")
     return scores
 
@@ -42,63 +42,63 @@ def build_trainer(params: Params, state: checkpoints.OutputState, base: Path, tr
 
     sec = params.sft
     args = SFTConfig(
-        **common.trainer_args(sec, state, STAGE, params.model.dtype),
+        **stage.trainer_args(sec, state, STAGE, params.model.dtype),
         num_train_epochs=sec.num_train_epochs,
         max_length=sec.max_length,
         completion_only_loss=sec.completion_only_loss,
     )
     return SFTTrainer(model=str(base), args=args, train_dataset=train, processing_class=tokenizer,
-                      peft_config=common.lora_config(sec.lora), callbacks=callbacks)
+                      peft_config=stage.lora_config(sec.lora), callbacks=callbacks)
 
 
-def run_sft(params: Params, fresh: bool = False, say: Callable[[str], None] = print) -> common.TrainResult:
+def run_sft(params: Params, fresh: bool = False, say: Callable[[str], None] = print) -> stage.TrainResult:
     """Train (or resume, or reuse) the SFT model of these params into `sft.output_dir`."""
     sec = params.sft
-    common.set_threads(sec)
     train_file = split_path(params.data.output_dir, "train")
-    base = common.model_folder(params.model.output_dir, "base model",
+    base = stage.model_folder(params.model.output_dir, "base model",
                                "run `toolrl model prepare` (or `dvc repro prepare_model`) first")
-    state = common.prepare_output(sec.output_dir, common.fingerprint(params, STAGE, sec, train_file, base),
-                                       fresh, say)
-    if state.done:
-        say(f"{state.output_dir} already holds this SFT run (use --fresh to retrain)")
-        return common.TrainResult(**{**checkpoints.read_done(state.output_dir), "skipped": True})
-    checkpoints.ensure_disk_space(state.output_dir, base, sec.save_total_limit, STAGE)
-
-    train = load_view(params.data.output_dir, "train", "sft", sec.train_limit)
-    probe_records = (read_records(split_path(params.data.output_dir, "val"), "sft", sec.probe_prompts)
-                     if sec.probe_prompts else [])
-    tokenizer = common.load_tokenizer(base)
-    clipped = check_sft_lengths(train, tokenizer, sec.max_length)
-    if clipped:
-        say(f"warning: {clipped} of {len(train)} SFT examples are longer than sft.max_length={sec.max_length} "
-            "tokens: the end of their completion is cut off")
     callback = StageCallback(STAGE, sec.plots_file)
-    with common.tracked_run(params, STAGE, state.output_dir, sec) as run:
+    probe_records: list[dict[str, Any]] = []
+    tokenizer: Any = None
+
+    def build(state: checkpoints.OutputState) -> Any:
+        nonlocal probe_records, tokenizer
+        train = load_view(params.data.output_dir, "train", "sft", sec.train_limit)
+        probe_records = (read_records(split_path(params.data.output_dir, "val"), "sft", sec.probe_prompts)
+                         if sec.probe_prompts else [])
+        tokenizer = stage.load_tokenizer(base)
+        clipped = check_sft_lengths(train, tokenizer, sec.max_length)
+        if clipped:
+            say(f"warning: {clipped} of {len(train)} SFT examples are longer than sft.max_length={sec.max_length} "
+                "tokens: the end of their completion is cut off")
         trainer = build_trainer(params, state, base, train, tokenizer, [callback])
         # Probes run on every process: under ZeRO-3 generation needs all the shards; rank 0 records.
         before_file = state.output_dir / PROBE_BEFORE
         if probe_records and not before_file.exists():
             before = _probe(trainer.model, tokenizer, probe_records, sec.probe_max_new_tokens, "before", 0,
                             resolve_bf16(sec.bf16))
-            if common.is_main_process():
+            if stage.is_main_process():
                 before_file.write_text(json.dumps(before))
-        if state.resume_from:
-            say(f"resuming from {state.resume_from}")
-        trainer.train(resume_from_checkpoint=str(state.resume_from) if state.resume_from else None)
-        model = common.save_final_model(trainer, tokenizer, sec.lora, state.output_dir)
+        return trainer
+
+    def finish(trainer: Any, state: checkpoints.OutputState, run: Any) -> stage.TrainResult:
+        model = stage.save_final_model(trainer, tokenizer, sec.lora, state.output_dir)
         step = trainer.state.global_step
         after = _probe(model, tokenizer, probe_records, sec.probe_max_new_tokens, "after", step,
                        resolve_bf16(sec.bf16)) if probe_records else None
-        if not common.is_main_process():
-            return common.TrainResult(STAGE, str(state.output_dir), step, None)
-
+        if not stage.is_main_process():
+            return stage.TrainResult(STAGE, str(state.output_dir), step, None)
         metrics: dict[str, Any] = {"global_step": step, **_loss_summary(callback, sec.plots_file)}
         if after is not None:
+            before_file = state.output_dir / PROBE_BEFORE
             metrics["probe_before"] = json.loads(before_file.read_text()) if before_file.exists() else {}
             metrics["probe_after"] = after
         png = publish.plot_columns(sec.plots_file, Path(sec.plots_file).with_suffix(".png"), ["loss"], "SFT loss")
-        return common.finish(params, sec, STAGE, state, run, model, tokenizer, metrics, png)
+        return stage.finish(params, sec, STAGE, state, run, model, tokenizer, metrics, png)
+
+    spec = stage.TrainingStage(STAGE, "SFT run", sec, base, stage.fingerprint(params, STAGE, sec, train_file, base),
+                               build, finish)
+    return stage.run_training(params, spec, fresh, say)
 
 
 def _loss_summary(callback: StageCallback, plots_file: str) -> dict[str, float]:

@@ -66,10 +66,10 @@ def train(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None, fresh: F
 
     p = load(params, set_)
     result = run_trm(p, fresh=fresh, say=lambda m: console.print(m, highlight=False, markup=False))
-    val = result["metrics"].get("val", {})
-    console.print(f"[green]TRM in {result['output_dir']}[/green]: val accuracy {val.get('accuracy', 0):.3f}, "
+    val = result.metrics.get("val", {})
+    console.print(f"[green]TRM in {result.output_dir}[/green]: val accuracy {val.get('accuracy', 0):.3f}, "
                   f"F1 {val.get('f1', 0):.3f}, ROC-AUC {val.get('roc_auc', 0):.3f}, rule agreement "
-                  f"{result['metrics'].get('rule_agreement', float('nan')):.3f} (run {result.get('run_id')})",
+                  f"{result.metrics.get('rule_agreement', float('nan')):.3f} (run {result.run_id})",
                   highlight=False)
 
 
@@ -97,10 +97,11 @@ def score(
 @app.command("grpo")
 @_user_errors
 def grpo(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None, fresh: FreshOpt = False) -> None:
-    """grpo_trm: GRPO (grpo section's init and budget) with the TRM's call advantages -> trm.grpo.output_dir."""
-    from toolrl.trm.grpo import run_grpo_trm
+    """grpo_trm: GRPO (grpo section's init, budget and launch) with the TRM's call advantages -> trm.grpo.output_dir."""
+    from toolrl.training.launch import execute
 
     p = load(params, set_)
-    result = run_grpo_trm(p, fresh=fresh, say=lambda m: console.print(m, highlight=False, markup=False))
+    result = execute("grpo_trm", p, params, set_ or [], fresh,
+                     say=lambda m: console.print(m, highlight=False, markup=False))
     console.print(f"[green]{result.stage} model in {result.output_dir}[/green] after {result.global_step} steps "
                   f"(run {result.run_id})", highlight=False)

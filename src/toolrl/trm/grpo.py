@@ -153,7 +153,7 @@ def run_grpo_trm(params: Params, fresh: bool = False, say: Callable[[str], None]
     scorer = TrmScorer(folder, batch_size=g.score_batch_size, dtype=dtype)
     say(f"TRM-guided GRPO: {g.advantage} call advantages, alpha {g.alpha}, TRM {folder} ({dtype} scoring)")
     return run_grpo(
-        params, fresh=fresh, say=say, stage=STAGE, section=grpo_trm_section(params),
+        params, fresh=fresh, say=say, name=STAGE, section=grpo_trm_section(params),
         trainer_cls=TrmGRPOTrainer,
         trainer_kwargs={"trm_scorer": scorer, "alpha": g.alpha, "call_advantage": g.advantage},
         fingerprint_extra={"trm": {"alpha": g.alpha, "advantage": g.advantage, "folder": str(folder), "score_dtype": dtype,

@@ -163,8 +163,9 @@ def fingerprint(params: Params, backbone: Path, train_file: Path, val_file: Path
             "backbone": str(backbone), "train_data": file_digest(train_file), "val_data": file_digest(val_file)}
 
 
-def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train (or resume, or reuse) the TRM of these params into `trm.model.output_dir`; returns its metrics."""
+def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = print) -> Any:
+    """Train (or resume, or reuse) the TRM of these params into `trm.model.output_dir` (a `TrainResult`;
+    its `plot_png` is the calibration plot)."""
     import mlflow
     from transformers import (
         DataCollatorForTokenClassification,
@@ -173,9 +174,9 @@ def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
         TrainingArguments,
     )
 
-    from toolrl.tracking import stage_run
     from toolrl.training import checkpoints, publish
     from toolrl.training.callbacks import StageCallback
+    from toolrl.training.stage import TrainingStage, TrainResult, run_training
     from toolrl.trm.data import read_steps
     from toolrl.trm.tracking import log_trm
 
@@ -186,59 +187,50 @@ def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
     if not val_records:
         raise ValueError(f"{val_file} is empty: raise trm.data.prompts or trm.data.val_fraction")
     backbone = backbone_folder(params)
-    state = checkpoints.prepare_output(sec.output_dir, fingerprint(params, backbone, train_file, val_file),
-                                       fresh=fresh, say=say)
-    if state.done:
-        say(f"{state.output_dir} already holds this TRM (use --fresh to retrain)")
-        return {**checkpoints.read_done(state.output_dir), "skipped": True}
-    checkpoints.ensure_disk_space(state.output_dir, backbone, SAVE_TOTAL_LIMIT, "trm.model")
-
-    model, tokenizer = init_trm(backbone, params.model.dtype, seed=sec.seed)
-    tokenizer.padding_side = "right"  # positions must not shift: scoring feeds unpadded-left sequences too
-    labels = [r["label"] for r in train_records]
-    weights = class_weights(labels) if sec.class_balance else None
-    train_ds = encode_records(tokenizer, train_records, sec.max_length, "encode train")
-    val_ds = encode_records(tokenizer, val_records, sec.max_length, "encode val")
-    args = TrainingArguments(
-        output_dir=str(state.checkpoint_dir), run_name=STAGE, max_steps=sec.max_steps,
-        learning_rate=sec.learning_rate, per_device_train_batch_size=sec.per_device_train_batch_size,
-        per_device_eval_batch_size=sec.per_device_eval_batch_size,
-        gradient_accumulation_steps=sec.gradient_accumulation_steps, weight_decay=sec.weight_decay,
-        warmup_steps=sec.warmup_ratio, lr_scheduler_type="linear", logging_steps=sec.logging_steps,
-        eval_strategy="steps", eval_steps=sec.eval_steps, save_strategy="steps", save_steps=sec.eval_steps,
-        save_total_limit=SAVE_TOTAL_LIMIT, load_best_model_at_end=True, metric_for_best_model="roc_auc", greater_is_better=True,
-        seed=sec.seed, report_to=["mlflow"], remove_unused_columns=False, **precision_args(sec.bf16),
-    )
     callback = StageCallback(STAGE, sec.plots_file)
-    with stage_run(params, STAGE, resume_dir=state.output_dir, log_params=params.trm.model) as run:
-        trainer = Trainer(
+    weights = class_weights([r["label"] for r in train_records]) if sec.class_balance else None
+
+    def build(state: checkpoints.OutputState) -> Any:
+        model, tokenizer = init_trm(backbone, params.model.dtype, seed=sec.seed)
+        tokenizer.padding_side = "right"  # positions must not shift: scoring feeds unpadded-left sequences too
+        train_ds = encode_records(tokenizer, train_records, sec.max_length, "encode train")
+        val_ds = encode_records(tokenizer, val_records, sec.max_length, "encode val")
+        args = TrainingArguments(
+            output_dir=str(state.checkpoint_dir), run_name=STAGE, max_steps=sec.max_steps,
+            learning_rate=sec.learning_rate, per_device_train_batch_size=sec.per_device_train_batch_size,
+            per_device_eval_batch_size=sec.per_device_eval_batch_size,
+            gradient_accumulation_steps=sec.gradient_accumulation_steps, weight_decay=sec.weight_decay,
+            warmup_steps=sec.warmup_ratio, lr_scheduler_type="linear", logging_steps=sec.logging_steps,
+            eval_strategy="steps", eval_steps=sec.eval_steps, save_strategy="steps", save_steps=sec.eval_steps,
+            save_total_limit=SAVE_TOTAL_LIMIT, load_best_model_at_end=True, metric_for_best_model="roc_auc",
+            greater_is_better=True, seed=sec.seed, report_to=["mlflow"], remove_unused_columns=False,
+            **precision_args(sec.bf16),
+        )
+        return Trainer(
             model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer,
             data_collator=DataCollatorForTokenClassification(tokenizer),
             compute_loss_func=WeightedLastTokenLoss(weights),
             compute_metrics=make_compute_metrics(sec.threshold), preprocess_logits_for_metrics=probs_at_labels,
             callbacks=[callback, EarlyStoppingCallback(early_stopping_patience=sec.early_stopping_patience)],
         )
-        if state.resume_from:
-            say(f"resuming from {state.resume_from}")
-        trainer.train(resume_from_checkpoint=str(state.resume_from) if state.resume_from else None)
+
+    def finish(trainer: Any, state: checkpoints.OutputState, run: Any) -> TrainResult:
+        from toolrl.trm.score import TrmScorer
+
         best = trainer.state.best_model_checkpoint
         step = trainer.state.global_step
         meta = {"backbone": str(backbone), "max_length": sec.max_length, "threshold": sec.threshold,
                 "labels": ID2LABEL, "global_step": step, "best_checkpoint": best,
                 "best_val_roc_auc": trainer.state.best_metric, "mlflow_run_id": run.info.run_id}
-        save_trm(trainer.model, tokenizer, state.output_dir, meta)
-
-        from toolrl.trm.score import TrmScorer
-
+        save_trm(trainer.model, trainer.processing_class, state.output_dir, meta)
         scorer = TrmScorer(state.output_dir, batch_size=sec.per_device_eval_batch_size)
         scores = scorer.score_steps([(r["prompt"], r["prefix"], r["call"]) for r in val_records])
-        measures = held_out_measures(scores, val_records, sec.threshold)
         png = calibration_plot([r["label"] for r in val_records], scores, sec.calibration_plot)
         metrics: dict[str, Any] = {
             "global_step": step, "stopped_early": step < sec.max_steps, "best_checkpoint_step":
             checkpoints.checkpoint_step(Path(best)) if best and (Path(best) / "trainer_state.json").exists() else None,
             "train_records": len(train_records), "val_records": len(val_records), "class_weights": weights,
-            **measures,
+            **held_out_measures(scores, val_records, sec.threshold),
         }
         _log_flat(metrics, step)
         publish.write_metrics(sec.metrics_file, metrics)
@@ -246,11 +238,17 @@ def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
             if path and Path(path).exists():
                 mlflow.log_artifact(str(path), artifact_path="reports")
         logged = log_trm(state.output_dir, sec.register_as, params.tracking)
-        result = {"stage": STAGE, "output_dir": str(state.output_dir), "run_id": run.info.run_id,
-                  "metrics": metrics, "metrics_file": sec.metrics_file, "calibration_plot": str(png) if png else None,
-                  **logged}
-        checkpoints.mark_done(state.output_dir, result, keep_checkpoints=False)
+        result = TrainResult(
+            stage=STAGE, output_dir=str(state.output_dir), global_step=step, run_id=run.info.run_id, metrics=metrics,
+            metrics_file=sec.metrics_file, plots_file=sec.plots_file, plot_png=str(png) if png else None,
+            model_uri=logged.get("model_uri"), resumed_from=str(state.resume_from) if state.resume_from else None,
+            registered_model=logged.get("registered_model"), version=logged.get("version"))
+        checkpoints.mark_done(state.output_dir, result.to_dict(), keep_checkpoints=False)
         return result
+
+    stage = TrainingStage(STAGE, "TRM", sec, backbone, fingerprint(params, backbone, train_file, val_file), build,
+                          finish, save_total_limit=SAVE_TOTAL_LIMIT)
+    return run_training(params, stage, fresh, say)
 
 
 def _log_flat(metrics: dict[str, Any], step: int) -> None:

@@ -1,11 +1,21 @@
-"""Pieces both stages share: TrainingArguments fields, LoRA, model folders, fingerprints, MLflow run."""
+"""One path for every trainer stage (SFT, GRPO, GRPO+TRM and the TRM itself), and the parts it is made of.
+
+    prepare the output folder (resume, start over, or reuse a finished run) -> check the disk
+    -> open the stage's MLflow run -> build the trainer -> train (from the last checkpoint) -> finish
+
+Every stage returns one result type, `TrainResult`, which its done file also holds. A stage writes a
+`TrainingStage` (`run_training` below): its name, section, start model and fingerprint, how to build
+its trainer, and how to finish. The parts above it are what stages share: TrainingArguments fields,
+LoRA, model folders, fingerprints, the output folder, the MLflow run, the final save and `finish`
+(metrics, reports, the registered model, the done file).
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +44,8 @@ class TrainResult:
     plot_png: str | None = None
     model_uri: str | None = None
     resumed_from: str | None = None
+    registered_model: str | None = None  # the MLflow registry's name and version, when registered
+    version: int | None = None
     skipped: bool = False  # the output folder already held this finished run
 
     def to_dict(self) -> dict[str, Any]:
@@ -45,8 +57,8 @@ def is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-def set_threads(section: TrainCommon) -> None:
-    if section.threads:
+def set_threads(section: Any) -> None:
+    if getattr(section, "threads", None):  # the TRM's section has none
         import torch
 
         torch.set_num_threads(section.threads)
@@ -184,6 +196,42 @@ def finish(params: Params, section: TrainCommon, stage: str, state: OutputState,
         stage=stage, output_dir=str(state.output_dir), global_step=int(metrics["global_step"]),
         run_id=run.info.run_id, metrics=metrics, metrics_file=section.metrics_file,
         plots_file=section.plots_file, plot_png=str(png) if png else None, model_uri=logged.get("model_uri"),
-        resumed_from=str(state.resume_from) if state.resume_from else None)
+        resumed_from=str(state.resume_from) if state.resume_from else None,
+        registered_model=logged.get("registered_model"), version=logged.get("version"))
     checkpoints.mark_done(state.output_dir, result.to_dict(), section.keep_checkpoints)
     return result
+
+
+# ---------------------------------------------------------------- the skeleton
+
+
+@dataclass
+class TrainingStage:
+    name: str  # the MLflow run's name and the metrics' prefix
+    what: str  # what the output folder holds, for messages ("SFT run", "TRM")
+    section: Any  # the params section: output_dir, save_total_limit (and threads when it has them)
+    init: Path  # the model training starts from (its size bounds the disk check)
+    fingerprint: dict[str, Any]  # what decides the trained weights: another value starts over
+    build: Callable[[OutputState], Any]  # the trainer, built inside the stage's MLflow run
+    finish: Callable[[Any, OutputState, Any], TrainResult]  # (trainer, state, MLflow run) after training
+    save_total_limit: int | None = None  # when the section has none (the TRM keeps a fixed number)
+
+
+def run_training(params: Params, stage: TrainingStage, fresh: bool = False,
+                 say: Callable[[str], None] = print) -> TrainResult:
+    """Train (or resume, or reuse) `stage` into its section's output folder."""
+    set_threads(stage.section)
+    state = prepare_output(stage.section.output_dir, stage.fingerprint, fresh, say)
+    if state.done:
+        say(f"{state.output_dir} already holds this {stage.what} (use --fresh to retrain)")
+        known = {f.name for f in fields(TrainResult)}  # a done file of an older version may hold more
+        return TrainResult(**{k: v for k, v in checkpoints.read_done(state.output_dir).items() if k in known},
+                           skipped=True)
+    limit = stage.save_total_limit or stage.section.save_total_limit
+    checkpoints.ensure_disk_space(state.output_dir, stage.init, limit, stage.name)
+    with tracked_run(params, stage.name, state.output_dir, stage.section) as run:
+        trainer = stage.build(state)
+        if state.resume_from:
+            say(f"resuming from {state.resume_from}")
+        trainer.train(resume_from_checkpoint=str(state.resume_from) if state.resume_from else None)
+        return stage.finish(trainer, state, run)
