@@ -8,10 +8,11 @@ token costs about 2 x parameters FLOPs, so tokens/s <= GFLOP/s * 1e9 / (2 * para
 trying are switches: --threads, --dtype bfloat16, --compile, --no-cache, --cache-implementation static
 (a preallocated KV cache of fixed shape, what torch.compile wants), --prompt-tokens 550 (BFCL-like).
 
-`--engines generate,shared,ct2` compares, side by side at each batch size (the same prompt in every
+`--engines generate,shared,ct2,ct2-static` compares, side by side at each batch size (the same prompt in every
 row, as in a GRPO group): transformers' `generate` (TRL's rollout path), the shared-prefix rollout
 (`toolrl.training.shared_prefix.prefill_shared`: the prompt prefilled once, then `generate`), and
-CTranslate2 (the model converted once; the cost of converting again, what a rollout engine pays after
+CTranslate2 (`ct2-static`: the prompt as its static prompt, computed once for the batch; the model
+converted once; the cost of converting again, what a rollout engine pays after
 every optimizer step, is timed on its own line).
 """
 
@@ -116,12 +117,19 @@ def ct2_generator(model_dir: str, out_dir: str):
     return generator, time.perf_counter() - start
 
 
-def run_ct2(generator, tok, batch: int, new_tokens: int, messages: list[dict[str, str]]) -> tuple[float, float]:
+def run_ct2(generator, tok, batch: int, new_tokens: int, messages: list[dict[str, str]],
+            static: bool = False) -> tuple[float, float]:
+    """`static`: the prompt but its last token as CTranslate2's static prompt (its state computed once)."""
     text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     tokens = tok.convert_ids_to_tokens(tok(text)["input_ids"])
     start = time.perf_counter()
-    results = generator.generate_batch([tokens] * batch, max_length=new_tokens, min_length=new_tokens,
-                                       sampling_topk=1, include_prompt_in_result=False)
+    if static:
+        results = generator.generate_batch([tokens[-1:]] * batch, static_prompt=tokens[:-1], cache_static_prompt=False,
+                                           max_length=new_tokens, min_length=new_tokens, sampling_topk=1,
+                                           include_prompt_in_result=False)
+    else:
+        results = generator.generate_batch([tokens] * batch, max_length=new_tokens, min_length=new_tokens,
+                                           sampling_topk=1, include_prompt_in_result=False)
     seconds = time.perf_counter() - start
     return sum(len(r.sequences_ids[0]) for r in results) / seconds, seconds
 
@@ -132,7 +140,7 @@ def compare_engines(args, model, tok, messages, length: int) -> None:
     engines = args.engines.split(",")
     params = sum(p.numel() for p in model.parameters())
     generator = refresh = None
-    if "ct2" in engines:
+    if "ct2" in engines or "ct2-static" in engines:
         ct2_dir = tempfile.mkdtemp(prefix="ct2-")
         generator, refresh = ct2_generator(args.model, ct2_dir)
         run_ct2(generator, tok, 1, 4, messages)  # warm-up
@@ -145,7 +153,7 @@ def compare_engines(args, model, tok, messages, length: int) -> None:
             elif engine == "shared":
                 tps, secs = run_shared(model, tok, batch, args.new_tokens, messages)
             else:
-                tps, secs = run_ct2(generator, tok, batch, args.new_tokens, messages)
+                tps, secs = run_ct2(generator, tok, batch, args.new_tokens, messages, static=engine == "ct2-static")
             rows.append((batch, engine, tps, secs))
             print(rows[-1], flush=True)
     mm = matmul_gflops(dtype=getattr(torch, args.dtype))

@@ -34,11 +34,13 @@ def _trainer(tiny_model_dir, tmp_path, lora: bool):
     args = GRPOConfig(output_dir=str(tmp_path / "out"), per_device_train_batch_size=6, num_generations=3,
                       max_completion_length=8, beta=0.04, bf16=False, report_to=[],
                       use_cpu=not torch.cuda.is_available(),  # bench/grpo_gpu.py runs these tests on a GPU
+                      activation_checkpointing=False,  # as the stage sets it (TRL's default is on)
                       model_init_kwargs={"dtype": "float32"})
     peft = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM") if lora else None
     trainer = SharedPrefixGRPOTrainer(model=str(tiny_model_dir), reward_funcs=reward_zero, args=args,
                                       train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]),
                                       processing_class=tokenizer, peft_config=peft)
+    assert trainer.shared_prefix  # on by default, as the stage builds it
     trainer.current_gradient_accumulation_steps = 1  # set by Trainer's loop, read by TRL's loss
     # tiny-random's weights are so small that its next-token distribution barely depends on the context,
     # and a wrong context would hide in the rounding. Larger weights make every token matter; LoRA's B
@@ -208,3 +210,26 @@ def test_bf16_rollout_weights_follow_the_policy(tiny_model_dir, tmp_path):
     trainer.shared_prefix = True
     completions, _ = trainer._generate_single_turn(_prompt_ids(tokenizer, prompts, 2), None, {}, 2)
     assert len(completions) == 4 and all(completions)
+
+
+def test_ct2_rollouts_are_generates_and_follow_the_policy(tiny_model_dir, tmp_path):
+    """The CTranslate2 rollout engine: greedy completions token for token TRL's `generate` path, before
+    and after an optimizer step (the engine is given the new weights once per step)."""
+    from trl import GRPOTrainer
+
+    from toolrl.training.ct2_rollouts import CT2Rollouts
+
+    trainer, tokenizer, prompts = _trainer(tiny_model_dir, tmp_path, lora=False)
+    trainer.model.train()
+    trainer.generation_config.do_sample = False
+    trainer.ct2 = CT2Rollouts(tokenizer, trainer.eos_token_ids)
+    prompt_ids = _prompt_ids(tokenizer, prompts, 3)
+    for step in range(2):
+        ours, _ = trainer._generate_single_turn(prompt_ids, None, {}, 3)
+        stock, _ = GRPOTrainer._generate_single_turn(trainer, prompt_ids, None, {}, 3)
+        assert ours == stock, f"step {step}"
+        with torch.no_grad():  # an optimizer step
+            for p in trainer.model.parameters():
+                p.mul_(1.5)
+        trainer.state.global_step += 1
+    assert len(trainer._metrics["train"]["rollout/weight_sync_s"]) == 2

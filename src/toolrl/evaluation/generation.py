@@ -151,9 +151,12 @@ class CT2Generator:
         texts = [self.tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in prompts]
         tokens = [self.tokenizer.convert_ids_to_tokens(self.tokenizer(t, add_special_tokens=False)["input_ids"])
                   for t in texts]
+        # Longest first, as HFGenerator: CTranslate2 prefills a batch up to its shortest prompt at once and
+        # feeds the rest token by token, so prompts of similar length share a batch.
+        order = sorted(range(len(tokens)), key=lambda i: -len(tokens[i]))
         out: list[str] = [""] * len(texts)
-        for start in range(0, len(tokens), self.batch_size):
-            batch = list(range(start, min(start + self.batch_size, len(tokens))))
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
             results = self.generator.generate_batch([tokens[i] for i in batch], max_length=self.max_new_tokens,
                                                     sampling_topk=1, end_token=self.end_tokens,
                                                     include_prompt_in_result=False)
