@@ -107,11 +107,12 @@ def ct2_generator(model_dir: str, out_dir: str):
 
     import ctranslate2
     from ctranslate2.converters import TransformersConverter
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:  # the trainer would save its current weights first
         AutoModelForCausalLM.from_pretrained(model_dir).save_pretrained(tmp)
+        AutoTokenizer.from_pretrained(model_dir).save_pretrained(tmp)  # the converter reads the vocabulary
         TransformersConverter(tmp).convert(out_dir, quantization="float32", force=True)
     generator = ctranslate2.Generator(out_dir, device="cpu", compute_type="float32")
     return generator, time.perf_counter() - start
