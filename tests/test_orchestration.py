@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from toolrl.config import ConfigError, Params, apply_overrides, load_params, load_raw
 from toolrl.dicts import numbers
 from toolrl.orchestration import experiment_name, metrics_files
-from toolrl.params_file import regenerate, render
+from toolrl.params_file import field_comment, regenerate, render
 from toolrl.profiles import available, compose, dvc_set_args, flatten, format_value, profile_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +46,20 @@ def test_params_yaml_lists_every_key_at_its_default():
 def test_rendered_params_parse_back_and_carry_the_schema_comments():
     text = render(Params())
     assert yaml.safe_load(text) == Params().model_dump(mode="json")
-    assert "# seeds tiny-random's weights" in text  # a comment written beside the field in config.py
+    assert "# seeds tiny-random's weights" in text  # the field's description in config.py
     assert "\ngrpo:\n" in text and "\ntracking:\n" in text
+
+
+def test_params_help_is_the_fields_description():
+    """The help lives with the field (pydantic's description), not in comments read from source; a
+    subclass that only changes a default keeps its parent's help."""
+    from toolrl.config import ModelParams, SftParams, TrainCommon
+
+    assert ModelParams.model_fields["seed"].description == "seeds tiny-random's weights"
+    assert SftParams.model_fields["plots_file"].description is None
+    assert field_comment(SftParams, "plots_file") == TrainCommon.model_fields["plots_file"].description
+    assert field_comment(SftParams, "bf16").startswith("Mixed precision")
+    assert field_comment(ModelParams, "revision") == ""
 
 
 def test_regenerate_keeps_values_and_reports_keys_the_schema_dropped(tmp_path):
