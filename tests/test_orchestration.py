@@ -158,6 +158,27 @@ def test_every_stage_runs_its_flow_and_depends_on_its_own_section_only():
         assert stage.get("outs"), f"{name} declares no outputs"
 
 
+# The schema modules (src/toolrl/schema/) behind each params section, and those a stage reads beyond its
+# own sections: trm and evaluate prepare a model reference with the model section's schema.
+SECTION_SCHEMA = {"model": {"model"}, "data": {"data"}, "sft": {"training", "sft"}, "grpo": {"training", "grpo"},
+                  "trm": {"trm"}, "evaluate": {"evaluate"}}
+EXTRA_SCHEMA = {"trm": {"model"}, "evaluate": {"model"}}
+
+
+def test_every_stage_depends_on_the_schema_of_its_own_sections_only():
+    """Editing one section's schema module reruns the stages that track that section, no others."""
+    for name, stage in _stages().items():
+        sections = {p if isinstance(p, str) else next(iter(p)) for p in stage.get("params") or []}
+        expected = {"base"} | EXTRA_SCHEMA.get(name, set())
+        for section in sections:
+            expected |= SECTION_SCHEMA[section.split(".")[0]]
+        schema = {Path(d).stem for d in stage["deps"] if d.startswith("src/toolrl/schema/")}
+        assert schema == expected, f"{name} depends on schema modules {sorted(schema)}"
+        assert "src/toolrl/config.py" in stage["deps"], f"{name}: the root that loads params is a dep"
+    modules = {p.stem for p in (ROOT / "src" / "toolrl" / "schema").glob("*.py")} - {"__init__"}
+    assert modules == set().union(*SECTION_SCHEMA.values(), {"base"}, {"tracking"})
+
+
 def test_stage_outputs_follow_params_yaml():
     """Output paths are interpolated from params.yaml, so a changed output_dir cannot drift."""
     params = Params().model_dump(mode="json")

@@ -1,4 +1,4 @@
-"""Write params.yaml from the schema in `toolrl.config`: every key, its value, and its comment.
+"""Write params.yaml from the schema (`toolrl.config.Params`, sections in `toolrl.schema`): every key, its value, and its comment.
 
 params.yaml is the one file DVC reads for stage params, so it must list every key (DVC only tracks
 keys that are present). Rather than keep it complete by hand while stages add fields, it is rendered
@@ -22,7 +22,7 @@ from toolrl.config import Params, load_raw, validate
 HEADER = """\
 # params.yaml: every parameter of every stage, one section per stage (validated by toolrl.config).
 # Rendered from the schema's defaults by `make params` (`python -m toolrl.params_file [--keep]`;
-# --keep keeps the values here and only adds new keys): add keys in src/toolrl/config.py.
+# --keep keeps the values here and only adds new keys): add keys in src/toolrl/schema/<section>.py.
 # DVC tracks each stage's own section (dvc.yaml `params:`), so changing `grpo.*` never reruns `sft`.
 # Profiles (configs/<name>.yaml) override a few keys: `toolrl params profile smoke` prints them as
 # `dvc exp run -S` overrides; see docs/ORCHESTRATION.md.
@@ -88,7 +88,7 @@ def render(params: Params) -> str:
 
 
 def prune_unknown(raw: Any, model: type[BaseModel] = Params, prefix: str = "") -> list[str]:
-    """Remove, in place, keys the schema does not have (a field renamed or removed in config.py);
+    """Remove, in place, keys the schema does not have (a field renamed or removed in the schema);
     returns their paths so the caller can say what was dropped."""
     removed: list[str] = []
     if not isinstance(raw, dict):
