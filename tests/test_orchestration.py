@@ -450,3 +450,28 @@ def test_streamed_stage_output_reaches_the_log_as_a_few_lines(monkeypatch):
     assert records[1] == (logging.WARNING, "Flow run 's' - careful")
     bar = [m for _, m in records if m.startswith("work:")]
     assert len(bar) == 2 and bar[0].startswith("work:   0%") and bar[1].startswith("work: 100%")
+
+
+def test_dvc_tasks_ask_dvc_for_the_commit_and_the_experiment(tmp_path):
+    """`git_has_commit` and `exp_rev` go through DVC's API (scm.no_commits, resolve_name), also in a
+    repository without a commit, where the pipeline falls back to `dvc repro`."""
+    import subprocess
+    import sys
+
+    from tasks.dvc import exp_rev, git_has_commit
+
+    env = {"PATH": "/usr/bin:/bin", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid", "HOME": str(tmp_path)}
+    for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
+        subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True)
+    assert not git_has_commit(tmp_path)
+    assert exp_rev(tmp_path, "any") is None
+    for cmd in (["git", "add", "-A"], ["git", "commit", "-q", "-m", "init"]):
+        subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True)
+    assert git_has_commit(tmp_path)
+    assert exp_rev(tmp_path, "any") is None
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, env=env, check=True, capture_output=True,
+                          text=True).stdout.strip()
+    subprocess.run(["git", "update-ref", f"refs/exps/{head[:2]}/{head[2:]}/five", head], cwd=tmp_path, env=env,
+                   check=True)
+    assert exp_rev(tmp_path, "five") == head
