@@ -179,6 +179,57 @@ def test_every_stage_depends_on_the_schema_of_its_own_sections_only():
     assert modules == set().union(*SECTION_SCHEMA.values(), {"base"}, {"tracking"})
 
 
+# Where each stage's training / TRM code starts, and the modules it never runs: launch.py imports
+# training/grpo.py (and through it shared_prefix.py) for the grpo stage only, training/sft.py for sft only.
+STAGE_ENTRIES = {
+    "sft": (["training/launch.py", "training/sft.py"], {"training/grpo.py"}),
+    "grpo": (["training/launch.py", "training/grpo.py"], {"training/sft.py"}),
+    "trm_data": (["trm/data.py"], set()),
+    "trm": (["trm/trainer.py"], set()),
+    "grpo_trm": (["trm/grpo.py"], set()),
+}
+
+
+def _imported_modules(path: Path) -> set[Path]:
+    """The project files under training/ and trm/ that `path` imports anywhere (functions included)."""
+    import ast
+
+    src = ROOT / "src"
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+        for name in names:
+            parts = name.split(".")
+            for i in range(2, len(parts) + 1):
+                base = src.joinpath(*parts[:i])
+                for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+                    if candidate.exists() and candidate.parent.name in ("training", "trm"):
+                        found.add(candidate)
+    return found
+
+
+def test_every_stage_depends_on_the_training_and_trm_modules_it_imports():
+    """Each stage lists its own training/TRM modules, not the whole packages (editing GRPO's trainer
+    must not rerun sft), and none of the modules its code imports is missing."""
+    stages = _stages()
+    pkg = ROOT / "src" / "toolrl"
+    for name, (entries, never) in STAGE_ENTRIES.items():
+        deps = set(stages[name]["deps"])
+        assert not deps & {"src/toolrl/training", "src/toolrl/trm"}, f"{name} depends on a whole package"
+        seen: set[Path] = set()
+        todo = [pkg / e for e in entries]
+        while todo:
+            path = todo.pop()
+            if path in seen or str(path.relative_to(pkg)) in never:
+                continue
+            seen.add(path)
+            todo.extend(_imported_modules(path))
+        missing = sorted(str(p.relative_to(ROOT)) for p in seen if str(p.relative_to(ROOT)) not in deps)
+        assert not missing, f"{name} imports {missing}, which are not in its deps"
+
+
 def test_stage_outputs_follow_params_yaml():
     """Output paths are interpolated from params.yaml, so a changed output_dir cannot drift."""
     params = Params().model_dump(mode="json")

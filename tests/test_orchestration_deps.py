@@ -44,7 +44,7 @@ def _stale(repo: Path, env: dict) -> set[str]:
     return set(json.loads(run([*DVC, "status", "--json"], repo, env).stdout or "{}"))
 
 
-def test_a_change_to_the_grpo_schema_leaves_sft_cached(tmp_path):
+def test_a_change_to_the_grpo_schema_or_trainer_leaves_sft_cached(tmp_path):
     env = base_env(tmp_path / "prefect-home")
     repo = make_repo(tmp_path / "repo", env)
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
@@ -58,3 +58,8 @@ def test_a_change_to_the_grpo_schema_leaves_sft_cached(tmp_path):
     stale = _stale(repo, env)
     assert "grpo" in stale and "sft" not in stale
     assert stale == {"grpo", "grpo_trm"}  # grpo_trm takes its budget and reward from the grpo section
+
+    # The same for GRPO's own code: the shared-prefix trainer is no module of sft's.
+    trainer = repo / "src" / "toolrl" / "training" / "shared_prefix.py"
+    trainer.write_text(trainer.read_text() + "\n# a comment in GRPO's trainer\n")
+    assert _stale(repo, env) == {"grpo", "grpo_trm"}
