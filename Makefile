@@ -35,7 +35,7 @@ repro: venv
 grid: venv
 	GRID_COLD=$(GRID_COLD) GRID_POOLED=$(GRID_POOLED) bash infra/grid.sh $(VARIANTS)
 
-## params: re-render params.yaml from the schema in src/toolrl/config.py (every key at its default)
+## params: re-render params.yaml from the schema in src/toolrl/schema/ (every key at its default)
 params: venv
 	$(PY) -m toolrl.params_file params.yaml
 

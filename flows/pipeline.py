@@ -30,7 +30,6 @@ from prefect.context import FlowRunContext
 from flows.common import PIPELINE_TAG_ENV, exit_on_sigterm, prefect_settings
 from tasks.dvc import DvcError, dvc_exp_results, dvc_exp_run
 from toolrl.config import ConfigError, load_params
-from toolrl.dicts import numbers
 from toolrl.orchestration import (
     experiment_name,
     metrics_files,
@@ -38,10 +37,18 @@ from toolrl.orchestration import (
     stage_env,
 )
 from toolrl.profiles import DEFAULT_PROFILE, compose, dvc_set_args
+from toolrl.summary import (
+    metrics_table,
+    mlflow_url,
+    pipeline_metrics,
+    pipeline_summary,
+    prefect_run_url,
+    summary_markdown,
+    summary_text,
+)
 from toolrl.tracking import tracking_uri
 
 PARAMS_FILE = "params.yaml"
-
 
 
 def _prefect_api_url() -> str | None:
@@ -59,35 +66,13 @@ def _flow_run() -> tuple[str, str] | None:
     return None
 
 
-def _mlflow_url(uri: str, experiment_id: str, run_id: str) -> str:
-    if uri.startswith("http"):
-        return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
-    return f"{uri} (embedded store: `mlflow ui --backend-store-uri {uri}` to browse)"
-
-
 def _prefect_ui_url(api_url: str | None, flow_run_id: str | None) -> str | None:
     """The run's page in the Prefect UI; None with Prefect's temporary server (gone at exit)."""
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 
-    if not api_url or not flow_run_id or not PREFECT_API_URL.value():
+    if not PREFECT_API_URL.value():
         return None
-
-    ui = PREFECT_UI_URL.value() or api_url.removesuffix("/api")
-    return f"{ui.rstrip('/')}/runs/flow-run/{flow_run_id}"
-
-
-def _summary_markdown(summary: dict[str, Any]) -> str:
-    lines = [f"# Pipeline run `{summary['experiment']}`", ""]
-    lines += [f"- profile: `{summary['profile']}`", f"- overrides: `{' '.join(summary['overrides']) or '-'}`"]
-    lines += [f"- where: {summary['where']}"]
-    for key in ("ran", "skipped", "restored"):
-        lines.append(f"- stages {key}: {', '.join(summary[key]) or '-'}")
-    lines += [f"- MLflow parent run: `{summary['mlflow_run_id']}` ({summary['mlflow_url']})"]
-    if summary.get("report"):
-        lines.append(f"- report: `{summary['report']}`")
-    lines += ["", "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {v:.4g} |" for k, v in sorted(summary["metrics"].items())]
-    return "\n".join(lines) + "\n"
+    return prefect_run_url(api_url, flow_run_id, PREFECT_UI_URL.value())
 
 
 @flow(name="pipeline", log_prints=True)
@@ -127,41 +112,24 @@ def pipeline(
         result = dvc_exp_run(str(root), dvc_set_args(combined, root / PARAMS_FILE), list(stages or []),
                              name, temp, env, force)
         exp = dvc_exp_results(str(root), name, temp)
-        metric_trees = exp["metrics"]
-        owners = metrics_files(root / "dvc.yaml")
-        metrics: dict[str, float] = {}
-        for path, tree in metric_trees.items():
-            metrics.update(numbers(tree, owners.get(path, Path(path).stem)))
+        metrics = pipeline_metrics(exp["metrics"], metrics_files(root / "dvc.yaml"))
         if metrics:
             mlflow.log_metrics(metrics)  # final numbers on the parent: compare pipeline runs side by side
         mlflow.set_tags({"dvc.exp_rev": exp.get("rev") or "", "toolrl.stages_ran": ",".join(result.ran)})
 
-    report = Path(params.evaluate.output_dir) / "eval.md"
-    where = (f"DVC temp workspace; bring it back with `dvc exp apply {name}`" if temp
-             else "the workspace (data/, models/, reports/)")
     uri = tracking_uri(params.tracking)
-    summary: dict[str, Any] = {
-        "experiment": name,
-        "experiment_rev": exp.get("rev"),
-        "profile": profile,
-        "overrides": combined,
-        "where": where,
-        "ran": result.ran,
-        "skipped": result.skipped,
-        "restored": result.restored,
-        "metrics": metrics,
-        "mlflow_run_id": run.info.run_id,
-        "mlflow_experiment_id": run.info.experiment_id,
-        "mlflow_url": _mlflow_url(env["MLFLOW_TRACKING_URI"] if uri.startswith("sqlite") else uri,
-                                  run.info.experiment_id, run.info.run_id),
-        "prefect_url": _prefect_ui_url(api_url, run_info[0] if run_info else None),
-        "report": str(report) if not temp and (root / report).exists() else None,
-    }
-    create_markdown_artifact(key="pipeline-summary", markdown=_summary_markdown(summary),
+    summary = pipeline_summary(
+        experiment=name, rev=exp.get("rev"), profile=profile, overrides=combined, temp=temp, ran=result.ran,
+        skipped=result.skipped, restored=result.restored, metrics=metrics, mlflow_run_id=run.info.run_id,
+        mlflow_experiment_id=run.info.experiment_id,
+        mlflow_url=mlflow_url(env["MLFLOW_TRACKING_URI"] if uri.startswith("sqlite") else uri,
+                              run.info.experiment_id, run.info.run_id),
+        prefect_url=_prefect_ui_url(api_url, run_info[0] if run_info else None),
+        report=Path(params.evaluate.output_dir) / "eval.md", root=root)
+    create_markdown_artifact(key="pipeline-summary", markdown=summary_markdown(summary),
                              description=f"Pipeline run {name}")
     if metrics:
-        create_table_artifact(key="pipeline-metrics",
-                              table=[{"metric": k, "value": v} for k, v in sorted(metrics.items())],
+        create_table_artifact(key="pipeline-metrics", table=metrics_table(metrics),
                               description=f"Final metrics of {name}")
     logger.info("pipeline %s: ran %s, skipped %s, restored %s", name, result.ran or "-", result.skipped or "-",
                 result.restored or "-")
@@ -169,21 +137,8 @@ def pipeline(
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    """The end of `make run`: headline numbers, then where everything is (last, to be seen)."""
-    headline = {k: v for k, v in summary["metrics"].items() if k.startswith("evaluate/") and k.endswith("/overall")}
-    print("\n== pipeline finished ==")
-    for key, value in sorted(headline.items()):
-        print(f"  {key} = {value:.4g}")
-    if summary["metrics"]:
-        print(f"  ({len(summary['metrics'])} final metrics on the MLflow parent run; `dvc metrics show`)")
-    print(f"stages ran : {', '.join(summary['ran']) or '-'};  up to date: "
-          f"{', '.join(summary['skipped'] + summary['restored']) or '-'}")
-    print(f"experiment : {summary['experiment']}  ({summary['where']})")
-    if summary.get("report"):
-        print(f"report     : {summary['report']}")
-    print(f"MLflow     : {summary['mlflow_url']}")
-    if summary.get("prefect_url"):
-        print(f"Prefect    : {summary['prefect_url']}")
+    """The end of `make run` (`toolrl.summary.summary_text`)."""
+    print(summary_text(summary))
 
 
 def main(argv: list[str] | None = None) -> int:

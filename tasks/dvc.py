@@ -4,6 +4,11 @@
 streamed line by line into the Prefect log, so the UI shows each stage as DVC starts or skips it; a
 progress bar comes as a few lines, not one per update, and a stage's own Prefect log line keeps its
 level but not its second timestamp (`toolrl.processes.OutputLines`, `log_record`).
+
+What DVC offers as a Python API is used as such: whether git has a commit to start an experiment
+from (`Repo.scm.no_commits`, DVC's own check), an experiment's commit (`resolve_name`, DVC's lookup
+of `refs/exps`), metrics (`Repo.metrics.show`). The run itself stays a `dvc exp run` process (see
+`run_streamed`), and what it ran is read from its output, the one place DVC says it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,10 @@ from prefect import get_run_logger, task
 
 from toolrl.processes import OutputLines, log_record, stop_group
 
+# What a `dvc exp run` process did with each stage, as it says on its console. DVC has no API for it:
+# `Repo.status()` before the run tells what is stale, not which stale stage then ran and which came
+# from the run cache, and the run must be a separate process (`run_streamed`), so its output is what
+# there is. The three are DVC 3's log lines (dvc/stage/run.py, dvc/stage/__init__.py, dvc/stage/cache.py).
 RAN = re.compile(r"Running stage '([^']+)'")
 SKIPPED = re.compile(r"Stage '([^']+)' didn't change, skipping")
 RESTORED = re.compile(r"Stage '([^']+)' is cached - skipping run")
@@ -55,13 +64,22 @@ def stage_process_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 def git_has_commit(root: str | Path) -> bool:
-    out = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=root, capture_output=True, text=True)
-    return out.returncode == 0
+    """Whether git has a commit for an experiment to start from: DVC's own check (`scm.no_commits`)."""
+    from dvc.repo import Repo
+    from dvc.scm import NoSCM
+
+    with Repo(str(root)) as repo:
+        return not isinstance(repo.scm, NoSCM) and not repo.scm.no_commits
 
 
 def run_streamed(command: list[str], cwd: str | Path, env: dict[str, str]) -> DvcRun:
     """Run a DVC command, logging its output line by line (`OutputLines`: a progress bar as a few
-    lines, a stage's own log line once), and note which stages ran, were skipped or restored."""
+    lines, a stage's own log line once), and note which stages ran, were skipped or restored.
+
+    A process, not DVC's Python API (`Repo.experiments.run`): stopping a run must stop the stage
+    first, then DVC, then anything left (`toolrl.processes.stop_group`, docs/ORCHESTRATION.md), which
+    needs DVC in a process group of its own; in this process, DVC would die with the flow and leave
+    its stage orphaned. The output is also what the UI shows as the run's log."""
     logger = get_run_logger()
     logger.info("$ %s", " ".join(command[2:] if command[:3] == dvc_command() else command))
     result = DvcRun(command=command, returncode=-1)
@@ -140,16 +158,23 @@ def dvc_exp_run(root: str, set_args: list[str], targets: list[str], name: str | 
 
 
 def exp_rev(root: str | Path, name: str) -> str | None:
-    """The commit of experiment `name` (refs/exps/<baseline>/<name>), read from git: milliseconds,
-    where `dvc exp show` would collect every experiment."""
-    out = subprocess.run(["git", "for-each-ref", "--format=%(objectname) %(refname)", "refs/exps"],
-                         cwd=root, capture_output=True, text=True)
-    for line in out.stdout.splitlines():
-        sha, _, ref = line.partition(" ")
-        parts = ref.split("/")
-        if len(parts) == 5 and parts[-1] == name:
-            return sha
-    return None
+    """The commit of experiment `name` (refs/exps/<baseline>/<name>), found by DVC's own lookup
+    (`resolve_name`, as `dvc exp apply NAME` does): milliseconds, where `dvc exp show` would collect
+    every experiment. None when there is none, or when several baselines have one of that name and
+    none is the current commit (DVC calls that ambiguous)."""
+    from dvc.repo import Repo
+    from dvc.repo.experiments.exceptions import AmbiguousExpRefInfo
+    from dvc.repo.experiments.utils import resolve_name
+    from dvc.scm import NoSCM
+
+    with Repo(str(root)) as repo:
+        if isinstance(repo.scm, NoSCM) or repo.scm.no_commits:
+            return None
+        try:
+            ref = resolve_name(repo.scm, name).get(name)
+        except AmbiguousExpRefInfo:
+            return None
+        return repo.scm.get_ref(str(ref)) if ref else None
 
 
 def read_metrics(root: str | Path, rev: str | None = None) -> dict[str, dict]:

@@ -40,23 +40,7 @@ def publish_trm_data(params: Params) -> None:
 
 @task(name="publish-trm-report")
 def publish_trm(result: dict[str, Any]) -> None:
-    m = result.get("metrics", {})
-    rows = []
-    for part in ("val", "val_policy", "val_reference", "val_negative"):
-        if part in m:
-            v = m[part]
-            rows.append(f"| {part} | {v.get('n', 0):.0f} | {v.get('accuracy', 0):.3f} | {v.get('precision', 0):.3f} | "
-                        f"{v.get('recall', 0):.3f} | {v.get('f1', 0):.3f} | {v.get('roc_auc', 0):.3f} |")
-    state = "reused (already trained with these params)" if result.get("skipped") else "trained"
-    create_markdown_artifact(
-        key="trm-report",
-        markdown=(f"# Tool-call Reward Model\n\n| | |\n|---|---|\n| state | {state} |\n"
-                  f"| output | `{result.get('output_dir')}` |\n| MLflow run | `{result.get('run_id')}` |\n"
-                  f"| registered | `{result.get('registered_model')}` v{result.get('version')} |\n"
-                  f"| steps | {m.get('global_step')} (early stop: {m.get('stopped_early')}) |\n"
-                  f"| rule agreement (held-out policy calls) | {m.get('rule_agreement', float('nan')):.3f} |\n"
-                  f"| calibration plot | `{result.get('plot_png')}` |\n\n"
-                  "## Held-out step records\n\n| records | n | accuracy | precision | recall | F1 | ROC-AUC |\n"
-                  "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"),
-        description="TRM: held-out classification metrics, rule agreement, calibration plot, MLflow run",
-    )
+    from toolrl.summary import trm_report
+
+    create_markdown_artifact(key="trm-report", markdown=trm_report(result),
+                             description="TRM: held-out classification metrics, rule agreement, calibration plot, MLflow run")

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from toolrl.config import ConfigError, Params, apply_overrides, load_params, load_raw
 from toolrl.dicts import numbers
 from toolrl.orchestration import experiment_name, metrics_files
-from toolrl.params_file import regenerate, render
+from toolrl.params_file import field_comment, regenerate, render
 from toolrl.profiles import available, compose, dvc_set_args, flatten, format_value, profile_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +46,20 @@ def test_params_yaml_lists_every_key_at_its_default():
 def test_rendered_params_parse_back_and_carry_the_schema_comments():
     text = render(Params())
     assert yaml.safe_load(text) == Params().model_dump(mode="json")
-    assert "# seeds tiny-random's weights" in text  # a comment written beside the field in config.py
+    assert "# seeds tiny-random's weights" in text  # the field's description in config.py
     assert "\ngrpo:\n" in text and "\ntracking:\n" in text
+
+
+def test_params_help_is_the_fields_description():
+    """The help lives with the field (pydantic's description), not in comments read from source; a
+    subclass that only changes a default keeps its parent's help."""
+    from toolrl.config import ModelParams, SftParams, TrainCommon
+
+    assert ModelParams.model_fields["seed"].description == "seeds tiny-random's weights"
+    assert SftParams.model_fields["plots_file"].description is None
+    assert field_comment(SftParams, "plots_file") == TrainCommon.model_fields["plots_file"].description
+    assert field_comment(SftParams, "bf16").startswith("Mixed precision")
+    assert field_comment(ModelParams, "revision") == ""
 
 
 def test_regenerate_keeps_values_and_reports_keys_the_schema_dropped(tmp_path):
@@ -144,6 +156,78 @@ def test_every_stage_runs_its_flow_and_depends_on_its_own_section_only():
             if "${" not in dep and not dep.startswith(("data/", "models/", "reports/")):
                 assert (ROOT / dep).exists(), f"{name}: dep {dep} does not exist"
         assert stage.get("outs"), f"{name} declares no outputs"
+
+
+# The schema modules (src/toolrl/schema/) behind each params section, and those a stage reads beyond its
+# own sections: trm and evaluate prepare a model reference with the model section's schema.
+SECTION_SCHEMA = {"model": {"model"}, "data": {"data"}, "sft": {"training", "sft"}, "grpo": {"training", "grpo"},
+                  "trm": {"trm"}, "evaluate": {"evaluate"}}
+EXTRA_SCHEMA = {"trm": {"model"}, "evaluate": {"model"}}
+
+
+def test_every_stage_depends_on_the_schema_of_its_own_sections_only():
+    """Editing one section's schema module reruns the stages that track that section, no others."""
+    for name, stage in _stages().items():
+        sections = {p if isinstance(p, str) else next(iter(p)) for p in stage.get("params") or []}
+        expected = {"base"} | EXTRA_SCHEMA.get(name, set())
+        for section in sections:
+            expected |= SECTION_SCHEMA[section.split(".")[0]]
+        schema = {Path(d).stem for d in stage["deps"] if d.startswith("src/toolrl/schema/")}
+        assert schema == expected, f"{name} depends on schema modules {sorted(schema)}"
+        assert "src/toolrl/config.py" in stage["deps"], f"{name}: the root that loads params is a dep"
+    modules = {p.stem for p in (ROOT / "src" / "toolrl" / "schema").glob("*.py")} - {"__init__"}
+    assert modules == set().union(*SECTION_SCHEMA.values(), {"base"}, {"tracking"})
+
+
+# Where each stage's training / TRM code starts, and the modules it never runs: launch.py imports
+# training/grpo.py (and through it shared_prefix.py) for the grpo stage only, training/sft.py for sft only.
+STAGE_ENTRIES = {
+    "sft": (["training/launch.py", "training/sft.py"], {"training/grpo.py"}),
+    "grpo": (["training/launch.py", "training/grpo.py"], {"training/sft.py"}),
+    "trm_data": (["trm/data.py"], set()),
+    "trm": (["trm/trainer.py"], set()),
+    "grpo_trm": (["trm/grpo.py"], set()),
+}
+
+
+def _imported_modules(path: Path) -> set[Path]:
+    """The project files under training/ and trm/ that `path` imports anywhere (functions included)."""
+    import ast
+
+    src = ROOT / "src"
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+        for name in names:
+            parts = name.split(".")
+            for i in range(2, len(parts) + 1):
+                base = src.joinpath(*parts[:i])
+                for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+                    if candidate.exists() and candidate.parent.name in ("training", "trm"):
+                        found.add(candidate)
+    return found
+
+
+def test_every_stage_depends_on_the_training_and_trm_modules_it_imports():
+    """Each stage lists its own training/TRM modules, not the whole packages (editing GRPO's trainer
+    must not rerun sft), and none of the modules its code imports is missing."""
+    stages = _stages()
+    pkg = ROOT / "src" / "toolrl"
+    for name, (entries, never) in STAGE_ENTRIES.items():
+        deps = set(stages[name]["deps"])
+        assert not deps & {"src/toolrl/training", "src/toolrl/trm"}, f"{name} depends on a whole package"
+        seen: set[Path] = set()
+        todo = [pkg / e for e in entries]
+        while todo:
+            path = todo.pop()
+            if path in seen or str(path.relative_to(pkg)) in never:
+                continue
+            seen.add(path)
+            todo.extend(_imported_modules(path))
+        missing = sorted(str(p.relative_to(ROOT)) for p in seen if str(p.relative_to(ROOT)) not in deps)
+        assert not missing, f"{name} imports {missing}, which are not in its deps"
 
 
 def test_stage_outputs_follow_params_yaml():
@@ -417,3 +501,28 @@ def test_streamed_stage_output_reaches_the_log_as_a_few_lines(monkeypatch):
     assert records[1] == (logging.WARNING, "Flow run 's' - careful")
     bar = [m for _, m in records if m.startswith("work:")]
     assert len(bar) == 2 and bar[0].startswith("work:   0%") and bar[1].startswith("work: 100%")
+
+
+def test_dvc_tasks_ask_dvc_for_the_commit_and_the_experiment(tmp_path):
+    """`git_has_commit` and `exp_rev` go through DVC's API (scm.no_commits, resolve_name), also in a
+    repository without a commit, where the pipeline falls back to `dvc repro`."""
+    import subprocess
+    import sys
+
+    from tasks.dvc import exp_rev, git_has_commit
+
+    env = {"PATH": "/usr/bin:/bin", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid", "HOME": str(tmp_path)}
+    for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
+        subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True)
+    assert not git_has_commit(tmp_path)
+    assert exp_rev(tmp_path, "any") is None
+    for cmd in (["git", "add", "-A"], ["git", "commit", "-q", "-m", "init"]):
+        subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True)
+    assert git_has_commit(tmp_path)
+    assert exp_rev(tmp_path, "any") is None
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, env=env, check=True, capture_output=True,
+                          text=True).stdout.strip()
+    subprocess.run(["git", "update-ref", f"refs/exps/{head[:2]}/{head[2:]}/five", head], cwd=tmp_path, env=env,
+                   check=True)
+    assert exp_rev(tmp_path, "five") == head

@@ -1,21 +1,15 @@
-"""Write params.yaml from the schema in `toolrl.config`: every key, its value, and its comment.
+"""Write params.yaml from the schema (`toolrl.config.Params`, sections in `toolrl.schema`): every key, its value, and its comment.
 
 params.yaml is the one file DVC reads for stage params, so it must list every key (DVC only tracks
 keys that are present). Rather than keep it complete by hand while stages add fields, it is rendered
 from the pydantic schema: values come from an existing params file (so edits survive a regeneration)
-or from the defaults, and comments come from the `#` comments written beside each field in
-config.py. `make params` regenerates it; a test checks it matches the schema's defaults.
+or from the defaults, and comments are the fields' help (`Field(description=...)`, pydantic's
+`model_fields[name].description`), so the help lives with the field and nothing reads source text. `make params` regenerates it; a test checks it matches the schema's defaults.
 """
 
 from __future__ import annotations
 
-import ast
-import inspect
-import io
 import sys
-import textwrap
-import tokenize
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +22,7 @@ from toolrl.config import Params, load_raw, validate
 HEADER = """\
 # params.yaml: every parameter of every stage, one section per stage (validated by toolrl.config).
 # Rendered from the schema's defaults by `make params` (`python -m toolrl.params_file [--keep]`;
-# --keep keeps the values here and only adds new keys): add keys in src/toolrl/config.py.
+# --keep keeps the values here and only adds new keys): add keys in src/toolrl/schema/<section>.py.
 # DVC tracks each stage's own section (dvc.yaml `params:`), so changing `grpo.*` never reruns `sft`.
 # Profiles (configs/<name>.yaml) override a few keys: `toolrl params profile smoke` prints them as
 # `dvc exp run -S` overrides; see docs/ORCHESTRATION.md.
@@ -45,45 +39,12 @@ SECTION_TITLES = {
 }
 
 
-@cache
-def _class_comments(cls: type) -> dict[str, str]:
-    """field name -> its comment (trailing `# ...` on the field's line, else the lines just above)."""
-    try:
-        lines, start = inspect.getsourcelines(cls)
-    except (OSError, TypeError):
-        return {}
-    source = "".join(lines)
-    comments: dict[int, str] = {}
-    for tok in tokenize.generate_tokens(io.StringIO(textwrap.dedent(source)).readline):
-        if tok.type == tokenize.COMMENT:
-            comments[tok.start[0]] = tok.string.lstrip("#").strip()
-    tree = ast.parse(textwrap.dedent(source))
-    out: dict[str, str] = {}
-    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-    for node in body:
-        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
-            continue
-        line = node.lineno
-        if line in comments and not lines[line - 1].lstrip().startswith("#"):
-            out[node.target.id] = comments[line]
-            continue
-        above = []
-        prev = line - 1
-        while prev in comments and lines[prev - 1].lstrip().startswith("#"):
-            above.insert(0, comments[prev])
-            prev -= 1
-        if above:
-            out[node.target.id] = " ".join(above)
-    return out
-
-
 def field_comment(cls: type[BaseModel], name: str) -> str:
-    """The comment of field `name`, looked up in the class that declares it (or a parent)."""
+    """The help of field `name`: its `Field(description=...)`, or, where a subclass only changes the
+    default (`SftParams.output_dir`), the description the parent class gives it."""
     for klass in cls.__mro__:
-        if isinstance(klass, type) and issubclass(klass, BaseModel) and name in getattr(
-            klass, "__annotations__", {}
-        ):
-            text = _class_comments(klass).get(name)
+        if isinstance(klass, type) and issubclass(klass, BaseModel) and name in klass.model_fields:
+            text = klass.model_fields[name].description
             if text:
                 return text
     return ""
@@ -127,7 +88,7 @@ def render(params: Params) -> str:
 
 
 def prune_unknown(raw: Any, model: type[BaseModel] = Params, prefix: str = "") -> list[str]:
-    """Remove, in place, keys the schema does not have (a field renamed or removed in config.py);
+    """Remove, in place, keys the schema does not have (a field renamed or removed in the schema);
     returns their paths so the caller can say what was dropped."""
     removed: list[str] = []
     if not isinstance(raw, dict):

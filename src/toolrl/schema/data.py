@@ -1,0 +1,110 @@
+"""params.yaml `data`: the upstream sources and the curation (curate stage)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from toolrl.schema.base import Section
+
+
+class SourceParams(Section):
+    """One upstream source in the mix (see docs/DATA.md)."""
+
+    name: Literal["rlla", "toolace", "xlam", "hammer", "bfcl"]
+    location: str | None = Field(default=None, description=(
+        "Hub id, local file or folder (json / jsonl / parquet), or an http(s) URL; bfcl: unused (the "
+        "installed bfcl_eval package is the location)."))
+    label: str | None = Field(default=None, description=(
+        "Names this source in ids, strata and the data card; defaults to `name`. Give two entries of the "
+        "same source different labels."))
+    categories: list[str] = Field(default_factory=list, description="bfcl only; empty: all live_* categories")
+    split: str = Field(default="train", description="hub split")
+    limit: int | None = Field(default=None, ge=1, description="upstream records to sample (None: all)")
+    seed: int | None = Field(default=None, description="sampling and masking seed; None: data.seed")
+    turns: Literal["all", "last"] = Field(default="all",
+        description="Multi-turn sources (toolace): one example per assistant turn, or only the last one.")
+    mask_tool_names: bool | None = Field(default=None, description=(
+        "Hammer's function masking: tool names become random strings in tools, history and target. None: on "
+        "for `hammer`, off for the others."))
+    mask_param_names: bool = Field(default=False,
+        description="also mask parameter names (Hammer's optional variant)")
+
+    @property
+    def tag(self) -> str:
+        return self.label or self.name
+
+    @model_validator(mode="after")
+    def _location_where_needed(self) -> SourceParams:
+        if self.name != "bfcl" and not self.location:
+            raise ValueError(f"source {self.name!r} needs a location (hub id, local file/folder or URL)")
+        if self.name != "bfcl" and self.categories:
+            raise ValueError(f"categories apply to the bfcl source only, not {self.name!r}")
+        return self
+
+
+class DataParams(Section):
+    sources: list[SourceParams] = Field(
+        default_factory=lambda: [
+            SourceParams(name="bfcl", categories=["live_simple", "live_multiple", "live_parallel",
+                                                  "live_parallel_multiple", "live_irrelevance"]),
+        ]
+    )
+    seed: int = 0
+    max_prompt_tokens: int = Field(default=768, ge=64, description=(
+        "Prompt length cap, counted with `tokenizer` on the chat-templated prompt. Below sft.max_length, so "
+        "every SFT example has room for its completion; shorter prompts also make every CPU training step "
+        "cheaper (a step's cost is mostly the prompt: ~550 of ~650 tokens on BFCL)."))
+    tokenizer: str = Field(default="smollm2-135m-instruct",
+        description="a model reference as in `model.name`, or a tokenizer folder")
+    near_duplicate_threshold: float = Field(default=0.9, gt=0, le=1, description=(
+        "Token-set Jaccard similarity (of conversation + target) at or above which two examples are "
+        "near-duplicates; 1.0 keeps only exact-duplicate removal."))
+    no_call_responses: list[str] = Field(
+        default_factory=lambda: [
+            "None of the available tools can help with this request.",
+            "I can't do that with the tools I have: none of them fits this request.",
+            "The tools available here don't cover this request, so I can't call any of them.",
+            "No available function matches what you're asking for.",
+            "This request is outside what the provided tools can do.",
+        ],
+        min_length=1,
+        description=(
+            "The direct answers of no-call examples whose source has none (irrelevance categories): each "
+            "example gets one, chosen by a hash of its id. Several phrasings, so SFT does not learn one canned "
+            "string that GRPO then collapses onto (docs/RESULTS.md, the first default run)."),
+    )
+    max_no_call_share: float | None = Field(default=0.25, gt=0, le=1, description=(
+        "Largest share of no-call examples (no tool call in the target) in the curated set; the excess, "
+        "chosen by a hash of (seed, id), is quarantined as `no_call_share_cap`. The BFCL live mix under the "
+        "768-token cap is 53 % no-call, and a policy trained on that learns that abstaining is the safe "
+        "answer. None: no cap."))
+    split: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1})
+    output_dir: str = "data/curated"
+
+    @model_validator(mode="after")
+    def _no_call_responses_filled(self) -> DataParams:
+        if any(not r.strip() for r in self.no_call_responses):
+            raise ValueError("data.no_call_responses has an empty answer: give every entry some text")
+        return self
+
+    @model_validator(mode="after")
+    def _split_sums_to_one(self) -> DataParams:
+        if set(self.split) != {"train", "val", "test"}:
+            raise ValueError("data.split needs exactly the keys train, val, test")
+        if abs(sum(self.split.values()) - 1.0) > 1e-6:
+            raise ValueError(f"data.split fractions must sum to 1, got {sum(self.split.values())}")
+        if any(v < 0 for v in self.split.values()):
+            raise ValueError("data.split fractions must not be negative")
+        return self
+
+    @model_validator(mode="after")
+    def _labels_unique(self) -> DataParams:
+        tags = [s.tag for s in self.sources]
+        dup = sorted({t for t in tags if tags.count(t) > 1})
+        if dup:
+            raise ValueError(f"data.sources: {dup} appear more than once; give each entry its own `label`")
+        if not self.sources:
+            raise ValueError("data.sources is empty: list at least one source")
+        return self

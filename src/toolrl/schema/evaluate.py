@@ -1,0 +1,77 @@
+"""params.yaml `evaluate`: the benchmarks and models of the evaluate stage."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from toolrl.hardware import DtypeSetting
+from toolrl.schema.base import Section
+
+# BFCL's single-turn Python categories (simple_java/simple_javascript need argument values written as
+# Java/JS source strings, which the project's JSON call format does not produce).
+BfclCategory = Literal[
+    "simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance", "live_simple",
+    "live_multiple", "live_parallel", "live_parallel_multiple", "live_irrelevance", "live_relevance",
+]
+
+
+class EvaluateVllmParams(Section):
+    """vLLM engine settings for `evaluate.backend: vllm` (GPU machines)."""
+
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
+    max_model_len: int | None = Field(default=None, ge=256,
+        description="None: the model's own context length")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    enforce_eager: bool = Field(default=False,
+        description="skip CUDA graph capture: slower decoding, faster start")
+
+
+class EvaluateParams(Section):
+    models: list[str] = Field(
+        default_factory=lambda: ["base", "sft", "grpo", "grpo_trm"], min_length=1,
+        description=("Stage names (base, sft, grpo, grpo_trm), `models:/name@alias`, hub ids, local folders, "
+                     "`smollm2-135m-instruct` or `tiny-random`."))
+    benchmarks: list[Literal["bfcl", "api_bank"]] = Field(default_factory=lambda: ["bfcl", "api_bank"],
+                                                          min_length=1)
+    bfcl_categories: list[BfclCategory] = Field(
+        default_factory=lambda: ["simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance"],
+        description=("The live_* categories are curated for training by default (data.sources); evaluate them "
+                     "only when they were not trained on."))
+    api_bank_paths: list[str] = Field(default_factory=list, description=(
+        "ToolRL-processed API-Bank files, one per level (`level-<n>-...json`); empty: API-Bank is skipped "
+        "with a warning in the report."))
+    limit: int | None = Field(default=10, ge=1, description=(
+        "First N examples per category / level, by id order. 10 keeps `make run` near an hour on 2 CPU cores "
+        "(each case is then 10 points of its category); the full profile evaluates 100."))
+    limit_per_benchmark: dict[Literal["bfcl", "api_bank"], int | None] = Field(default_factory=dict,
+        description="Per-benchmark limit overriding `limit` (e.g. {api_bank: 20}); null: every case of that benchmark.")
+    batch_size: int = Field(default=8, ge=1)
+    max_new_tokens: int = Field(default=192, ge=8)
+    backend: Literal["hf", "vllm"] = "hf"
+    dtype: DtypeSetting = Field(default="auto", description=(
+        "hf backend weights; auto: bfloat16 where the hardware has fast bf16 (3x faster prefill on an AMX "
+        "CPU, docs/BENCHMARKS.md), else float32."))
+    threads: int | None = Field(default=None, ge=1, description=(
+        "CPU threads of the hf backend (torch.set_num_threads); None: torch's default (one per core). On a "
+        "shared, oversubscribed machine 1 thread can be several times faster (docs/BENCHMARKS.md)."))
+    vllm: EvaluateVllmParams = Field(default_factory=EvaluateVllmParams)
+    failures_per_model: int = Field(default=3, ge=0, description="example failures shown in the report")
+    output_dir: str = "reports"
+    cache_dir: str = Field(default="reports/cache", description=(
+        "Completions cached per model content hash; keep it out of the stage's DVC outs (or mark it "
+        "`persist: true`) so that `dvc repro` does not wipe it."))
+
+    @model_validator(mode="after")
+    def _no_duplicates(self) -> EvaluateParams:
+        for bench, n in self.limit_per_benchmark.items():
+            if n is not None and n < 1:
+                raise ValueError(f"evaluate.limit_per_benchmark.{bench} must be at least 1 (or null for all)")
+        for key in ("models", "benchmarks", "bfcl_categories", "api_bank_paths"):
+            values = getattr(self, key)
+            dupes = sorted({v for v in values if values.count(v) > 1})
+            if dupes:
+                raise ValueError(f"evaluate.{key} lists {', '.join(dupes)} more than once")
+        return self
