@@ -2,20 +2,19 @@
 completions agree with the reference backend (`hf`, transformers' `generate`).
 
     .venv/bin/python bench/eval_throughput.py --model base --categories simple_python,irrelevance \
-        --limit 8 --backends hf,ct2 --batch-sizes 8 [--max-new-tokens 192] [--threads 1]
+        --limit 8 --backends hf,vllm --batch-sizes 8 [--max-new-tokens 192] [--threads 1]
 
 Runs the evaluation runner itself (prompt rendering, batched greedy generation, grading) with a fresh
-completion cache per row, so every case is generated; model loading (and ct2's one-time conversion,
-timed apart) is not in the rate. Prints a markdown table: backend, batch size, cases/s, completion
-tokens/s, seconds, correct, and the share of cases whose completion is character for character the
-first backend's at the same batch size. Rows alternate backends, so ratios are measured side by side.
+completion cache per row, so every case is generated; model loading is not in the rate. Prints a
+markdown table: backend, batch size, cases/s, completion tokens/s, seconds, correct, and the share of
+cases whose completion is character for character the first backend's at the same batch size. Rows
+alternate backends, so ratios are measured side by side.
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 
 from toolrl.config import Params, load_params
 from toolrl.evaluation.references import Skipped, resolve
@@ -34,13 +33,6 @@ def one(base: Params, args: argparse.Namespace, backend: str, bs: int) -> dict:
         model = resolve(args.model, params)
         if isinstance(model, Skipped):
             raise SystemExit(model.reason)
-        convert = 0.0
-        if backend == "ct2":  # the one-time conversion, outside the rate
-            from toolrl.evaluation.generation import ct2_model
-
-            start = time.perf_counter()
-            ct2_model(model.folder, cache)
-            convert = time.perf_counter() - start
         cases, _ = load_benchmarks(params)
         result = evaluate_model(model, cases, params.evaluate)
         tok = AutoTokenizer.from_pretrained(str(model.folder))
@@ -48,7 +40,7 @@ def one(base: Params, args: argparse.Namespace, backend: str, bs: int) -> dict:
         tokens = sum(len(tok(g.completion, add_special_tokens=False)["input_ids"]) for g in graded)
         secs = result.generation_seconds
         return {"backend": backend, "batch_size": bs, "cases_per_s": result.generated / secs,
-                "tokens_per_s": tokens / secs, "seconds": secs, "convert_s": convert,
+                "tokens_per_s": tokens / secs, "seconds": secs,
                 "correct": sum(g.grade.correct for g in graded), "n": len(graded),
                 "completions": {g.example.id: g.completion for g in graded}}
 
@@ -58,7 +50,7 @@ def main() -> None:
     parser.add_argument("--model", default="base", help="a model reference, as in evaluate.models")
     parser.add_argument("--categories", default="simple_python,irrelevance")
     parser.add_argument("--limit", type=int, default=8)
-    parser.add_argument("--backends", default="hf,ct2")
+    parser.add_argument("--backends", default="hf")
     parser.add_argument("--batch-sizes", default="8")
     parser.add_argument("--max-new-tokens", type=int, default=192)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
@@ -74,9 +66,8 @@ def main() -> None:
     for r in rows:
         ref = next(x for x in rows if x["backend"] == backends[0] and x["batch_size"] == r["batch_size"])
         same = sum(r["completions"][k] == v for k, v in ref["completions"].items()) / max(len(ref["completions"]), 1)
-        convert = f" (+{r['convert_s']:.1f} s conversion)" if r["convert_s"] else ""
         print(f"| {r['backend']} | {r['batch_size']} | {r['cases_per_s']:.3f} | {r['tokens_per_s']:.1f} | "
-              f"{r['seconds']:.1f}{convert} | {r['correct']}/{r['n']} | {same:.0%} | "
+              f"{r['seconds']:.1f} | {r['correct']}/{r['n']} | {same:.0%} | "
               f"{ref['seconds'] / r['seconds']:.2f}x |")
 
 

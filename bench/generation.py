@@ -8,12 +8,11 @@ token costs about 2 x parameters FLOPs, so tokens/s <= GFLOP/s * 1e9 / (2 * para
 trying are switches: --threads, --dtype bfloat16, --compile, --no-cache, --cache-implementation static
 (a preallocated KV cache of fixed shape, what torch.compile wants), --prompt-tokens 550 (BFCL-like).
 
-`--engines generate,shared,ct2,ct2-static` compares, side by side at each batch size (the same prompt in every
-row, as in a GRPO group): transformers' `generate` (TRL's rollout path), the shared-prefix rollout
-(`toolrl.training.shared_prefix.prefill_shared`: the prompt prefilled once, then `generate`), and
-CTranslate2 (`ct2-static`: the prompt as its static prompt, computed once for the batch; the model
-converted once; the cost of converting again, what a rollout engine pays after
-every optimizer step, is timed on its own line).
+`--engines generate,shared` compares, side by side at each batch size (the same prompt in every row,
+as in a GRPO group): transformers' `generate` (TRL's rollout path) and the shared-prefix rollout
+(`toolrl.training.shared_prefix.prefill_shared`: the prompt prefilled once, then `generate`), with
+the share of the compute ceiling measured in the same run. (CTranslate2 was measured here too and did
+not pay: docs/BENCHMARKS.md.)
 """
 
 from __future__ import annotations
@@ -101,50 +100,9 @@ def run_shared(model, tok, batch: int, new_tokens: int, messages: list[dict[str,
     return (out.shape[1] - input_ids.shape[1]) * batch / seconds, seconds
 
 
-def ct2_generator(model_dir: str, out_dir: str):
-    """(generator, seconds to save + convert + load): what a rollout engine pays per weight update."""
-    import tempfile
-
-    import ctranslate2
-    from ctranslate2.converters import TransformersConverter
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:  # the trainer would save its current weights first
-        AutoModelForCausalLM.from_pretrained(model_dir).save_pretrained(tmp)
-        AutoTokenizer.from_pretrained(model_dir).save_pretrained(tmp)  # the converter reads the vocabulary
-        TransformersConverter(tmp).convert(out_dir, quantization="float32", force=True)
-    generator = ctranslate2.Generator(out_dir, device="cpu", compute_type="float32")
-    return generator, time.perf_counter() - start
-
-
-def run_ct2(generator, tok, batch: int, new_tokens: int, messages: list[dict[str, str]],
-            static: bool = False) -> tuple[float, float]:
-    """`static`: the prompt but its last token as CTranslate2's static prompt (its state computed once)."""
-    text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    tokens = tok.convert_ids_to_tokens(tok(text)["input_ids"])
-    start = time.perf_counter()
-    if static:
-        results = generator.generate_batch([tokens[-1:]] * batch, static_prompt=tokens[:-1], cache_static_prompt=False,
-                                           max_length=new_tokens, min_length=new_tokens, sampling_topk=1,
-                                           include_prompt_in_result=False)
-    else:
-        results = generator.generate_batch([tokens] * batch, max_length=new_tokens, min_length=new_tokens,
-                                           sampling_topk=1, include_prompt_in_result=False)
-    seconds = time.perf_counter() - start
-    return sum(len(r.sequences_ids[0]) for r in results) / seconds, seconds
-
-
 def compare_engines(args, model, tok, messages, length: int) -> None:
-    import tempfile
-
     engines = args.engines.split(",")
     params = sum(p.numel() for p in model.parameters())
-    generator = refresh = None
-    if "ct2" in engines or "ct2-static" in engines:
-        ct2_dir = tempfile.mkdtemp(prefix="ct2-")
-        generator, refresh = ct2_generator(args.model, ct2_dir)
-        run_ct2(generator, tok, 1, 4, messages)  # warm-up
     run_batch(model, tok, 1, 4, True, messages)
     rows = []
     for batch in [int(b) for b in args.batch_sizes.split(",")]:
@@ -154,7 +112,7 @@ def compare_engines(args, model, tok, messages, length: int) -> None:
             elif engine == "shared":
                 tps, secs = run_shared(model, tok, batch, args.new_tokens, messages)
             else:
-                tps, secs = run_ct2(generator, tok, batch, args.new_tokens, messages, static=engine == "ct2-static")
+                raise SystemExit(f"unknown engine {engine!r}: use generate, shared")
             rows.append((batch, engine, tps, secs))
             print(rows[-1], flush=True)
     mm = matmul_gflops(dtype=getattr(torch, args.dtype))
@@ -167,8 +125,6 @@ def compare_engines(args, model, tok, messages, length: int) -> None:
     for batch, engine, tps, secs in rows:
         ref = next(r[3] for r in rows if r[0] == batch and r[1] == engines[0])
         print(f"| {batch} | {engine} | {tps:.1f} | {secs:.2f} | {ref / secs:.2f}x | {tps / ceiling:.1%} |")
-    if refresh is not None:
-        print(f"\nct2 weight refresh (save the policy, convert, load): {refresh:.1f} s")
 
 
 def main() -> None:
@@ -184,7 +140,7 @@ def main() -> None:
                     help="transformers' KV cache: dynamic (the default, grows per token) or static (preallocated)")
     ap.add_argument("--prompt-tokens", type=int, default=0,
                     help="pad the prompt with tool schemas to about this many tokens (BFCL's are ~550); 0: ~40")
-    ap.add_argument("--engines", default=None, help="compare engines side by side: generate,shared,ct2")
+    ap.add_argument("--engines", default=None, help="compare engines side by side: generate,shared")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -182,11 +182,12 @@ def test_every_stage_depends_on_the_schema_of_its_own_sections_only():
 # Where each stage's training / TRM code starts, and the modules it never runs: launch.py imports
 # training/grpo.py (and through it shared_prefix.py) for the grpo stage only, training/sft.py for sft only.
 STAGE_ENTRIES = {
-    "sft": (["training/launch.py", "training/sft.py"], {"training/grpo.py"}),
-    "grpo": (["training/launch.py", "training/grpo.py"], {"training/sft.py"}),
+    # launch.py imports each stage's module inside the branch for that stage only
+    "sft": (["training/launch.py", "training/sft.py"], {"training/grpo.py", "trm/__init__.py", "trm/grpo.py"}),
+    "grpo": (["training/launch.py", "training/grpo.py"], {"training/sft.py", "trm/__init__.py", "trm/grpo.py"}),
     "trm_data": (["trm/data.py"], set()),
     "trm": (["trm/trainer.py"], set()),
-    "grpo_trm": (["trm/grpo.py"], set()),
+    "grpo_trm": (["training/launch.py", "trm/grpo.py"], {"training/sft.py"}),
 }
 
 

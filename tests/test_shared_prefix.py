@@ -211,25 +211,3 @@ def test_bf16_rollout_weights_follow_the_policy(tiny_model_dir, tmp_path):
     completions, _ = trainer._generate_single_turn(_prompt_ids(tokenizer, prompts, 2), None, {}, 2)
     assert len(completions) == 4 and all(completions)
 
-
-def test_ct2_rollouts_are_generates_and_follow_the_policy(tiny_model_dir, tmp_path):
-    """The CTranslate2 rollout engine: greedy completions token for token TRL's `generate` path, before
-    and after an optimizer step (the engine is given the new weights once per step)."""
-    from trl import GRPOTrainer
-
-    from toolrl.training.ct2_rollouts import CT2Rollouts
-
-    trainer, tokenizer, prompts = _trainer(tiny_model_dir, tmp_path, lora=False)
-    trainer.model.train()
-    trainer.generation_config.do_sample = False
-    trainer.ct2 = CT2Rollouts(tokenizer, trainer.eos_token_ids)
-    prompt_ids = _prompt_ids(tokenizer, prompts, 3)
-    for step in range(2):
-        ours, _ = trainer._generate_single_turn(prompt_ids, None, {}, 3)
-        stock, _ = GRPOTrainer._generate_single_turn(trainer, prompt_ids, None, {}, 3)
-        assert ours == stock, f"step {step}"
-        with torch.no_grad():  # an optimizer step
-            for p in trainer.model.parameters():
-                p.mul_(1.5)
-        trainer.state.global_step += 1
-    assert len(trainer._metrics["train"]["rollout/weight_sync_s"]) == 2

@@ -3,15 +3,11 @@
 - `HFGenerator` (CPU, the default): batched `model.generate` with left padding, greedy decoding, and
   the end of the assistant turn (`<|im_end|>`, the tokenizer's eos) as stop token. Prompts are sorted
   by length so a batch holds prompts of similar length (less padding), and put back in order after.
-- `CT2Generator` (CPU, `evaluate.backend: ct2`): CTranslate2, an inference engine made for this job
-  (a PyPI wheel, no compiler). The model folder is converted once into its format (kept in
-  `evaluate.cache_dir/ct2/`, keyed by the folder's content hash); the same prompts as token ids, greedy
-  (`sampling_topk=1`), the same stop tokens. Measured against `HFGenerator` in docs/BENCHMARKS.md.
 - `VllmGenerator` (GPU, `evaluate.backend: vllm`): the same prompts, tokenized by the same tokenizer
   and chat template, handed to `vllm.LLM.generate` as token ids with greedy `SamplingParams`. vLLM is
   imported only when this backend is chosen.
 
-All take prompts as chat messages, render them with the tokenizer's chat template (generation
+Both take prompts as chat messages, render them with the tokenizer's chat template (generation
 prompt added), and return the completion text only.
 """
 
@@ -42,8 +38,6 @@ def settings(ev: EvaluateParams) -> dict[str, Any]:
     out: dict[str, Any] = {"backend": ev.backend, "max_new_tokens": ev.max_new_tokens, "decoding": "greedy"}
     if ev.backend == "hf":
         out["dtype"] = resolve_dtype(ev.dtype)
-    elif ev.backend == "ct2":
-        out["dtype"] = CT2_COMPUTE_TYPE
     else:
         out["dtype"] = ev.vllm.dtype
         out["max_model_len"] = ev.vllm.max_model_len
@@ -114,62 +108,6 @@ class HFGenerator:
         del self.model
 
 
-# CTranslate2's CPU types are float32 and int8 variants (no bf16 on CPU): float32 is the one whose
-# greedy completions can match the reference backend.
-CT2_COMPUTE_TYPE = "float32"
-
-
-def ct2_model(folder: str | Path, cache_dir: str | Path) -> Path:
-    """The model folder in CTranslate2's format, converted once per content hash of its weights."""
-    from toolrl.evaluation.references import content_hash
-
-    digest = content_hash(folder, memo_dir=cache_dir)
-    out = Path(cache_dir) / "ct2" / f"{digest[:16]}-{CT2_COMPUTE_TYPE}"
-    if not (out / "model.bin").exists():
-        from ctranslate2.converters import TransformersConverter
-
-        tmp = out.with_name(out.name + ".tmp")  # a stopped conversion never leaves a half model behind
-        TransformersConverter(str(folder)).convert(str(tmp), quantization=CT2_COMPUTE_TYPE, force=True)
-        tmp.replace(out)
-    return out
-
-
-class CT2Generator:
-    def __init__(self, folder: str | Path, batch_size: int, max_new_tokens: int, cache_dir: str | Path,
-                 threads: int | None = None):
-        import ctranslate2
-        from transformers import AutoTokenizer
-
-        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        self.generator = ctranslate2.Generator(str(ct2_model(folder, cache_dir)), device="cpu",
-                                               compute_type=CT2_COMPUTE_TYPE, intra_threads=threads or 0)
-        self.batch_size = batch_size
-        self.max_new_tokens = max_new_tokens
-        self.end_tokens = self.tokenizer.convert_ids_to_tokens(_stop_ids(self.tokenizer))
-
-    def generate(self, prompts: list[list[dict[str, str]]], on_done: OnDone | None = None) -> list[str]:
-        texts = [self.tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in prompts]
-        tokens = [self.tokenizer.convert_ids_to_tokens(self.tokenizer(t, add_special_tokens=False)["input_ids"])
-                  for t in texts]
-        # Longest first, as HFGenerator: CTranslate2 prefills a batch up to its shortest prompt at once and
-        # feeds the rest token by token, so prompts of similar length share a batch.
-        order = sorted(range(len(tokens)), key=lambda i: -len(tokens[i]))
-        out: list[str] = [""] * len(texts)
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
-            results = self.generator.generate_batch([tokens[i] for i in batch], max_length=self.max_new_tokens,
-                                                    sampling_topk=1, end_token=self.end_tokens,
-                                                    include_prompt_in_result=False)
-            for i, result in zip(batch, results, strict=True):
-                out[i] = _cut_at_end_of_turn(self.tokenizer.decode(result.sequences_ids[0], skip_special_tokens=True))
-            if on_done:
-                on_done(batch, [out[i] for i in batch])
-        return out
-
-    def close(self) -> None:
-        del self.generator
-
-
 class VllmGenerator:
     """vLLM offline inference (GPU). Not exercised on the CPU machines the project is developed on."""
 
@@ -220,6 +158,4 @@ class VllmGenerator:
 def make_generator(folder: str | Path, ev: EvaluateParams) -> Generator:
     if ev.backend == "vllm":
         return VllmGenerator(folder, ev)
-    if ev.backend == "ct2":
-        return CT2Generator(folder, ev.batch_size, ev.max_new_tokens, ev.cache_dir, ev.threads)
     return HFGenerator(folder, ev.batch_size, ev.max_new_tokens, resolve_dtype(ev.dtype), ev.threads)

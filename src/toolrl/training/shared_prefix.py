@@ -27,9 +27,6 @@ that token and the completions, with the same positions (it derives them from th
 and the same sampling as on TRL's path. Generation may also run on a bf16 copy of the policy
 (`grpo.generation_dtype`), refreshed after each optimizer step; the loss still scores the
 completions with the trained weights, as TRL does when vLLM generates in bf16 on a GPU.
-Or rollouts come from CTranslate2, a CPU inference engine given the policy's weights after every
-optimizer step (`grpo.rollout_engine: ct2`, toolrl.training.ct2_rollouts), TRL's vLLM-server design
-on a CPU.
 
 Off (`grpo.shared_prefix: false`) is TRL's own method, untouched. TRL's path is also taken where the
 shared prefix does not apply: multimodal inputs, MoE auxiliary losses, and activation checkpointing
@@ -93,14 +90,8 @@ def prefill_shared(model: Any, prompt_ids: list[list[int]], pad_id: int) -> tupl
 class SharedPrefixGRPOTrainer(GRPOTrainer):
     """GRPOTrainer whose log-prob passes and rollouts compute each group's prompt once (see the module doc)."""
 
-    def __init__(self, *args: Any, shared_prefix: bool = True, generation_dtype: str = "float32",
-                 rollout_engine: str = "transformers", **kwargs: Any):
+    def __init__(self, *args: Any, shared_prefix: bool = True, generation_dtype: str = "float32", **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.ct2 = None
-        if rollout_engine == "ct2":
-            from toolrl.training.ct2_rollouts import CT2Rollouts
-
-            self.ct2 = CT2Rollouts(self.processing_class, self.eos_token_ids)
         self.shared_prefix = shared_prefix and not self.args.activation_checkpointing
         if shared_prefix and not self.shared_prefix:
             logger.warning("shared_prefix is off: activation checkpointing replays layers without their KV cache "
@@ -166,8 +157,6 @@ class SharedPrefixGRPOTrainer(GRPOTrainer):
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         plain = not (self.use_vllm or self.use_transformers_continuous_batching or images is not None
                      or multimodal_fields or has_tool_images)
-        if plain and self.ct2 is not None:
-            return self._ct2_rollouts(prompt_ids), None
         if not (self.shared_prefix and plain and min(len(p) for p in prompt_ids) >= 2):
             return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
                                                  has_tool_images)
@@ -193,20 +182,6 @@ class SharedPrefixGRPOTrainer(GRPOTrainer):
         eos_idx[is_eos.any(dim=1)] = is_eos.int().argmax(dim=1)[is_eos.any(dim=1)]
         keep = torch.arange(is_eos.size(1), device=device).expand(is_eos.size(0), -1) <= eos_idx.unsqueeze(1)
         return [c[m].tolist() for c, m in zip(completion_ids.cpu(), keep.cpu(), strict=True)], None
-
-    def _ct2_rollouts(self, prompt_ids: list[list[int]]) -> list[list[int]]:
-        """Rollouts from the CTranslate2 engine (toolrl.training.ct2_rollouts), given the policy's
-        weights once per optimizer step."""
-        if self._rollout_step != self.state.global_step:
-            policy = self.accelerator.unwrap_model(self.model)
-            if self.is_peft_model_policy:
-                raise ValueError("grpo.rollout_engine=ct2 needs a full model: LoRA adapters are not merged into "
-                                 "the engine's weights (use rollout_engine: transformers with LoRA)")
-            seconds = self.ct2.sync(policy)
-            self._rollout_step = self.state.global_step
-            self._metrics["train" if self.model.training else "eval"]["rollout/weight_sync_s"].append(seconds)
-        with profiling_context(self, "transformers.generate"):  # TRL's name, so timings compare
-            return self.ct2.generate(prompt_ids, self.generation_config)
 
     def _rollout_weights(self, unwrapped: Any) -> Any:
         """The model that generates: the policy itself, or its copy in `generation_dtype`, whose weights
