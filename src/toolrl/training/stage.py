@@ -225,8 +225,8 @@ def run_training(params: Params, stage: TrainingStage, fresh: bool = False,
     if state.done:
         say(f"{state.output_dir} already holds this {stage.what} (use --fresh to retrain)")
         known = {f.name for f in fields(TrainResult)}  # a done file of an older version may hold more
-        return TrainResult(**{k: v for k, v in checkpoints.read_done(state.output_dir).items() if k in known},
-                           skipped=True)
+        done = {k: v for k, v in checkpoints.read_done(state.output_dir).items() if k in known}
+        return TrainResult(**{**done, "skipped": True})
     limit = stage.save_total_limit or stage.section.save_total_limit
     checkpoints.ensure_disk_space(state.output_dir, stage.init, limit, stage.name)
     with tracked_run(params, stage.name, state.output_dir, stage.section) as run:
