@@ -5,6 +5,10 @@ Written to `evaluate.output_dir`:
 - `eval.md`: accuracy table (rows: models; columns: categories and overall), models and their
   hashes, warnings, error-category counts, example failures, plots;
 - `eval.csv`: the accuracy table as numbers (fractions);
+- `eval_intervals.csv`: every accuracy with its 95 % interval (Wilson for a category and for the
+  pooled overall; for the mean of categories, a bootstrap within categories: `toolrl.evaluation.stats`);
+- `eval_pairs.csv`: every pair of models on every category and overall: the paired difference, its
+  95 % bootstrap interval, McNemar's exact p-value, and whether the difference is called;
 - `metrics.json`: `{model: {benchmark: {category: acc, overall: acc, overall_weighted: acc}}}` for
   `dvc metrics diff`;
 - `eval_examples.jsonl`: every graded case (model, case, correct, error, completion);
@@ -27,6 +31,7 @@ from typing import Any
 from toolrl.config import EvaluateParams
 from toolrl.evaluation.records import ERROR_CATEGORIES
 from toolrl.evaluation.runner import Column, EvalResults, ModelResult
+from toolrl.evaluation.stats import PairedComparison, compare, paired_bootstrap, wilson
 
 OVERALL, WEIGHTED = "overall", "overall_weighted"
 WEIGHTING_NOTE = (
@@ -63,6 +68,56 @@ def table(results: EvalResults) -> tuple[list[str], list[list[Any]]]:
             row += list(overall(model, results, bench))
         rows.append(row)
     return header, rows
+
+
+def _outcomes(model: ModelResult, col: Column) -> dict[str, bool]:
+    return {g.example.id: bool(g.grade.correct) for g in model.graded.get(col, [])}
+
+
+def intervals(results: EvalResults) -> list[dict[str, Any]]:
+    """Every model's accuracy per category and overall, with its 95 % interval."""
+    rows = []
+    for model in results.models:
+        for bench in benchmarks(results):
+            cols = [c for c in results.columns if c[0] == bench and model.graded.get(c)]
+            for col in cols:
+                outcomes = list(_outcomes(model, col).values())
+                rows.append({"model": model.label, "scope": f"{bench}/{col[1]}", "n": len(outcomes),
+                             "accuracy": sum(outcomes) / len(outcomes), "method": "wilson",
+                             **dict(zip(("low", "high"), wilson(sum(outcomes), len(outcomes)), strict=True))})
+            if not cols:
+                continue
+            mean, weighted = overall(model, results, bench)
+            # the mean of categories: a bootstrap within each category (against a model that is never right)
+            strata = {c[1]: (list(_outcomes(model, c).values()), [False] * len(model.graded[c])) for c in cols}
+            _, low, high = paired_bootstrap(strata)
+            n = sum(len(model.graded[c]) for c in cols)
+            rows.append({"model": model.label, "scope": f"{bench}/{OVERALL}", "n": n, "accuracy": mean,
+                         "method": "bootstrap within categories", "low": low, "high": high})
+            correct = round(weighted * n)
+            rows.append({"model": model.label, "scope": f"{bench}/{WEIGHTED}", "n": n, "accuracy": weighted,
+                         "method": "wilson", **dict(zip(("low", "high"), wilson(correct, n), strict=True))})
+    return rows
+
+
+def comparisons(results: EvalResults) -> list[PairedComparison]:
+    """Every pair of models (in the order evaluated) on each category and each benchmark's overall,
+    over the cases both answered."""
+    out = []
+    models = results.models
+    for i, a in enumerate(models):
+        for b in models[i + 1:]:
+            for bench in benchmarks(results):
+                strata = {}
+                for col in (c for c in results.columns if c[0] == bench):
+                    oa, ob = _outcomes(a, col), _outcomes(b, col)
+                    ids = sorted(oa.keys() & ob.keys())
+                    if ids:
+                        strata[col[1]] = ([oa[k] for k in ids], [ob[k] for k in ids])
+                        out.append(compare(a.label, b.label, f"{bench}/{col[1]}", {col[1]: strata[col[1]]}))
+                if strata:
+                    out.append(compare(a.label, b.label, f"{bench}/{OVERALL}", strata))
+    return out
 
 
 def metrics_tree(results: EvalResults) -> dict[str, Any]:
@@ -129,6 +184,22 @@ def accuracy_markdown(results: EvalResults) -> str:
     return _md_table(shown, body) + "\n\nAccuracy in percent. " + WEIGHTING_NOTE
 
 
+def uncertainty_markdown(results: EvalResults) -> str:
+    """Each benchmark's overall with its interval, then every pair of models in words: a difference is
+    called only when its 95 % interval excludes 0."""
+    rows = [[r["model"], r["scope"], str(r["n"]), _pct(r["accuracy"]), f"[{_pct(r['low'])}, {_pct(r['high'])}]"]
+            for r in intervals(results) if r["scope"].endswith(f"/{OVERALL}")]
+    if not rows:
+        return "No model was evaluated."
+    text = _md_table(["model", "scope", "cases", "accuracy (%)", "95 % interval"], rows)
+    pairs = [c for c in comparisons(results) if c.scope.endswith(f"/{OVERALL}")]
+    if pairs:
+        text += "\n\nPaired differences (bootstrap over the same cases, within categories; McNemar's exact test):\n\n"
+        text += "\n".join(f"- {c.words()}" for c in pairs)
+    return text + ("\n\nEvery category and pair: `eval_intervals.csv`, `eval_pairs.csv`. A difference is "
+                   "called only when its 95 % interval excludes 0.")
+
+
 def _models_section(results: EvalResults) -> str:
     rows = []
     for m in results.models:
@@ -188,6 +259,7 @@ def markdown(results: EvalResults, ev: EvaluateParams, plots: dict[str, Path], o
     if results.warnings:
         lines += ["## Warnings", "", *[f"- {w}" for w in results.warnings], ""]
     lines += ["## Accuracy", "", accuracy_markdown(results), ""]
+    lines += ["## Uncertainty", "", uncertainty_markdown(results), ""]
     if "overall" in plots:
         lines += [f"![overall accuracy]({plots['overall'].relative_to(out_dir).as_posix()})", ""]
     lines += ["## Models", "", _models_section(results), "", "## Error categories", "", _errors_section(results),
@@ -219,17 +291,25 @@ def plot(results: EvalResults, plots_dir: Path) -> dict[str, Path]:
     out: dict[str, Path] = {}
 
     benches = benchmarks(results)
+    ci = {(r["model"], r["scope"]): (r["low"], r["high"]) for r in intervals(results)}
+
+    def yerr(label: str, scope: str, value: float) -> list[list[float]]:  # the 95 % interval as error bars
+        low, high = ci.get((label, scope), (value / 100, value / 100))
+        return [[max(0.0, value - 100 * low)], [max(0.0, 100 * high - value)]]
+
     fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(benches) * len(labels) / 2 + 3), 4))
     width = 0.8 / len(labels)
     for i, model in enumerate(results.models):
         values = [100 * (overall(model, results, b)[0] or 0) for b in benches]
         xs = [j + (i - (len(labels) - 1) / 2) * width for j in range(len(benches))]
-        bars = ax.bar(xs, values, width, label=model.label)
+        errs = [yerr(model.label, f"{b}/{OVERALL}", v) for b, v in zip(benches, values, strict=True)]
+        bars = ax.bar(xs, values, width, label=model.label, capsize=3,
+                      yerr=[[e[0][0] for e in errs], [e[1][0] for e in errs]])
         ax.bar_label(bars, fmt="%.0f", fontsize=8)
     ax.set_xticks(range(len(benches)), [f"{b} overall" for b in benches])
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 105)
-    ax.set_title("Overall accuracy (unweighted mean of categories)")
+    ax.set_title("Overall accuracy (unweighted mean of categories), 95 % intervals")
     ax.legend(fontsize=8)
     fig.tight_layout()
     out["overall"] = plots_dir / "eval_overall.png"
@@ -239,7 +319,9 @@ def plot(results: EvalResults, plots_dir: Path) -> dict[str, Path]:
     for bench, cat in results.columns:
         fig, ax = plt.subplots(figsize=(max(4, 1.0 * len(labels) + 2), 3.2))
         values = [100 * (m.accuracy((bench, cat)) or 0) for m in results.models]
-        bars = ax.bar(range(len(labels)), values, color=[f"C{i}" for i in range(len(labels))])
+        errs = [yerr(label, f"{bench}/{cat}", v) for label, v in zip(labels, values, strict=True)]
+        bars = ax.bar(range(len(labels)), values, color=[f"C{i}" for i in range(len(labels))], capsize=3,
+                      yerr=[[e[0][0] for e in errs], [e[1][0] for e in errs]])
         ax.bar_label(bars, fmt="%.0f", fontsize=8)
         ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=8)
         ax.set_ylim(0, 105)
@@ -268,6 +350,19 @@ def write(results: EvalResults, ev: EvaluateParams, run_id: str | None = None) -
         writer = csv.writer(fh)
         writer.writerow(header)
         writer.writerows([[r[0]] + ["" if x is None else f"{x:.4f}" for x in r[1:]] for r in rows])
+
+    files["intervals"] = out_dir / "eval_intervals.csv"
+    with files["intervals"].open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, ["model", "scope", "n", "accuracy", "low", "high", "method"])
+        writer.writeheader()
+        writer.writerows([{**r, **{k: f"{r[k]:.4f}" for k in ("accuracy", "low", "high")}} for r in intervals(results)])
+    files["pairs"] = out_dir / "eval_pairs.csv"
+    with files["pairs"].open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["model_a", "model_b", "scope", "n", "diff", "low", "high", "mcnemar_p", "only_a", "only_b",
+                         "called"])
+        writer.writerows([[c.a, c.b, c.scope, c.n, f"{c.diff:.4f}", f"{c.low:.4f}", f"{c.high:.4f}", f"{c.p_value:.4g}",
+                           c.only_a, c.only_b, c.called] for c in comparisons(results)])
 
     files["metrics"] = out_dir / "metrics.json"
     files["metrics"].write_text(json.dumps(metrics_tree(results), indent=2) + "\n")

@@ -44,6 +44,12 @@ def mlflow_metrics(results: EvalResults) -> dict[str, float]:
                 o.error == "checker_error" for o in m.grades("bfcl"))
         if m.generated and m.generation_seconds:
             out[f"{report.metric_key(m.label)}/examples_per_s"] = m.generated / m.generation_seconds
+    for r in report.intervals(results):  # evaluate/<model>/<bench>/<category>_ci95_low, ..._high
+        for side in ("low", "high"):
+            out[f"{report.metric_key(r['model'])}/{r['scope']}_ci95_{side}"] = r[side]
+    for c in report.comparisons(results):  # evaluate/diff/<a>_vs_<b>/<bench>/<category>{,_ci95_low,...}
+        key = f"diff/{report.metric_key(c.a)}_vs_{report.metric_key(c.b)}/{c.scope}"
+        out.update({key: c.diff, f"{key}_ci95_low": c.low, f"{key}_ci95_high": c.high, f"{key}_mcnemar_p": c.p_value})
     return out
 
 

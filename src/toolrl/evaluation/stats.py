@@ -1,0 +1,103 @@
+"""Uncertainty for the evaluation report: an interval for every accuracy, and for every pair of models
+a paired difference with its interval and McNemar's exact test.
+
+- One model's accuracy on n cases: the 95 % Wilson score interval (well behaved at 0 % and 100 % and
+  for small n, where the normal approximation is not).
+- Two models on the same cases: the difference of their accuracies, a 95 % percentile interval from
+  a paired bootstrap over cases (the same resampled cases for both models; resampled within each
+  category when the accuracy is a mean of categories, as BFCL's overall is), and McNemar's exact
+  p-value (a binomial test on the cases where exactly one of the two is right).
+- A difference is called only when its interval excludes 0; otherwise the report says that no
+  difference is shown, and how wide the interval is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+Z95 = 1.959963984540054
+BOOTSTRAP_RESAMPLES = 10_000
+
+
+def wilson(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion `correct / n` (95 % by default); (0, 1) when n is 0."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def mcnemar_exact(a: Sequence[bool], b: Sequence[bool]) -> float:
+    """Two-sided exact McNemar p-value of paired outcomes (1.0 when the two never disagree)."""
+    from scipy.stats import binomtest
+
+    only_a = sum(x and not y for x, y in zip(a, b, strict=True))
+    only_b = sum(y and not x for x, y in zip(a, b, strict=True))
+    if only_a + only_b == 0:
+        return 1.0
+    return float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
+
+
+Strata = Mapping[str, tuple[Sequence[bool], Sequence[bool]]]  # category -> (model A's, model B's) outcomes
+
+
+def paired_bootstrap(strata: Strata, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
+                     level: float = 0.95) -> tuple[float, float, float]:
+    """(difference, low, high): A's minus B's accuracy (the unweighted mean over strata, each stratum a
+    category whose cases both models answered) and its percentile interval, resampling the cases of
+    each stratum with replacement, the same cases for both models."""
+    import numpy as np
+
+    diffs = [np.asarray(a, dtype=float) - np.asarray(b, dtype=float) for a, b in strata.values() if len(a)]
+    if not diffs:
+        raise ValueError("no paired cases to compare")
+    rng = np.random.default_rng(seed)
+    estimate = float(np.mean([d.mean() for d in diffs]))
+    draws = np.mean([d[rng.integers(0, len(d), size=(resamples, len(d)))].mean(axis=1) for d in diffs], axis=0)
+    tail = (1 - level) / 2
+    low, high = np.quantile(draws, [tail, 1 - tail])
+    return estimate, float(low), float(high)
+
+
+@dataclass
+class PairedComparison:
+    a: str
+    b: str
+    scope: str  # what is compared: "bfcl/overall", "bfcl/simple_python", ...
+    n: int  # paired cases
+    diff: float  # A's accuracy minus B's, as a fraction
+    low: float
+    high: float
+    p_value: float  # McNemar's exact test over all paired cases of the scope
+    only_a: int  # cases only A got right
+    only_b: int
+
+    @property
+    def called(self) -> bool:
+        """A difference is called only when its interval excludes 0."""
+        return self.low > 0 or self.high < 0
+
+    def words(self) -> str:
+        test = f"McNemar p = {self.p_value:.3g}; {self.only_a} cases only {self.a} got right, {self.only_b} only {self.b}"
+        if not self.called:
+            interval = f"95 % CI [{100 * self.low:+.1f}, {100 * self.high:+.1f}] points"
+            return (f"{self.scope}: no difference shown between {self.a} and {self.b} ({self.a} minus {self.b}: "
+                    f"{100 * self.diff:+.1f} points, {interval} includes 0; {test}; n = {self.n}).")
+        better, worse = (self.a, self.b) if self.diff > 0 else (self.b, self.a)
+        low, high = (self.low, self.high) if self.diff > 0 else (-self.high, -self.low)
+        return (f"{self.scope}: {better} is better than {worse} by {100 * abs(self.diff):.1f} points "
+                f"(95 % CI [{100 * low:.1f}, {100 * high:.1f}]; {test}; n = {self.n}).")
+
+
+def compare(a: str, b: str, scope: str, strata: Strata, seed: int = 0) -> PairedComparison:
+    """Model A against model B on the paired cases of `strata` (category -> both models' outcomes)."""
+    diff, low, high = paired_bootstrap(strata, seed=seed)
+    all_a = [x for sa, _ in strata.values() for x in sa]
+    all_b = [y for _, sb in strata.values() for y in sb]
+    return PairedComparison(a, b, scope, len(all_a), diff, low, high, mcnemar_exact(all_a, all_b),
+                            sum(x and not y for x, y in zip(all_a, all_b, strict=True)),
+                            sum(y and not x for x, y in zip(all_a, all_b, strict=True)))

@@ -1,0 +1,116 @@
+"""The report's statistics on constructed outcomes with known answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from toolrl.evaluation.stats import compare, mcnemar_exact, paired_bootstrap, wilson
+
+
+def test_wilson_matches_published_values():
+    assert wilson(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    assert wilson(0, 0) == (0.0, 1.0)
+
+
+def test_mcnemar_exact_is_a_binomial_test_on_the_disagreements():
+    a = [False] * 6 + [True] * 10
+    b = [True] * 6 + [True] * 10
+    assert mcnemar_exact(a, b) == pytest.approx(2 * 0.5**6)  # 0 vs 6 disagreements
+    assert mcnemar_exact([True, False], [False, True]) == pytest.approx(1.0)
+    assert mcnemar_exact([True, True], [True, True]) == 1.0
+
+
+def test_identical_models_show_no_difference():
+    outcomes = [True, False] * 20
+    c = compare("sft", "grpo", "bfcl/overall", {"simple": (outcomes, outcomes)})
+    assert (c.diff, c.low, c.high) == (0.0, 0.0, 0.0) and not c.called
+    assert "no difference shown" in c.words()
+
+
+def test_a_clear_difference_is_called_with_its_size():
+    a = [True] * 30 + [False] * 10
+    b = [True] * 10 + [False] * 30  # b's right answers are a's too
+    c = compare("grpo", "sft", "bfcl/simple", {"simple": (a, b)})
+    assert c.diff == pytest.approx(0.5) and 0 < c.low < 0.5 < c.high <= 1
+    assert c.called and c.only_a == 20 and c.only_b == 0 and c.p_value < 1e-5
+    assert c.words().startswith("bfcl/simple: grpo is better than sft by 50.0 points")
+    reverse = compare("sft", "grpo", "bfcl/simple", {"simple": (b, a)})
+    assert reverse.diff == pytest.approx(-0.5) and reverse.called
+    assert reverse.words().startswith("bfcl/simple: grpo is better than sft by 50.0 points (95 % CI [")
+    assert f"[{100 * -reverse.high:.1f}, {100 * -reverse.low:.1f}]" in reverse.words()  # in the better's favour
+
+
+def test_one_case_of_twenty_is_noise():
+    a = [True] * 11 + [False] * 9
+    b = [True] * 10 + [False] * 10
+    c = compare("grpo", "sft", "bfcl/simple", {"simple": (a, b)})
+    assert c.diff == pytest.approx(0.05) and c.low <= 0 <= c.high and not c.called
+    assert c.p_value == pytest.approx(1.0)
+
+
+def test_the_overall_difference_is_the_mean_over_categories_resampled_within_each():
+    # category x: a +100 points over 4 cases; category y: equal over 40 cases. Unweighted mean: +50.
+    strata = {"x": ([True] * 4, [False] * 4), "y": ([True] * 20 + [False] * 20, [True] * 20 + [False] * 20)}
+    diff, low, high = paired_bootstrap(strata, resamples=2000)
+    assert diff == pytest.approx(0.5) and low == pytest.approx(0.5) and high == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="no paired cases"):
+        paired_bootstrap({"x": ([], [])})
+
+
+def test_the_bootstrap_interval_covers_about_95_percent():
+    """Coverage on simulated paired models with a known true difference (a quick frequentist check)."""
+    import random
+
+    rng = random.Random(1)
+    covered, trials = 0, 200
+    for _ in range(trials):
+        a = [rng.random() < 0.6 for _ in range(60)]
+        b = [rng.random() < 0.5 for _ in range(60)]
+        _, low, high = paired_bootstrap({"c": (a, b)}, resamples=400, seed=rng.randrange(10**6))
+        covered += low <= 0.1 <= high
+    assert 0.88 <= covered / trials <= 0.99
+
+
+def _results(outcomes: dict[str, list[bool]]):
+    """EvalResults of models answering the same 40 simple_python cases as given."""
+    from pathlib import Path
+
+    from toolrl.evaluation.records import BenchmarkCase, Grade
+    from toolrl.evaluation.references import ResolvedModel
+    from toolrl.evaluation.runner import EvalResults, Graded, ModelResult
+
+    col = ("bfcl", "simple_python")
+    models = []
+    for label, row in outcomes.items():
+        m = ModelResult(ResolvedModel(label, Path("."), "h", "test"))
+        m.graded[col] = [Graded(BenchmarkCase(f"c{i}", "bfcl", "simple_python", [], None),
+                                Grade(f"c{i}", ok, None if ok else "wrong_value"), "") for i, ok in enumerate(row)]
+        models.append(m)
+    return EvalResults([col], {col: 40}, models, [])
+
+
+def test_the_report_gives_intervals_and_words_each_difference(tmp_path):
+    import csv
+
+    from toolrl.config import EvaluateParams
+    from toolrl.evaluation import report
+    from toolrl.evaluation.stage import mlflow_metrics
+
+    results = _results({"sft": [True] * 10 + [False] * 30, "grpo": [True] * 30 + [False] * 10,
+                        "grpo_trm": [True] * 31 + [False] * 9})
+    files = report.write(results, EvaluateParams(output_dir=str(tmp_path), models=["sft"]))
+    md = files["markdown"].read_text()
+    assert "bfcl/overall: grpo is better than sft by 50.0 points" in md
+    assert "bfcl/overall: no difference shown between grpo and grpo_trm" in md
+    pairs = list(csv.DictReader(files["pairs"].open()))
+    assert {(p["model_a"], p["model_b"], p["scope"], p["called"]) for p in pairs} >= {
+        ("sft", "grpo", "bfcl/overall", "True"), ("grpo", "grpo_trm", "bfcl/simple_python", "False")}
+    rows = {(r["model"], r["scope"]): r for r in csv.DictReader(files["intervals"].open())}
+    sft = rows[("sft", "bfcl/simple_python")]
+    assert (float(sft["low"]), float(sft["high"])) == pytest.approx(wilson(10, 40), abs=1e-4)
+    metrics = mlflow_metrics(results)
+    assert metrics["diff/sft_vs_grpo/bfcl/overall"] == pytest.approx(-0.5)
+    assert metrics["diff/sft_vs_grpo/bfcl/overall_ci95_high"] < 0
+    assert metrics["sft/bfcl/simple_python_ci95_low"] == pytest.approx(wilson(10, 40)[0])
