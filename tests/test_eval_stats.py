@@ -114,3 +114,13 @@ def test_the_report_gives_intervals_and_words_each_difference(tmp_path):
     assert metrics["diff/sft_vs_grpo/bfcl/overall"] == pytest.approx(-0.5)
     assert metrics["diff/sft_vs_grpo/bfcl/overall_ci95_high"] < 0
     assert metrics["sft/bfcl/simple_python_ci95_low"] == pytest.approx(wilson(10, 40)[0])
+
+
+def test_the_detectable_difference_matches_the_sample_size_formula():
+    from toolrl.evaluation.stats import min_detectable_difference
+
+    # Connor's formula at psi = 0.3, d = 0.1: n = (1.96 sqrt(.3) + 0.8416 sqrt(.29))^2 / .01 = 235.4
+    assert min_detectable_difference(236, 0.3) == pytest.approx(0.1, abs=2e-3)
+    assert min_detectable_difference(1000, 0.3) < min_detectable_difference(100, 0.3)  # more cases, finer
+    assert min_detectable_difference(100, 0.0) is None  # models that never disagree
+    assert min_detectable_difference(3, 0.1) is None  # too few cases to detect anything

@@ -8,7 +8,8 @@ Written to `evaluate.output_dir`:
 - `eval_intervals.csv`: every accuracy with its 95 % interval (Wilson for a category and for the
   pooled overall; for the mean of categories, a bootstrap within categories: `toolrl.evaluation.stats`);
 - `eval_pairs.csv`: every pair of models on every category and overall: the paired difference, its
-  95 % bootstrap interval, McNemar's exact p-value, and whether the difference is called;
+  95 % bootstrap interval, McNemar's exact p-value, whether the difference is called, and the
+  smallest difference these cases detect at 80 % power at the pair's disagreement rate;
 - `metrics.json`: `{model: {benchmark: {category: acc, overall: acc, overall_weighted: acc}}}` for
   `dvc metrics diff`;
 - `eval_examples.jsonl`: every graded case (model, case, correct, error, completion);
@@ -360,9 +361,10 @@ def write(results: EvalResults, ev: EvaluateParams, run_id: str | None = None) -
     with files["pairs"].open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["model_a", "model_b", "scope", "n", "diff", "low", "high", "mcnemar_p", "only_a", "only_b",
-                         "called"])
+                         "called", "detectable_at_80pct_power"])
         writer.writerows([[c.a, c.b, c.scope, c.n, f"{c.diff:.4f}", f"{c.low:.4f}", f"{c.high:.4f}", f"{c.p_value:.4g}",
-                           c.only_a, c.only_b, c.called] for c in comparisons(results)])
+                           c.only_a, c.only_b, c.called, "" if c.detectable is None else f"{c.detectable:.4f}"]
+                          for c in comparisons(results)])
 
     files["metrics"] = out_dir / "metrics.json"
     files["metrics"].write_text(json.dumps(metrics_tree(results), indent=2) + "\n")

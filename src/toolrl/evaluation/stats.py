@@ -63,6 +63,29 @@ def paired_bootstrap(strata: Strata, resamples: int = BOOTSTRAP_RESAMPLES, seed:
     return estimate, float(low), float(high)
 
 
+def min_detectable_difference(n: int, discordance: float, alpha: float = 0.05, power: float = 0.8) -> float | None:
+    """The smallest paired difference in accuracy that McNemar's test detects with this power on n
+    cases, when the two models disagree on a share `discordance` of them (the normal approximation of
+    Connor, 1987: n = (z_a sqrt(psi) + z_b sqrt(psi - d^2))^2 / d^2). None when they never disagree or
+    when no difference up to `discordance` is detectable."""
+    from scipy.stats import norm
+
+    if n <= 0 or discordance <= 0:
+        return None
+    za, zb = norm.ppf(1 - alpha / 2), norm.ppf(power)
+
+    def needed(d: float) -> float:
+        return (za * math.sqrt(discordance) + zb * math.sqrt(max(discordance - d * d, 0.0))) ** 2 / (d * d)
+
+    low, high = 1e-9, discordance  # a difference can't exceed the share of cases the models disagree on
+    if needed(high) > n:
+        return None
+    for _ in range(100):  # needed() falls as d grows: bisect for needed(d) = n
+        mid = (low + high) / 2
+        low, high = (mid, high) if needed(mid) > n else (low, mid)
+    return high
+
+
 @dataclass
 class PairedComparison:
     a: str
@@ -77,12 +100,21 @@ class PairedComparison:
     only_b: int
 
     @property
+    def detectable(self) -> float | None:
+        """The smallest difference these n cases detect at 80 % power, at this pair's disagreement rate."""
+        return min_detectable_difference(self.n, (self.only_a + self.only_b) / self.n if self.n else 0.0)
+
+    @property
     def called(self) -> bool:
         """A difference is called only when its interval excludes 0."""
         return self.low > 0 or self.high < 0
 
     def words(self) -> str:
-        test = f"McNemar p = {self.p_value:.3g}; {self.only_a} cases only {self.a} got right, {self.only_b} only {self.b}"
+        mdd = self.detectable
+        power = (f"; at their disagreement rate these {self.n} cases detect {100 * mdd:.1f} points at 80 % power"
+                 if mdd is not None else "")
+        test = (f"McNemar p = {self.p_value:.3g}; {self.only_a} cases only {self.a} got right, {self.only_b} only "
+                f"{self.b}{power}")
         if not self.called:
             interval = f"95 % CI [{100 * self.low:+.1f}, {100 * self.high:+.1f}] points"
             return (f"{self.scope}: no difference shown between {self.a} and {self.b} ({self.a} minus {self.b}: "
