@@ -7,6 +7,11 @@ variant (`grpo.reward.variant`) and their weights; TRL hands each function the t
 
 Starts warm from the SFT model (`grpo.init: sft`) or cold from the base model (`base`). On a GPU,
 `grpo.vllm` moves generation to vLLM, colocated or a `trl vllm-serve` server (see docs/TRAINING.md).
+
+The trainer is `SharedPrefixGRPOTrainer` (toolrl.training.shared_prefix: each group's prompt computed
+once, `grpo.shared_prefix`). TRM-guided GRPO with turn-level call advantages (`grpo_trm`) reuses this
+stage with `TrmGRPOTrainer` (toolrl.trm.grpo); the call-advantage estimators are a registry in
+toolrl.trm.advantages.
 """
 
 from __future__ import annotations
