@@ -57,6 +57,13 @@ def prompt_groups(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> list[t
     return [(list(key), rows) for key, rows in groups.items()]
 
 
+def prompt_cache(model: Any, tokens: list[int], device: torch.device) -> Any:
+    """The KV cache of one prompt's tokens, in one batch-1 pass (the LM head on one position only).
+    `model` may be wrapped (DDP has no `.device`), hence the device."""
+    head = torch.tensor(tokens, device=device).unsqueeze(0)
+    return model(input_ids=head, use_cache=True, logits_to_keep=1).past_key_values
+
+
 def prefill_shared(model: Any, prompt_ids: list[list[int]], pad_id: int) -> tuple[Any, torch.Tensor, torch.Tensor]:
     """A batch cache for these prompts that holds each distinct prompt's keys and values (all but its
     last token) computed once, left-padded with zeros; plus the left-padded ids and attention mask that
@@ -68,9 +75,7 @@ def prefill_shared(model: Any, prompt_ids: list[list[int]], pad_id: int) -> tupl
     width = max(len(p) for p in distinct) - 1
     layers: list[list[tuple[torch.Tensor, torch.Tensor]]] = []  # per distinct prompt, per layer
     for prompt in distinct:
-        head = torch.tensor(prompt[:-1], device=device).unsqueeze(0)
-        cache = model(input_ids=head, use_cache=True, logits_to_keep=1).past_key_values
-        layers.append([(layer.keys, layer.values) for layer in cache.layers])
+        layers.append([(layer.keys, layer.values) for layer in prompt_cache(model, list(prompt[:-1]), device).layers])
     which = torch.tensor([distinct.index(tuple(p)) for p in prompt_ids], device=device)
     batch = DynamicCache(config=model.config)
     for i in range(len(layers[0])):
@@ -137,7 +142,6 @@ class SharedPrefixGRPOTrainer(GRPOTrainer):
                      completion_mask: torch.Tensor) -> Any:
         """One prompt pass, then its rows' completions against the cached prompt (TRL's fused LM head)."""
         rows, device = completion_ids.size(0), completion_ids.device
-        head = torch.tensor(prompt[:-1], device=device).unsqueeze(0)
         last = torch.full((rows, 1), prompt[-1], dtype=completion_ids.dtype, device=device)
         suffix = torch.cat([last, completion_ids], dim=1)  # (rows, 1 + C): the last prompt token predicts c_0
         suffix_mask = torch.cat([torch.ones_like(last), completion_mask.to(last.dtype)], dim=1)
@@ -145,10 +149,10 @@ class SharedPrefixGRPOTrainer(GRPOTrainer):
         labels[:, 0] = -100
         with self.accelerator.autocast():
             cache = None
-            if head.size(1):
-                cache = model(input_ids=head, use_cache=True, logits_to_keep=1).past_key_values
+            if len(prompt) > 1:
+                cache = prompt_cache(model, prompt[:-1], device)
                 cache.batch_repeat_interleave(rows)
-            mask = torch.cat([suffix_mask.new_ones(rows, head.size(1)), suffix_mask], dim=1)
+            mask = torch.cat([suffix_mask.new_ones(rows, len(prompt) - 1), suffix_mask], dim=1)
             return model(input_ids=suffix, attention_mask=mask, past_key_values=cache, labels=labels,
                          fused_lm_head=True)
 
