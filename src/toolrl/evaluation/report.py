@@ -185,15 +185,15 @@ def accuracy_markdown(results: EvalResults) -> str:
     return _md_table(shown, body) + "\n\nAccuracy in percent. " + WEIGHTING_NOTE
 
 
-def uncertainty_markdown(results: EvalResults) -> str:
-    """Each benchmark's overall with its interval, then every pair of models in words: a difference is
-    called only when its 95 % interval excludes 0."""
+def uncertainty_markdown(ci_rows: list[dict[str, Any]], pairs: list[PairedComparison]) -> str:
+    """Each benchmark's overall with its interval (`intervals`), then every pair of models
+    (`comparisons`) in words: a difference is called only when its 95 % interval excludes 0."""
     rows = [[r["model"], r["scope"], str(r["n"]), _pct(r["accuracy"]), f"[{_pct(r['low'])}, {_pct(r['high'])}]"]
-            for r in intervals(results) if r["scope"].endswith(f"/{OVERALL}")]
+            for r in ci_rows if r["scope"].endswith(f"/{OVERALL}")]
     if not rows:
         return "No model was evaluated."
     text = _md_table(["model", "scope", "cases", "accuracy (%)", "95 % interval"], rows)
-    pairs = [c for c in comparisons(results) if c.scope.endswith(f"/{OVERALL}")]
+    pairs = [c for c in pairs if c.scope.endswith(f"/{OVERALL}")]
     if pairs:
         text += "\n\nPaired differences (bootstrap over the same cases, within categories; McNemar's exact test):\n\n"
         text += "\n".join(f"- {c.words()}" for c in pairs)
@@ -243,7 +243,7 @@ def _indent(text: str) -> str:
 
 
 def markdown(results: EvalResults, ev: EvaluateParams, plots: dict[str, Path], out_dir: Path,
-             run_id: str | None) -> str:
+             run_id: str | None, ci_rows: list[dict[str, Any]], pairs: list[PairedComparison]) -> str:
     limit = ev.limit if ev.limit else "all"
     if ev.limit_per_benchmark:
         own = ", ".join(f"{b}: {n or 'all'}" for b, n in ev.limit_per_benchmark.items())
@@ -260,7 +260,7 @@ def markdown(results: EvalResults, ev: EvaluateParams, plots: dict[str, Path], o
     if results.warnings:
         lines += ["## Warnings", "", *[f"- {w}" for w in results.warnings], ""]
     lines += ["## Accuracy", "", accuracy_markdown(results), ""]
-    lines += ["## Uncertainty", "", uncertainty_markdown(results), ""]
+    lines += ["## Uncertainty", "", uncertainty_markdown(ci_rows, pairs), ""]
     if "overall" in plots:
         lines += [f"![overall accuracy]({plots['overall'].relative_to(out_dir).as_posix()})", ""]
     lines += ["## Models", "", _models_section(results), "", "## Error categories", "", _errors_section(results),
@@ -279,7 +279,7 @@ def markdown(results: EvalResults, ev: EvaluateParams, plots: dict[str, Path], o
 PLOTS_DIR = "eval_plots"  # under evaluate.output_dir; dvc.yaml declares it as the stage's plots
 
 
-def plot(results: EvalResults, plots_dir: Path) -> dict[str, Path]:
+def plot(results: EvalResults, plots_dir: Path, ci_rows: list[dict[str, Any]]) -> dict[str, Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -292,7 +292,7 @@ def plot(results: EvalResults, plots_dir: Path) -> dict[str, Path]:
     out: dict[str, Path] = {}
 
     benches = benchmarks(results)
-    ci = {(r["model"], r["scope"]): (r["low"], r["high"]) for r in intervals(results)}
+    ci = {(r["model"], r["scope"]): (r["low"], r["high"]) for r in ci_rows}
 
     def yerr(label: str, scope: str, value: float) -> list[list[float]]:  # the 95 % interval as error bars
         low, high = ci.get((label, scope), (value / 100, value / 100))
@@ -352,11 +352,12 @@ def write(results: EvalResults, ev: EvaluateParams, run_id: str | None = None) -
         writer.writerow(header)
         writer.writerows([[r[0]] + ["" if x is None else f"{x:.4f}" for x in r[1:]] for r in rows])
 
+    ci_rows, pairs = intervals(results), comparisons(results)  # once: the bootstraps are the costly part
     files["intervals"] = out_dir / "eval_intervals.csv"
     with files["intervals"].open("w", newline="") as fh:
         writer = csv.DictWriter(fh, ["model", "scope", "n", "accuracy", "low", "high", "method"])
         writer.writeheader()
-        writer.writerows([{**r, **{k: f"{r[k]:.4f}" for k in ("accuracy", "low", "high")}} for r in intervals(results)])
+        writer.writerows([{**r, **{k: f"{r[k]:.4f}" for k in ("accuracy", "low", "high")}} for r in ci_rows])
     files["pairs"] = out_dir / "eval_pairs.csv"
     with files["pairs"].open("w", newline="") as fh:
         writer = csv.writer(fh)
@@ -364,7 +365,7 @@ def write(results: EvalResults, ev: EvaluateParams, run_id: str | None = None) -
                          "called", "detectable_at_80pct_power"])
         writer.writerows([[c.a, c.b, c.scope, c.n, f"{c.diff:.4f}", f"{c.low:.4f}", f"{c.high:.4f}", f"{c.p_value:.4g}",
                            c.only_a, c.only_b, c.called, "" if c.detectable is None else f"{c.detectable:.4f}"]
-                          for c in comparisons(results)])
+                          for c in pairs])
 
     files["metrics"] = out_dir / "metrics.json"
     files["metrics"].write_text(json.dumps(metrics_tree(results), indent=2) + "\n")
@@ -379,8 +380,8 @@ def write(results: EvalResults, ev: EvaluateParams, run_id: str | None = None) -
                                          "detail": g.grade.detail, "completion": g.completion},
                                         ensure_ascii=False) + "\n")
 
-    plots = plot(results, out_dir / PLOTS_DIR)
+    plots = plot(results, out_dir / PLOTS_DIR, ci_rows)
     files.update({f"plot_{k}": p for k, p in plots.items()})
     files["markdown"] = out_dir / "eval.md"
-    files["markdown"].write_text(markdown(results, ev, plots, out_dir, run_id))
+    files["markdown"].write_text(markdown(results, ev, plots, out_dir, run_id, ci_rows, pairs))
     return files
