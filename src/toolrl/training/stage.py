@@ -185,20 +185,28 @@ def log_metrics_now(stage: str, metrics: dict[str, Any], step: int) -> None:
 def finish(params: Params, section: TrainCommon, stage: str, state: OutputState, run: Any, model: Any,
            tokenizer: Any, metrics: dict[str, Any], png: Path | None) -> TrainResult:
     """Metrics file, reports and model logged to the run, model registered, run marked done."""
+    return record(section, stage, state, run, metrics, png, section.keep_checkpoints,
+                  lambda: publish.log_model(model, tokenizer, section.register_as, params.tracking))
+
+
+def record(section: Any, stage: str, state: OutputState, run: Any, metrics: dict[str, Any], png: Path | None,
+           keep_checkpoints: bool, log_model: Callable[[], dict[str, Any]]) -> TrainResult:
+    """What every stage's finish ends with: the metrics file and reports logged to the run, the model
+    logged and registered by `log_model` (its URI, name and version), the done file; the result."""
     import mlflow
 
     publish.write_metrics(section.metrics_file, metrics)
     for path in (section.plots_file, section.metrics_file, png):
         if path and Path(path).exists():
             mlflow.log_artifact(str(path), artifact_path="reports")
-    logged = publish.log_model(model, tokenizer, section.register_as, params.tracking)
+    logged = log_model()
     result = TrainResult(
         stage=stage, output_dir=str(state.output_dir), global_step=int(metrics["global_step"]),
         run_id=run.info.run_id, metrics=metrics, metrics_file=section.metrics_file,
         plots_file=section.plots_file, plot_png=str(png) if png else None, model_uri=logged.get("model_uri"),
         resumed_from=str(state.resume_from) if state.resume_from else None,
         registered_model=logged.get("registered_model"), version=logged.get("version"))
-    checkpoints.mark_done(state.output_dir, result.to_dict(), section.keep_checkpoints)
+    checkpoints.mark_done(state.output_dir, result.to_dict(), keep_checkpoints)
     return result
 
 

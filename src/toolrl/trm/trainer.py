@@ -166,7 +166,6 @@ def fingerprint(params: Params, backbone: Path, train_file: Path, val_file: Path
 def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = print) -> Any:
     """Train (or resume, or reuse) the TRM of these params into `trm.model.output_dir` (a `TrainResult`;
     its `plot_png` is the calibration plot)."""
-    import mlflow
     from transformers import (
         DataCollatorForTokenClassification,
         EarlyStoppingCallback,
@@ -174,9 +173,9 @@ def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
         TrainingArguments,
     )
 
-    from toolrl.training import checkpoints, publish
+    from toolrl.training import checkpoints
     from toolrl.training.callbacks import StageCallback
-    from toolrl.training.stage import TrainingStage, TrainResult, run_training
+    from toolrl.training.stage import TrainingStage, TrainResult, record, run_training
     from toolrl.trm.data import read_steps
     from toolrl.trm.tracking import log_trm
 
@@ -233,18 +232,8 @@ def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
             **held_out_measures(scores, val_records, sec.threshold),
         }
         _log_flat(metrics, step)
-        publish.write_metrics(sec.metrics_file, metrics)
-        for path in (sec.plots_file, sec.metrics_file, png):
-            if path and Path(path).exists():
-                mlflow.log_artifact(str(path), artifact_path="reports")
-        logged = log_trm(state.output_dir, sec.register_as, params.tracking)
-        result = TrainResult(
-            stage=STAGE, output_dir=str(state.output_dir), global_step=step, run_id=run.info.run_id, metrics=metrics,
-            metrics_file=sec.metrics_file, plots_file=sec.plots_file, plot_png=str(png) if png else None,
-            model_uri=logged.get("model_uri"), resumed_from=str(state.resume_from) if state.resume_from else None,
-            registered_model=logged.get("registered_model"), version=logged.get("version"))
-        checkpoints.mark_done(state.output_dir, result.to_dict(), keep_checkpoints=False)
-        return result
+        return record(sec, STAGE, state, run, metrics, png, False,
+                      lambda: log_trm(state.output_dir, sec.register_as, params.tracking))
 
     stage = TrainingStage(STAGE, "TRM", sec, backbone, fingerprint(params, backbone, train_file, val_file), build,
                           finish, save_total_limit=SAVE_TOTAL_LIMIT)
