@@ -307,7 +307,7 @@ def markdown(results: EvalResults, ev: EvaluateParams, plots: dict[str, Path], o
         "# Evaluation",
         "",
         f"Models: {', '.join(ev.models)}; benchmarks: {', '.join(ev.benchmarks)}; limit: {limit} per "
-        f"category (first cases in id / file order); backend: {ev.backend}; max_new_tokens: "
+        f"category (a sample drawn with seed {ev.seed}); backend: {ev.backend}; max_new_tokens: "
         f"{ev.max_new_tokens}; greedy decoding."
         + (f" MLflow run: `{run_id}`." if run_id else ""),
         "",
