@@ -40,8 +40,8 @@ def calls_text(*calls: ToolCall) -> str:
 def test_load_level_uses_system_and_user_as_given(level_file):
     level = api_bank.load_level(level_file, None)
     assert level.name == "level_2"
-    assert [ex.id for ex in level.examples] == ["level_2_0", "level_2_1", "level_2_2", "level_2_5"]
-    first = level.examples[0]
+    assert sorted(ex.id for ex in level.examples) == ["level_2_0", "level_2_1", "level_2_2", "level_2_5"]
+    first = by_id(level)["level_2_0"]
     assert first.messages == [{"role": "system", "content": SYSTEM},
                               {"role": "user", "content": "***Dialogue Records History**\n<user> wake me at 7 </user>"}]
     assert first.gold["calls"] == [{"name": "AddAlarm", "arguments": {"token": "abc", "time": "07:00:00"}}]
@@ -50,12 +50,21 @@ def test_load_level_uses_system_and_user_as_given(level_file):
     assert "record 4: record has no string user" in level.problems[1]
 
 
-def test_limit_takes_the_first_readable_records(level_file):
-    assert [ex.id for ex in api_bank.load_level(level_file, 2).examples] == ["level_2_0", "level_2_1"]
+def by_id(level):
+    return {ex.id: ex for ex in level.examples}
+
+
+def test_limit_draws_from_the_readable_records(level_file):
+    """The seeded sample (tests/test_eval_sampling.py) is drawn among readable records only; the
+    unreadable ones are reported whatever the limit."""
+    everything, two = api_bank.load_level(level_file, None), api_bank.load_level(level_file, 2)
+    assert [ex.id for ex in two.examples] == [ex.id for ex in everything.examples][:2]
+    assert two.problems == everything.problems and len(two.problems) == 2
 
 
 def test_grading_exact_name_and_arguments(level_file):
-    ex, ex_parsed, ex_multi, _ = api_bank.load_level(level_file, None).examples
+    cases = by_id(api_bank.load_level(level_file, None))
+    ex, ex_parsed, ex_multi = cases["level_2_0"], cases["level_2_1"], cases["level_2_2"]
     gold = ToolCall("AddAlarm", {"token": "abc", "time": "07:00:00"})
     assert api_bank.grade(ex, calls_text(gold)).correct
     # Another call beside the gold one is fine: a predicted call matches.

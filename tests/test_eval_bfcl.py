@@ -149,14 +149,8 @@ def test_irrelevance_is_correct_only_without_a_call():
         assert not outcome.correct and outcome.error == "unexpected_call"
 
 
-def test_selection_is_the_first_cases_in_id_order():
-    ids = [ex.id for ex in bfcl.load_category("parallel", 5)]
-    assert ids == [f"parallel_{i}" for i in range(5)]
-    assert [ex.id for ex in bfcl.load_category("parallel", 5)] == ids
-
-
 def test_prompt_lists_the_tools_in_json_schema_types():
-    ex = bfcl.load_category("simple_python", 1)[0]
+    ex = _case("simple_python_0")
     system, user = ex.messages
     assert system["role"] == "system" and "calculate_triangle_area" in system["content"]
     assert '"type": "integer"' in system["content"] and '"dict"' not in system["content"]
@@ -209,7 +203,7 @@ def test_grading_never_raises(index, args, category):
 ])
 def test_grading_a_constructed_case(args, correct, error):
     """simple_python_0: calculate_triangle_area(base=10, height=5[, unit="units"])."""
-    ex = _cases("simple_python")[0]
+    ex = _case("simple_python_0")
     assert ex.gold["answer"] == [{"calculate_triangle_area": {"base": [10], "height": [5], "unit": ["units", ""]}}]
     outcome = bfcl.grade(ex, completion([ToolCall("calculate_triangle_area", args)]))
     assert (outcome.correct, outcome.error) == (correct, error), outcome
@@ -229,9 +223,19 @@ _CASES: dict[str, list] = {}
 
 
 def _cases(category):
+    """The 40 cases of a category drawn with seed 0 (which ones does not matter to the tests using it)."""
     if category not in _CASES:
         _CASES[category] = bfcl.load_category(category, 40)
     return _CASES[category]
+
+
+def _case(case_id):
+    """One case by id (out of the whole category: the evaluated sample is drawn by a seeded hash)."""
+    category = case_id.rsplit("_", 1)[0]
+    key = f"{category}/all"
+    if key not in _CASES:
+        _CASES[key] = bfcl.load_category(category, None)
+    return next(ex for ex in _CASES[key] if ex.id == case_id)
 
 
 def test_checker_standin_is_installed_and_reused():
@@ -241,18 +245,26 @@ def test_checker_standin_is_installed_and_reused():
     module = sys.modules["bfcl_eval.constants.model_config"]
     assert module.MODEL_CONFIG_MAPPING[bfcl.CHECKER_MODEL_NAME].underscore_to_dot is False
     # Dotted function names are compared verbatim (no "." -> "_" rewrite).
-    ex = _cases("simple_python")[1]
+    ex = _case("simple_python_1")
     assert ex.gold["functions"][0]["name"] == "math.factorial"
     assert bfcl.grade(ex, completion([ToolCall("math.factorial", {"number": 5})])).correct
     assert not bfcl.grade(ex, completion([ToolCall("math_factorial", {"number": 5})])).correct
     assert json.dumps(language.PYTHON.value) == '"python"'
 
 
-class _ScriptedGenerator:
-    """Every prompt answered with the known answer of simple_python_0 (right there, wrong elsewhere)."""
+NO_CALL = render_completion("no tool fits", [], "I can't do that with these tools.")
+
+
+class _KnownAnswers:
+    """Every prompt answered with its case's known answer (no call for an irrelevance case): all right,
+    unless the checker says otherwise."""
+
+    def __init__(self, cases):
+        self.texts = {json.dumps(ex.messages): completion(known_answer_calls(ex.gold["answer"])) if ex.gold["answer"]
+                      else NO_CALL for examples in cases.values() for ex in examples}
 
     def generate(self, prompts, on_done=None):
-        texts = [completion([ToolCall("calculate_triangle_area", {"base": 10, "height": 5})])] * len(prompts)
+        texts = [self.texts[json.dumps(p)] for p in prompts]
         if on_done:
             on_done(list(range(len(prompts))), texts)
         return texts
@@ -262,6 +274,7 @@ class _ScriptedGenerator:
 
 
 def _evaluate_with(checker, monkeypatch, tmp_path):
+    """Two simple_python and two irrelevance cases (the sample of seed 0) through the runner, with `checker`."""
     from toolrl.config import Params
     from toolrl.evaluation import runner
     from toolrl.evaluation.references import ResolvedModel
@@ -272,7 +285,8 @@ def _evaluate_with(checker, monkeypatch, tmp_path):
     params = Params.model_validate({"evaluate": {
         "models": ["scripted"], "benchmarks": ["bfcl"], "bfcl_categories": ["simple_python", "irrelevance"],
         "limit": 2, "cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "reports")}})
-    return params, runner.evaluate(params, lambda folder, ev: _ScriptedGenerator(), show_progress=False)
+    answers = _KnownAnswers(runner.load_benchmarks(params)[0])
+    return params, runner.evaluate(params, lambda folder, ev: answers, show_progress=False)
 
 
 def test_checker_crashes_are_counted_and_shown_in_the_report(monkeypatch, tmp_path):
@@ -280,18 +294,21 @@ def test_checker_crashes_are_counted_and_shown_in_the_report(monkeypatch, tmp_pa
     from toolrl.evaluation.stage import mlflow_metrics
 
     real, _ = bfcl.official_checker()
+    first, second = bfcl.load_category("simple_python", 2)  # the evaluated sample
+    crashing = second.gold["functions"][0]["name"]
+    assert first.gold["functions"][0]["name"] != crashing
 
-    def crashes_on_factorial(functions, *args):
-        if functions[0]["name"] == "math.factorial":  # simple_python_1
-            raise KeyError("math.factorial")
+    def crashes_on_the_second_case(functions, *args):
+        if functions[0]["name"] == crashing:
+            raise KeyError(crashing)
         return real(functions, *args)
 
-    params, results = _evaluate_with(crashes_on_factorial, monkeypatch, tmp_path)
+    params, results = _evaluate_with(crashes_on_the_second_case, monkeypatch, tmp_path)
     outcomes = [g.grade for g in results.models[0].graded[("bfcl", "simple_python")]]
     assert [(o.correct, o.error, o.checked) for o in outcomes] == [(True, None, True), (False, "checker_error", True)]
-    assert all(not g.grade.checked for g in results.models[0].graded[("bfcl", "irrelevance")])
+    assert all(g.grade.correct and not g.grade.checked for g in results.models[0].graded[("bfcl", "irrelevance")])
     warning = ("bfcl: the official checker raised on 1 of the 2 cases it graded for model scripted (counted wrong, "
-               "error category checker_error); first: simple_python_1: KeyError: 'math.factorial'")
+               f"error category checker_error); first: {second.id}: KeyError: '{crashing}'")
     assert results.warnings == [warning]
     assert mlflow_metrics(results)["scripted/bfcl/checker_errors"] == 1
     md = (report.write(results, params.evaluate)["markdown"]).read_text()
@@ -302,6 +319,7 @@ def test_a_checker_that_fails_on_every_case_fails_the_stage(monkeypatch, tmp_pat
     def broken(*args):
         raise ImportError("cannot import name 'Language'")
 
+    first = bfcl.load_category("simple_python", 2)[0].id
     with pytest.raises(bfcl.CheckerBroken, match=r"raised on every one of the 2 cases it was given \(first: "
-                       r"simple_python_0: ImportError: cannot import name 'Language'\)\. The checker is broken"):
+                       rf"{first}: ImportError: cannot import name 'Language'\)\. The checker is broken"):
         _evaluate_with(broken, monkeypatch, tmp_path)

@@ -124,3 +124,48 @@ def test_the_detectable_difference_matches_the_sample_size_formula():
     assert min_detectable_difference(1000, 0.3) < min_detectable_difference(100, 0.3)  # more cases, finer
     assert min_detectable_difference(100, 0.0) is None  # models that never disagree
     assert min_detectable_difference(3, 0.1) is None  # too few cases to detect anything
+
+
+def _power_section(md: str) -> str:
+    return md.split("## Uncertainty")[1].split("\n## ")[0]
+
+
+def test_the_report_says_how_small_a_difference_its_cases_detect(tmp_path):
+    from toolrl.config import EvaluateParams
+    from toolrl.evaluation import report
+    from toolrl.evaluation.stage import mlflow_metrics
+
+    # sft and grpo disagree on 20 of the 40 cases (50 %), grpo and grpo_trm on 2 (5 %).
+    results = _results({"sft": [True] * 10 + [False] * 30, "grpo": [True] * 30 + [False] * 10,
+                        "grpo_trm": [True] * 30 + [False] * 8 + [True] * 2})
+    power = _power_section(report.write(results, EvaluateParams(output_dir=str(tmp_path)))["markdown"].read_text())
+    line = next(x for x in power.splitlines() if x.startswith("- bfcl:"))
+    assert line.startswith("- bfcl: 40 cases per category, 40 in all. The smallest paired difference detectable "
+                           "at 80 % power (McNemar, two-sided alpha 0.05) over the 40 cases: at the disagreement "
+                           "rate observed, ")
+    # Connor's approximation at n = 40: 30.4 points at 50 % disagreement, 19.2 at 20 %, none at 5 %.
+    assert "sft vs grpo (disagree on 50 %): 30.4 points" in line
+    assert "grpo vs grpo_trm (disagree on 5 %): none (too few cases at this rate)" in line
+    assert "sft vs grpo_trm" in line
+    assert line.endswith("at an assumed 20 % disagreement rate (assumed, not observed), 19.2 points, and within "
+                         "one category of 40 cases 19.2 points.")
+    metrics = mlflow_metrics(results)
+    assert metrics["power/bfcl/mdd80_at_20pct_disagreement"] == pytest.approx(0.1923, abs=1e-4)
+    assert metrics["diff/sft_vs_grpo/bfcl/overall_mdd80"] == pytest.approx(0.3041, abs=1e-4)
+    assert "diff/grpo_vs_grpo_trm/bfcl/overall_mdd80" not in metrics  # none detectable: no number to log
+
+
+def test_with_one_model_the_power_line_states_its_assumed_disagreement(tmp_path):
+    from toolrl.config import EvaluateParams
+    from toolrl.evaluation import report
+
+    results = _results({"sft": [True] * 10 + [False] * 30, "copy": [True] * 10 + [False] * 30})
+    results.models = results.models[:1]
+    power = _power_section(report.write(results, EvaluateParams(output_dir=str(tmp_path)))["markdown"].read_text())
+    assert ("- bfcl: 40 cases per category, 40 in all. The smallest paired difference detectable at 80 % power "
+            "(McNemar, two-sided alpha 0.05) over the 40 cases: no pair of models to observe a disagreement rate; "
+            "at an assumed 20 % disagreement rate (assumed, not observed), 19.2 points") in power
+
+    same = _results({"a": [True] * 20 + [False] * 20, "b": [True] * 20 + [False] * 20})
+    power = _power_section(report.write(same, EvaluateParams(output_dir=str(tmp_path)))["markdown"].read_text())
+    assert "a vs b (disagree on 0 %): none (they never disagree)" in power

@@ -2,6 +2,8 @@
 
 - `records`: what a case is (`BenchmarkCase`) and what grading returns (`Grade`, error categories);
 - `bfcl`, `api_bank`: load a benchmark's cases as prompts in the project's format and grade completions;
+- `sampling`: which cases: a sample per category fixed by a seed, nested across limits;
+- `stats`: intervals, paired comparisons, power;
 - `references`: resolve model references (stage names, `models:/name@alias`, hub ids, folders) to a
   local folder and a content hash;
 - `generation`: batched HF generation on CPU, vLLM on GPU;

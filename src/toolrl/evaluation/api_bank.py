@@ -7,8 +7,9 @@ the level-2 file does; a list of calls is accepted too).
 
 A case is correct when, for every gold call, some predicted call has exactly its name and arguments
 (`==` on the argument dicts). A level is named after its file (`level-2-...json` -> `level_2`).
-Selection is deterministic: the first `limit` cases of a file, in file order. A record that cannot be
-read is not dropped silently: it is reported with its reason and left out of the accuracy.
+Selection: a seeded sample of `limit` of the file's readable records (`sampling.draw`, by case id
+`level_<n>_<index in the file>`). A record that cannot be read is not dropped silently: every one in
+the file is reported with its reason (any could have been drawn) and left out of the accuracy.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from toolrl.evaluation.records import BenchmarkCase, Grade, parse_error_category
+from toolrl.evaluation.sampling import draw
 from toolrl.formats import parse
 
 BENCHMARK = "api_bank"
@@ -84,7 +86,9 @@ def _read_records(path: Path) -> list[Any]:
     return data
 
 
-def load_level(path: str | Path, limit: int | None) -> Level:
+def load_level(path: str | Path, limit: int | None, seed: int = 0) -> Level:
+    """`limit` readable records of a level file drawn with `seed` (`sampling.draw`; None: all), and a
+    problem line for each record of the file that cannot be read."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -92,28 +96,29 @@ def load_level(path: str | Path, limit: int | None) -> Level:
             "files (e.g. level-2-api_processed.json), or drop api_bank from evaluate.benchmarks"
         )
     name = level_name(path)
-    level = Level(name=name, examples=[])
+    readable, problems = [], []
     for index, record in enumerate(_read_records(path)):
-        if limit is not None and len(level.examples) >= limit:
-            break
         try:
-            if not isinstance(record, dict):
-                raise ValueError("record is not an object")
-            missing = [k for k in ("system", "user") if not isinstance(record.get(k), str)]
-            if missing:
-                raise ValueError(f"record has no string {', '.join(missing)}")
-            calls = _gold_calls(record["answer"])
+            readable.append(_case(name, index, record))
         except ValueError as exc:
-            level.problems.append(f"{path.name} record {index}: {exc}; left out")
-            continue
-        level.examples.append(BenchmarkCase(
-            id=f"{name}_{index}",
-            benchmark=BENCHMARK,
-            category=name,
-            messages=[{"role": "system", "content": record["system"]}, {"role": "user", "content": record["user"]}],
-            gold={"calls": calls, "other": record.get("other")},
-        ))
-    return level
+            problems.append(f"{path.name} record {index}: {exc}; left out")
+    return Level(name=name, examples=draw(readable, limit, seed, lambda case: case.id), problems=problems)
+
+
+def _case(level: str, index: int, record: Any) -> BenchmarkCase:
+    """One record as a case; raises ValueError saying what is wrong with it."""
+    if not isinstance(record, dict):
+        raise ValueError("record is not an object")
+    missing = [k for k in ("system", "user") if not isinstance(record.get(k), str)]
+    if missing:
+        raise ValueError(f"record has no string {', '.join(missing)}")
+    return BenchmarkCase(
+        id=f"{level}_{index}",
+        benchmark=BENCHMARK,
+        category=level,
+        messages=[{"role": "system", "content": record["system"]}, {"role": "user", "content": record["user"]}],
+        gold={"calls": _gold_calls(record.get("answer")), "other": record.get("other")},
+    )
 
 
 def grade(example: BenchmarkCase, completion: str) -> Grade:

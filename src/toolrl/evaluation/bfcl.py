@@ -3,7 +3,7 @@ with BFCL's own AST checker.
 
 - Data: `bfcl_eval.utils.load_dataset_entry` (the prompts, with the language hint BFCL adds to every
   tool description, exactly as BFCL sends them to a model) and `load_ground_truth_entry` (the
-  possible answers). Selection is deterministic: the first `limit` cases of a category in id order.
+  possible answers). Selection: a seeded sample of `limit` cases per category (`sampling.draw`).
 - Prompt: the project's tool-use format (`formats.prompt_messages`) listing the case's functions
   converted to JSON-schema style (BFCL's `dict`/`float`/`tuple` types mapped through BFCL's own
   `GORILLA_TO_OPENAPI` table). A system message of the case (some live cases have one) is appended to
@@ -25,6 +25,7 @@ import types
 from typing import Any
 
 from toolrl.evaluation.records import BenchmarkCase, Grade, parse_error_category
+from toolrl.evaluation.sampling import draw
 from toolrl.formats import RESP_CLOSE, RESP_OPEN, parse, prompt_messages
 
 BENCHMARK = "bfcl"
@@ -110,25 +111,20 @@ def messages_for(functions: list[dict[str, Any]], turns: list[dict[str, str]]) -
     return messages
 
 
-def _id_number(case_id: str, category: str) -> int:
-    return int(case_id[len(category) + 1 :].split("-")[0])
-
-
 def has_answers(category: str) -> bool:
     return category not in IRRELEVANCE | RELEVANCE
 
 
-def load_category(category: str, limit: int | None) -> list[BenchmarkCase]:
-    """The first `limit` cases of a BFCL category (ascending id), as examples."""
+def load_category(category: str, limit: int | None, seed: int = 0) -> list[BenchmarkCase]:
+    """`limit` cases of a BFCL category drawn with `seed` (`sampling.draw`; None: all), as examples."""
     from bfcl_eval.utils import load_dataset_entry, load_ground_truth_entry
 
     hinted = load_dataset_entry(category, include_prereq=False, include_language_specific_hint=True)
     raw = {e["id"]: e for e in load_dataset_entry(category, include_prereq=False,
                                                   include_language_specific_hint=False)}
     answers = {a["id"]: a["ground_truth"] for a in load_ground_truth_entry(category)} if has_answers(category) else {}
-    hinted.sort(key=lambda e: _id_number(e["id"], category))
     examples = []
-    for entry in hinted[:limit] if limit else hinted:
+    for entry in draw(hinted, limit, seed, lambda e: e["id"]):
         if has_answers(category) and entry["id"] not in answers:
             raise ValueError(f"BFCL case {entry['id']} has no possible answer in bfcl_eval's data: "
                              "reinstall bfcl-eval (`pip install --no-deps --force-reinstall bfcl-eval`)")

@@ -29,7 +29,7 @@ def evaluate(
                                                "(base, sft, grpo, grpo_trm), models:/name@alias, hub ids, "
                                                "folders, tiny-random")] = None,
     benchmarks: Annotated[str | None, typer.Option(help="comma-separated: bfcl, api_bank")] = None,
-    limit: Annotated[int | None, typer.Option(help="cases per category / level (first ones by id)")] = None,
+    limit: Annotated[int | None, typer.Option(help="cases per category / level, drawn with evaluate.seed")] = None,
     categories: Annotated[str | None, typer.Option("--bfcl-categories", help="comma-separated BFCL "
                                                    "categories")] = None,
     api_bank: Annotated[str | None, typer.Option("--api-bank", help="comma-separated API-Bank level files "

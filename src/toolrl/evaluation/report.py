@@ -10,6 +10,8 @@ Written to `evaluate.output_dir`:
 - `eval_pairs.csv`: every pair of models on every category and overall: the paired difference, its
   95 % bootstrap interval, McNemar's exact p-value, whether the difference is called, and the
   smallest difference these cases detect at 80 % power at the pair's disagreement rate;
+- in `eval.md`, a power line per benchmark: the smallest paired difference its cases detect at 80 %
+  power, at each pair's observed disagreement rate and at an assumed one (`power`);
 - `metrics.json`: `{model: {benchmark: {category: acc, overall: acc, overall_weighted: acc}}}` for
   `dvc metrics diff`;
 - `eval_examples.jsonl`: every graded case (model, case, correct, error, completion);
@@ -32,7 +34,14 @@ from typing import Any
 from toolrl.config import EvaluateParams
 from toolrl.evaluation.records import ERROR_CATEGORIES
 from toolrl.evaluation.runner import Column, EvalResults, ModelResult
-from toolrl.evaluation.stats import PairedComparison, compare, paired_bootstrap, wilson
+from toolrl.evaluation.stats import (
+    ASSUMED_DISAGREEMENT,
+    PairedComparison,
+    compare,
+    min_detectable_difference,
+    paired_bootstrap,
+    wilson,
+)
 
 OVERALL, WEIGHTED = "overall", "overall_weighted"
 WEIGHTING_NOTE = (
@@ -121,6 +130,22 @@ def comparisons(results: EvalResults) -> list[PairedComparison]:
     return out
 
 
+def power(results: EvalResults, pairs: list[PairedComparison]) -> list[dict[str, Any]]:
+    """Per benchmark: its cases per category and in all, the smallest paired difference they detect at
+    80 % power at ASSUMED_DISAGREEMENT (over all cases, and within its smallest category), and the
+    pairs of models compared on its overall, each with its own observed disagreement rate."""
+    rows = []
+    for bench in benchmarks(results):
+        sizes = [results.sizes[c] for c in results.columns if c[0] == bench]
+        if not sum(sizes):
+            continue
+        rows.append({"benchmark": bench, "sizes": sizes, "n": sum(sizes),
+                     "assumed": min_detectable_difference(sum(sizes), ASSUMED_DISAGREEMENT),
+                     "assumed_category": min_detectable_difference(min(sizes), ASSUMED_DISAGREEMENT),
+                     "pairs": [c for c in pairs if c.scope == f"{bench}/{OVERALL}"]})
+    return rows
+
+
 def metrics_tree(results: EvalResults) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for model in results.models:
@@ -201,6 +226,36 @@ def uncertainty_markdown(ci_rows: list[dict[str, Any]], pairs: list[PairedCompar
                    "called only when its 95 % interval excludes 0.")
 
 
+def _detectable(mdd: float | None, rate: float) -> str:
+    if mdd is not None:
+        return f"{100 * mdd:.1f} points"
+    return "none (they never disagree)" if rate == 0 else "none (too few cases at this rate)"
+
+
+def power_markdown(power_rows: list[dict[str, Any]]) -> str:
+    """One line per benchmark (`power`): how small a paired difference its cases can show."""
+    lines = []
+    for row in power_rows:
+        low, high = min(row["sizes"]), max(row["sizes"])
+        per = f"{low}" if low == high else f"{low} to {high}"
+        observed = "; ".join(
+            f"{c.a} vs {c.b} (disagree on {100 * (c.only_a + c.only_b) / c.n:.0f} %): "
+            f"{_detectable(c.detectable, (c.only_a + c.only_b) / c.n)}" for c in row["pairs"] if c.n)
+        assumed = (f"at an assumed {100 * ASSUMED_DISAGREEMENT:.0f} % disagreement rate (assumed, not observed), "
+                   f"{_detectable(row['assumed'], ASSUMED_DISAGREEMENT)}, and within one category of "
+                   f"{low} cases {_detectable(row['assumed_category'], ASSUMED_DISAGREEMENT)}")
+        lines.append(
+            f"- {row['benchmark']}: {per} cases per category, {row['n']} in all. The smallest paired difference "
+            f"detectable at 80 % power (McNemar, two-sided alpha 0.05) over the {row['n']} cases: "
+            + (f"at the disagreement rate observed, {observed}; " if observed else "no pair of models to observe "
+               "a disagreement rate; ")
+            + assumed + ".")
+    if not lines:
+        return ""
+    return ("Power (Connor's approximation; the table for other sample sizes: docs/EVALUATION.md):\n\n"
+            + "\n".join(lines))
+
+
 def _models_section(results: EvalResults) -> str:
     rows = []
     for m in results.models:
@@ -252,7 +307,7 @@ def markdown(results: EvalResults, ev: EvaluateParams, plots: dict[str, Path], o
         "# Evaluation",
         "",
         f"Models: {', '.join(ev.models)}; benchmarks: {', '.join(ev.benchmarks)}; limit: {limit} per "
-        f"category (first cases in id / file order); backend: {ev.backend}; max_new_tokens: "
+        f"category (a sample drawn with seed {ev.seed}); backend: {ev.backend}; max_new_tokens: "
         f"{ev.max_new_tokens}; greedy decoding."
         + (f" MLflow run: `{run_id}`." if run_id else ""),
         "",
@@ -260,7 +315,8 @@ def markdown(results: EvalResults, ev: EvaluateParams, plots: dict[str, Path], o
     if results.warnings:
         lines += ["## Warnings", "", *[f"- {w}" for w in results.warnings], ""]
     lines += ["## Accuracy", "", accuracy_markdown(results), ""]
-    lines += ["## Uncertainty", "", uncertainty_markdown(ci_rows, pairs), ""]
+    lines += ["## Uncertainty", "", uncertainty_markdown(ci_rows, pairs), "", power_markdown(power(results, pairs)),
+              ""]
     if "overall" in plots:
         lines += [f"![overall accuracy]({plots['overall'].relative_to(out_dir).as_posix()})", ""]
     lines += ["## Models", "", _models_section(results), "", "## Error categories", "", _errors_section(results),

@@ -86,12 +86,12 @@ def load_benchmarks(params: Params) -> tuple[dict[Column, list[BenchmarkCase]], 
             if category in trained_on:
                 warnings.append(f"bfcl {category} is also a training source (data.sources): its score is not "
                                 "held out")
-            cases[("bfcl", category)] = bfcl.load_category(category, limit_of(ev, "bfcl"))
+            cases[("bfcl", category)] = bfcl.load_category(category, limit_of(ev, "bfcl"), ev.seed)
     if "api_bank" in ev.benchmarks:
         if not ev.api_bank_paths:
             warnings.append("api_bank: no data files configured (evaluate.api_bank_paths); skipped")
         for path in ev.api_bank_paths:
-            level = api_bank.load_level(path, limit_of(ev, "api_bank"))
+            level = api_bank.load_level(path, limit_of(ev, "api_bank"), ev.seed)
             warnings.extend(f"api_bank {p}" for p in level.problems)
             if ("api_bank", level.name) in cases:
                 raise ValueError(f"two API-Bank files map to level {level.name!r}: name each level's file "

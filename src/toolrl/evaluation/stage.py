@@ -3,6 +3,8 @@
 Called by `toolrl eval` and by the Prefect task alike. MLflow gets one metric per model, benchmark
 and category (`evaluate/<model>/<benchmark>/<category>`, with `overall` and `overall_weighted`), the
 BFCL cases on which the official checker crashed (`evaluate/<model>/bfcl/checker_errors`), the
+intervals and paired comparisons with the smallest difference each pair's cases detect at 80 % power
+(`..._mdd80`) and, per benchmark, the one its cases detect at an assumed 20 % disagreement, the
 generation throughput per model, each model's content hash as a tag, and the report files as
 artifacts under `evaluation/`.
 """
@@ -18,6 +20,7 @@ from toolrl.dicts import numbers
 from toolrl.evaluation import report
 from toolrl.evaluation.generation import Generator, make_generator
 from toolrl.evaluation.runner import EvalResults, evaluate
+from toolrl.evaluation.stats import ASSUMED_DISAGREEMENT
 from toolrl.tracking import log_metrics, stage_run
 
 STAGE = "evaluate"
@@ -47,9 +50,15 @@ def mlflow_metrics(results: EvalResults) -> dict[str, float]:
     for r in report.intervals(results):  # evaluate/<model>/<bench>/<category>_ci95_low, ..._high
         for side in ("low", "high"):
             out[f"{report.metric_key(r['model'])}/{r['scope']}_ci95_{side}"] = r[side]
-    for c in report.comparisons(results):  # evaluate/diff/<a>_vs_<b>/<bench>/<category>{,_ci95_low,...}
+    pairs = report.comparisons(results)
+    for c in pairs:  # evaluate/diff/<a>_vs_<b>/<bench>/<category>{,_ci95_low,...,_mdd80}
         key = f"diff/{report.metric_key(c.a)}_vs_{report.metric_key(c.b)}/{c.scope}"
         out.update({key: c.diff, f"{key}_ci95_low": c.low, f"{key}_ci95_high": c.high, f"{key}_mcnemar_p": c.p_value})
+        if c.detectable is not None:
+            out[f"{key}_mdd80"] = c.detectable
+    for row in report.power(results, pairs):  # what the sample size alone buys, comparable across runs
+        if row["assumed"] is not None:
+            out[f"power/{row['benchmark']}/mdd80_at_{100 * ASSUMED_DISAGREEMENT:.0f}pct_disagreement"] = row["assumed"]
     return out
 
 

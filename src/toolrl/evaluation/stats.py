@@ -9,6 +9,8 @@ a paired difference with its interval and McNemar's exact test.
   p-value (a binomial test on the cases where exactly one of the two is right).
 - A difference is called only when its interval excludes 0; otherwise the report says that no
   difference is shown, and how wide the interval is.
+- Power: the smallest paired difference n cases detect at 80 % power (`min_detectable_difference`).
+  `python -m toolrl.evaluation.stats` prints the table docs/EVALUATION.md and `evaluate.limit` quote.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from dataclasses import dataclass
 
 Z95 = 1.959963984540054
 BOOTSTRAP_RESAMPLES = 10_000
+# The disagreement rate the report assumes where it has no pair of models to observe one (and says
+# so). A round figure between two checkpoints of one model (SFT and GRPO: at least 3 of 50 BFCL cases
+# in docs/RESULTS.md's last default run) and a base model against a trained one (24 of 50 there).
+ASSUMED_DISAGREEMENT = 0.2
 
 
 def wilson(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -133,3 +139,25 @@ def compare(a: str, b: str, scope: str, strata: Strata, seed: int = 0) -> Paired
     return PairedComparison(a, b, scope, len(all_a), diff, low, high, mcnemar_exact(all_a, all_b),
                             sum(x and not y for x, y in zip(all_a, all_b, strict=True)),
                             sum(y and not x for x, y in zip(all_a, all_b, strict=True)))
+
+
+# ---------------------------------------------------------------- the power table
+
+
+def power_table(sizes: Sequence[int], rates: Sequence[float]) -> str:
+    """Markdown: the smallest difference (points) detectable at 80 % power, per number of paired cases
+    (rows) and disagreement rate (columns); "-" where none is (too few cases for any difference up to
+    the rate, which is the most two models can differ by)."""
+    def cell(n: int, rate: float) -> str:
+        mdd = min_detectable_difference(n, rate)
+        return "-" if mdd is None else f"{100 * mdd:.1f}"
+
+    lines = ["| paired cases | " + " | ".join(f"{100 * r:.0f} % disagree" for r in rates) + " |",
+             "|---" * (len(rates) + 1) + "|"]
+    lines += [f"| {n} | " + " | ".join(cell(n, r) for r in rates) + " |" for n in sizes]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    # Per category (10 .. 100 cases) and over BFCL's 5 default categories (50 .. 500, and all 1240).
+    print(power_table([10, 20, 50, 100, 250, 500, 1240], [0.1, 0.2, 0.3, 0.4]))

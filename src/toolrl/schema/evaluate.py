@@ -43,9 +43,18 @@ class EvaluateParams(Section):
     api_bank_paths: list[str] = Field(default_factory=list, description=(
         "ToolRL-processed API-Bank files, one per level (`level-<n>-...json`); empty: API-Bank is skipped "
         "with a warning in the report."))
+    # The power figures below come from `python -m toolrl.evaluation.stats` (min_detectable_difference).
     limit: int | None = Field(default=10, ge=1, description=(
-        "First N examples per category / level, by id order. 10 keeps `make run` near an hour on 2 CPU cores "
-        "(each case is then 10 points of its category); the full profile evaluates 100."))
+        "Cases per category / level, a sample drawn with `seed`: cases ordered by a hash of (seed, case id) and "
+        "the first N taken, so a larger N keeps a smaller one's cases. null: every case. What N buys, for two "
+        "models that disagree on 20 % of cases (smallest paired difference McNemar's test detects at 80 % power, "
+        "two-sided alpha 0.05): over BFCL's 5 default categories, 10 per category (50 cases) ~17 points, 20 "
+        "(100) ~12, 50 (250) ~8, 100 (500) ~6, all 1240 ~4; within one category nothing below 37 cases (20 "
+        "points, all of the disagreement, is the most there is to detect), ~17 at 50, ~12 at 100. 10 keeps `make run` near an hour on 2 CPU cores; the full profile "
+        "evaluates every case."))
+    seed: int = Field(default=0, description=(
+        "Seed of the sample drawn per category / level (see limit). Another seed draws other cases; completions "
+        "of cases in both samples come from the cache."))
     limit_per_benchmark: dict[Literal["bfcl", "api_bank"], int | None] = Field(default_factory=dict,
         description="Per-benchmark limit overriding `limit` (e.g. {api_bank: 20}); null: every case of that benchmark.")
     batch_size: int = Field(default=8, ge=1)
