@@ -395,7 +395,14 @@ def plot(results: EvalResults, plots_dir: Path, ci_rows: list[dict[str, Any]]) -
 # ---------------------------------------------------------------- files
 
 
-def write(results: EvalResults, ev: EvaluateParams, run_id: str | None = None) -> dict[str, Path]:
+def uncertainty(results: EvalResults) -> tuple[list[dict[str, Any]], list[PairedComparison]]:
+    """Intervals and pairwise comparisons, computed once per evaluation: the bootstraps are the costly
+    part, and the report, its CSVs, plots and the MLflow metrics all read them."""
+    return intervals(results), comparisons(results)
+
+
+def write(results: EvalResults, ev: EvaluateParams, run_id: str | None = None,
+          computed: tuple[list[dict[str, Any]], list[PairedComparison]] | None = None) -> dict[str, Path]:
     """Write every report file; returns name -> path."""
     out_dir = Path(ev.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -408,7 +415,7 @@ def write(results: EvalResults, ev: EvaluateParams, run_id: str | None = None) -
         writer.writerow(header)
         writer.writerows([[r[0]] + ["" if x is None else f"{x:.4f}" for x in r[1:]] for r in rows])
 
-    ci_rows, pairs = intervals(results), comparisons(results)  # once: the bootstraps are the costly part
+    ci_rows, pairs = computed or uncertainty(results)
     files["intervals"] = out_dir / "eval_intervals.csv"
     with files["intervals"].open("w", newline="") as fh:
         writer = csv.DictWriter(fh, ["model", "scope", "n", "accuracy", "low", "high", "method"])

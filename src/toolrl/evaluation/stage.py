@@ -14,13 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from toolrl.config import EvaluateParams, Params
 from toolrl.dicts import numbers
 from toolrl.evaluation import report
 from toolrl.evaluation.generation import Generator, make_generator
 from toolrl.evaluation.runner import EvalResults, evaluate
-from toolrl.evaluation.stats import ASSUMED_DISAGREEMENT
+from toolrl.evaluation.stats import ASSUMED_DISAGREEMENT, PairedComparison
 from toolrl.tracking import log_metrics, stage_run
 
 STAGE = "evaluate"
@@ -37,7 +38,9 @@ class StageOutput:
         return report.accuracy_markdown(self.results)
 
 
-def mlflow_metrics(results: EvalResults) -> dict[str, float]:
+def mlflow_metrics(results: EvalResults,
+                   computed: tuple[list[dict[str, Any]], list[PairedComparison]] | None = None,
+                   ) -> dict[str, float]:
     tree = {report.metric_key(label): benches for label, benches in report.metrics_tree(results).items()}
     out = numbers(tree)  # a category without cases (None) is left out
     for m in results.models:
@@ -47,10 +50,10 @@ def mlflow_metrics(results: EvalResults) -> dict[str, float]:
                 o.error == "checker_error" for o in m.grades("bfcl"))
         if m.generated and m.generation_seconds:
             out[f"{report.metric_key(m.label)}/examples_per_s"] = m.generated / m.generation_seconds
-    for r in report.intervals(results):  # evaluate/<model>/<bench>/<category>_ci95_low, ..._high
+    ci_rows, pairs = computed or report.uncertainty(results)
+    for r in ci_rows:  # evaluate/<model>/<bench>/<category>_ci95_low, ..._high
         for side in ("low", "high"):
             out[f"{report.metric_key(r['model'])}/{r['scope']}_ci95_{side}"] = r[side]
-    pairs = report.comparisons(results)
     for c in pairs:  # evaluate/diff/<a>_vs_<b>/<bench>/<category>{,_ci95_low,...,_mdd80}
         key = f"diff/{report.metric_key(c.a)}_vs_{report.metric_key(c.b)}/{c.scope}"
         out.update({key: c.diff, f"{key}_ci95_low": c.low, f"{key}_ci95_high": c.high, f"{key}_mcnemar_p": c.p_value})
@@ -69,8 +72,9 @@ def run_evaluation(params: Params,
 
     with stage_run(params, STAGE, log_params=params.evaluate) as run:
         results = evaluate(params, generator_factory, show_progress)
-        files = report.write(results, params.evaluate, run_id=run.info.run_id)
-        log_metrics(STAGE, mlflow_metrics(results))
+        computed = report.uncertainty(results)
+        files = report.write(results, params.evaluate, run_id=run.info.run_id, computed=computed)
+        log_metrics(STAGE, mlflow_metrics(results, computed))
         mlflow.set_tags({f"evaluate.model.{report.metric_key(m.label)}": m.model.content_hash[:16]
                          for m in results.models})
         for path in files.values():
