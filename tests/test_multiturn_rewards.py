@@ -218,9 +218,12 @@ def test_trl_functions_read_the_trajectory_field_and_score_a_batch_once(base, mo
     calls = []
     real = grading.grade_trajectory
     monkeypatch.setattr(grading, "grade_trajectory", lambda *a: calls.append(a) or real(*a))
-    values = [f(prompts=[], completions=[], trajectory=batch, trainer_state=None) for f in functions]
+    logged = []
+    values = [f(prompts=[], completions=[], trajectory=batch, trainer_state=None,
+                log_metric=lambda *a: logged.append(a)) for f in functions]
     assert values[0] == [3.0, 0.0] and values[1] == [1.0, 1.0] and values[2][0] == 3.0 > values[2][1]
     assert len(calls) == 2  # the checker ran once per trajectory, not once per function
+    assert logged == [("multi_turn/checker_errors", 0.0)]
     with pytest.raises(ValueError, match="needs a `trajectory` field"):
         functions[0](prompts=[], completions=[])
 

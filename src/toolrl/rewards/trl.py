@@ -109,7 +109,7 @@ class TrajectoryBatch:
         self._step = -1
         self._scores: list = []
 
-    def scores(self, trajectory: list[Any] | None, step: int) -> list:
+    def scores(self, trajectory: list[Any] | None, step: int, log_metric: Any = None) -> list:
         if trajectory is None:
             raise ValueError(
                 "the multi-turn reward needs a `trajectory` field (a list of Trajectory dicts, one per "
@@ -119,7 +119,10 @@ class TrajectoryBatch:
             crashed_before = self.scorer.checker_errors
             self._scores = [self.scorer(t, step) for t in trajectory]
             self._batch, self._step = trajectory, step
-            if self.scorer.reward.outcome and trajectory and self.scorer.checker_errors - crashed_before == len(trajectory):
+            crashed = self.scorer.checker_errors - crashed_before
+            if log_metric is not None and self.scorer.reward.outcome:  # TRL's per-step metric logger
+                log_metric("multi_turn/checker_errors", float(crashed))
+            if self.scorer.reward.outcome and trajectory and crashed == len(trajectory):
                 from toolrl.evaluation.bfcl import CheckerBroken
 
                 raise CheckerBroken(
@@ -138,9 +141,10 @@ class TrajectoryReward:
         self.__name__ = f"{component}_reward"
 
     def __call__(self, prompts: list[Any] | None = None, completions: list[Any] | None = None,
-                 trajectory: list[Any] | None = None, trainer_state: Any = None, **kwargs: Any) -> list[float]:
+                 trajectory: list[Any] | None = None, trainer_state: Any = None, log_metric: Any = None,
+                 **kwargs: Any) -> list[float]:
         step = int(getattr(trainer_state, "global_step", 0) or 0)
-        return [getattr(s, self.component) for s in self.batch.scores(trajectory, step)]
+        return [getattr(s, self.component) for s in self.batch.scores(trajectory, step, log_metric)]
 
     def __repr__(self) -> str:
         return f"<{self.__name__} (multi-turn {self.batch.scorer.reward.name})>"
