@@ -11,7 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = ["toolrl.config", "toolrl.schema.grpo", "toolrl.rewards", "toolrl.rewards.registry", "toolrl.rewards.scorer",
-           "toolrl.rewards.trl", "toolrl.rewards.cli", "toolrl.formats", "toolrl.tracking"]
+           "toolrl.rewards.trl", "toolrl.rewards.cli", "toolrl.rewards.multi_turn", "toolrl.evaluation.multi_turn",
+           "toolrl.formats", "toolrl.tracking"]
 # After the first import, the rest of the web, used: params validated against the registry, a score.
 USE = """
 import sys

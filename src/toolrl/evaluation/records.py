@@ -27,6 +27,10 @@ ERROR_CATEGORIES: dict[str, str] = {
     "wrong_value": "a parameter value that is not an accepted one",
     "wrong_args": "the right tool with arguments other than the gold ones",
     "no_match": "parallel calls that cannot be matched one to one with the answer",
+    "force_terminated": "the conversation stopped at a limit before the last user turn (multi-turn)",
+    "empty_turn": "a turn that needed calls got none (multi-turn)",
+    "state_mismatch": "the environment's state after a turn differs from the ground truth's (multi-turn)",
+    "response_mismatch": "a result the ground truth's calls produced is missing from the model's (multi-turn)",
     "checker_error": "the official checker raised on this output (counted wrong, listed in the warnings)",
 }
 

@@ -1,5 +1,6 @@
 """ToolRL's tool-call reward: format, correctness and length components, the paper's variants as a
-registry of names, and adapters for TRL (`toolrl.rewards.trl`) and the CLI (`toolrl reward score`).
+registry of names, and adapters for TRL (`toolrl.rewards.trl`) and the CLI (`toolrl reward score`);
+the rewards of multi-turn trajectories on BFCL's environments (`toolrl.rewards.multi_turn`).
 
     >>> from toolrl.rewards import score
     >>> gt = '<think> x </think>\\n<tool_call>\\n{"name": "f", "parameters": {"a": 1}}\\n</tool_call>'
@@ -24,6 +25,12 @@ _HOMES = {
     "GroundTruthError": "parsing",
     "parse_ground_truth": "parsing",
     "COMPONENTS": "registry",
+    "MULTI_TURN_REWARDS": "registry",
+    "MultiTurnReward": "registry",
+    "get_multi_turn": "registry",
+    "register_multi_turn": "registry",
+    "TrajectoryScorer": "multi_turn",
+    "TrajectoryScores": "multi_turn",
     "REFERENCE_VARIANTS": "registry",
     "VARIANTS": "registry",
     "UnknownVariant": "registry",
@@ -38,8 +45,9 @@ _HOMES = {
 }
 
 __all__ = [  # the keys of _HOMES (tests/test_imports.py holds them equal)
-    "COMPONENTS", "REFERENCE_VARIANTS", "VARIANTS", "GroundTruthError", "RewardScores", "Scorer", "StepRanges",
-    "ToolsError", "UnknownVariant", "Variant", "get_variant", "parse_ground_truth", "register", "score",
+    "COMPONENTS", "MULTI_TURN_REWARDS", "REFERENCE_VARIANTS", "VARIANTS", "GroundTruthError", "MultiTurnReward",
+    "RewardScores", "Scorer", "StepRanges", "ToolsError", "TrajectoryScorer", "TrajectoryScores", "UnknownVariant",
+    "Variant", "get_multi_turn", "get_variant", "parse_ground_truth", "register", "register_multi_turn", "score",
 ]
 
 
@@ -57,15 +65,20 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and editors: the names as plain imports
+    from toolrl.rewards.multi_turn import TrajectoryScorer, TrajectoryScores
     from toolrl.rewards.parsing import GroundTruthError, parse_ground_truth
     from toolrl.rewards.registry import (
         COMPONENTS,
+        MULTI_TURN_REWARDS,
         REFERENCE_VARIANTS,
         VARIANTS,
+        MultiTurnReward,
         UnknownVariant,
         Variant,
+        get_multi_turn,
         get_variant,
         register,
+        register_multi_turn,
     )
     from toolrl.rewards.schema import ToolsError
     from toolrl.rewards.scorer import RewardScores, Scorer, StepRanges, score

@@ -1,6 +1,7 @@
-"""`toolrl reward`: score completions from a JSONL file, list the variants.
+"""`toolrl reward`: score completions or multi-turn trajectories from a JSONL file, list the variants.
 
     toolrl reward score --input IN.jsonl --output OUT.jsonl [--params params.yaml] [-S key=value]
+    toolrl reward trajectories --input TRAJ.jsonl [--output OUT.jsonl] [--reward outcome_dense] [--step N]
 
 Each input line holds `completion` (text, or chat messages), `ground_truth`, and optionally `variant`
 (default: grpo.reward.variant), `step` (default 0) and `tools` (read by the schema variants). Each is
@@ -27,7 +28,8 @@ from toolrl.rewards.registry import VARIANTS, UnknownVariant
 from toolrl.rewards.schema import ToolsError
 from toolrl.rewards.scorer import Scorer
 
-app = typer.Typer(help="The ToolRL reward: score completions, list variants.", no_args_is_help=True)
+app = typer.Typer(help="The ToolRL reward: score completions or multi-turn trajectories, list variants.",
+                  no_args_is_help=True)
 console = Console(stderr=True, soft_wrap=True)  # messages, not layout: `file:line:` lines stay whole for grep
 
 
@@ -131,6 +133,77 @@ def score_cmd(
     console.print(f"scored {good} line(s) into {output}" + (f"; {bad} bad line(s), see above" if bad else ""))
     if bad:
         raise typer.Exit(1)
+
+
+@app.command("trajectories")
+def trajectories_cmd(
+    input: Annotated[Path, typer.Option("--input", "-i", help="JSONL of multi-turn trajectories (Trajectory.to_dict)")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="JSONL written with `scores` added to each line")] = None,
+    reward: Annotated[str | None, typer.Option("--reward", "-r", help="multi-turn reward (default grpo.reward.multi_turn)")] = None,
+    step: Annotated[int, typer.Option("--step", help="training step for the variant's schedules", min=0)] = 0,
+    params: Annotated[Path | None, typer.Option("--params", "-p", help="params file (default params.yaml if present)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", "-S", help="override a param: key.sub=value")] = None,
+) -> None:
+    """Score multi-turn trajectories: BFCL's multi-turn checker (outcome) and ToolRL's format and
+    correctness per message and turn (dense); a table per trajectory, then a summary."""
+    from toolrl.rewards.multi_turn import TrajectoryScorer
+
+    if not input.exists():
+        raise FileNotFoundError(f"input file {input} not found: pass --input with a JSONL file of trajectories")
+    try:
+        scorer = TrajectoryScorer(reward, _params(params, set_ or []).grpo.reward)
+    except UnknownVariant as exc:
+        raise typer.BadParameter(str(exc), param_hint="--reward") from None
+    rows, records, bad = [], [], 0
+    for n, line in enumerate(input.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            record, error = {"line": n, "raw": line}, f"not valid JSON: {exc}"
+        else:
+            try:
+                if not isinstance(record, dict):
+                    raise ValueError(f"a line must be a JSON object (a trajectory), got {type(record).__name__}")
+                scores, error = scorer(record, step), None
+            except (ValueError, TypeError, AttributeError) as exc:  # a malformed record: said, with its line
+                error = str(exc)
+        if error is None:
+            rows.append((record["case_id"], scores))
+            records.append({**record, "scores": scores.as_dict()})
+        else:
+            bad += 1
+            console.print(f"[yellow]{escape(str(input))}:{n}:[/yellow] {escape(error)}", highlight=False)
+            records.append({**(record if isinstance(record, dict) else {"line": n, "raw": record}),
+                            "scores": None, "error": error})
+    _trajectory_table(rows, scorer)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    if bad:
+        console.print(f"{bad} bad line(s), see above")
+        raise typer.Exit(1)
+
+
+def _trajectory_table(rows: list, scorer: Any) -> None:
+    """Per trajectory its terms, then the means, the checker's pass rate and crashes."""
+    out = Console(soft_wrap=True)
+    table = Table(Column("case", no_wrap=True), "total", *scorer.components, "checker")
+    for case_id, s in rows:
+        checker = "-" if not scorer.reward.outcome else ("pass" if s.error is None else s.error)
+        table.add_row(case_id, f"{s.total:.3f}", *(f"{getattr(s, c):.3f}" for c in scorer.components), checker)
+    out.print(table)
+    if not rows:
+        out.print("no trajectory scored")
+        return
+    means = {c: sum(getattr(s, c) for _, s in rows) / len(rows) for c in ("total", *scorer.components)}
+    line = f"{len(rows)} trajectories, reward {scorer.reward.name} (variant {scorer.scorer.variant.name}): " + ", ".join(
+        f"mean {c} {v:.3f}" for c, v in means.items())
+    if scorer.reward.outcome:
+        passed = sum(s.error is None for _, s in rows)
+        line += f"; checker passed {passed}/{len(rows)}; checker errors {scorer.checker_errors}"
+    out.print(line)
 
 
 @app.command("variants")

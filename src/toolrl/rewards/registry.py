@@ -132,3 +132,61 @@ register(Variant(
 ))
 
 REFERENCE_VARIANTS = tuple(name for name, v in VARIANTS.items() if v.reference)
+
+# ---------------------------------------------------------------- multi-turn rewards (trajectories)
+
+
+@dataclass(frozen=True)
+class MultiTurnReward:
+    """Which signals score a multi-turn trajectory (`grpo.reward.multi_turn`).
+
+    The outcome is BFCL's multi-turn checker on the finished conversation (max if it passes, else min);
+    the dense terms are ToolRL's format per model message and correctness per user turn, with the ranges,
+    schedules and matching of `grpo.reward.variant` (toolrl.rewards.multi_turn).
+    """
+
+    name: str
+    summary: str
+    outcome: bool
+    dense: bool
+    outcome_range: Range = Range(0.0, 1.0)
+
+
+MULTI_TURN_REWARDS: dict[str, MultiTurnReward] = {}
+
+
+def register_multi_turn(reward: MultiTurnReward, *, replace: bool = False) -> MultiTurnReward:
+    if reward.name in MULTI_TURN_REWARDS and not replace:
+        raise ValueError(f"multi-turn reward {reward.name!r} is already registered (pass replace=True)")
+    if not (reward.outcome or reward.dense):
+        raise ValueError(f"multi-turn reward {reward.name!r} scores nothing: set outcome, dense or both")
+    MULTI_TURN_REWARDS[reward.name] = reward
+    return reward
+
+
+def get_multi_turn(name: str | MultiTurnReward) -> MultiTurnReward:
+    if isinstance(name, MultiTurnReward):
+        return name
+    try:
+        return MULTI_TURN_REWARDS[name]
+    except (KeyError, TypeError):
+        raise UnknownVariant(
+            f"unknown multi-turn reward {name!r}: choose one of {', '.join(MULTI_TURN_REWARDS)} "
+            "(grpo.reward.multi_turn in params.yaml)"
+        ) from None
+
+
+register_multi_turn(MultiTurnReward(
+    "outcome", "BFCL's multi-turn checker on the finished trajectory: [0, 1], 1 when it passes",
+    outcome=True, dense=False,
+))
+register_multi_turn(MultiTurnReward(
+    "dense", "ToolRL's format (mean over model messages) and correctness (mean over user turns, the "
+    "turn's calls against its ground-truth calls), ranges and matching from grpo.reward.variant",
+    outcome=False, dense=True,
+))
+register_multi_turn(MultiTurnReward(
+    "outcome_dense", "both: the checker's outcome in [0, 3] (as large as correctness's maximum) plus the "
+    "dense format and correctness",
+    outcome=True, dense=True, outcome_range=Range(0.0, 3.0),
+))

@@ -7,7 +7,11 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from toolrl.hardware import DtypeSetting
-from toolrl.rewards.registry import COMPONENTS, get_variant  # imports no schema or config: no cycle
+from toolrl.rewards.registry import (  # imports no schema or config: no cycle
+    COMPONENTS,
+    get_multi_turn,
+    get_variant,
+)
 from toolrl.schema.base import Section
 from toolrl.schema.training import TrainCommon
 
@@ -26,16 +30,25 @@ class RewardParams(Section):
         description="null: the variant's default (used by length variants only)")
     length_min: float | None = Field(default=None,
         description="null: the variant's default (used by length variants only)")
-    weights: dict[str, float] = Field(default_factory=dict,
-        description="Weight of each component (format, correctness, length) in the total; a missing one is 1.0.")
+    weights: dict[str, float] = Field(default_factory=dict, description=(
+        "Weight of each component (format, correctness, length; outcome for multi-turn) in the total; "
+        "a missing one is 1.0."))
+    multi_turn: str = Field(default="outcome_dense", description=(
+        "Multi-turn trajectories only (BFCL's executable environments): outcome (BFCL's multi-turn checker), "
+        "dense (ToolRL's format per message and correctness per turn, with `variant`'s ranges) or "
+        "outcome_dense (both)"))
+    outcome_max: float | None = Field(default=None, description="null: the multi-turn reward's default")
+    outcome_min: float | None = Field(default=None, description="null: the multi-turn reward's default")
 
     @model_validator(mode="after")
     def _check(self) -> RewardParams:
         get_variant(self.variant)  # raises with the list of known names
-        unknown = sorted(set(self.weights) - set(COMPONENTS))
+        get_multi_turn(self.multi_turn)
+        parts = (*COMPONENTS, "outcome")
+        unknown = sorted(set(self.weights) - set(parts))
         if unknown:
-            raise ValueError(f"weights has unknown components {unknown}: use {', '.join(COMPONENTS)}")
-        for part in COMPONENTS:
+            raise ValueError(f"weights has unknown components {unknown}: use {', '.join(parts)}")
+        for part in parts:
             lo, hi = getattr(self, f"{part}_min"), getattr(self, f"{part}_max")
             if lo is not None and hi is not None and lo > hi:
                 raise ValueError(f"{part}_min ({lo}) is above {part}_max ({hi})")
