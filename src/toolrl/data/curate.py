@@ -60,7 +60,7 @@ def _progress(items: list[Any], desc: str) -> Any:
 def masks_names(src: SourceParams) -> bool:
     if src.mask_tool_names is not None:
         return src.mask_tool_names
-    return bool(getattr(SOURCES[src.name], "MASK_BY_DEFAULT", False))
+    return bool(getattr(SOURCES.get(src.name), "MASK_BY_DEFAULT", False))
 
 
 def source_seed(src: SourceParams, data: DataParams) -> int:
@@ -258,8 +258,8 @@ def curate_multi_turn(params: Params, sources: list[SourceParams], tokenizer: An
                 cases[case_id.rpartition("_")[0]][key] += 1
         if got.read != len(got.held_out) + len(got.rl) + len(got.rejected):
             raise RuntimeError(f"multi-turn curation lost cases of {src.tag} (a bug)")
-    for c in cases.values():
-        c["read"] = c["held_out"] + c["kept"] + c["quarantined"]
+    counted = {cat: {"read": c["held_out"] + c["kept"] + c["quarantined"], "held_out": c["held_out"],
+                     "kept": c["kept"], "quarantined": c["quarantined"]} for cat, c in sorted(cases.items())}
     for record in rl:  # a record that cannot feed training is a bug here, not a quarantine entry
         problem = check_multi_turn_rl(record)
         if problem:
@@ -280,7 +280,7 @@ def curate_multi_turn(params: Params, sources: list[SourceParams], tokenizer: An
         {**scenarios, "train_scenarios": sorted(split.train), "eval_scenarios": sorted(split.eval),
          "shared_groups": [g for g in split.groups if len(g) > 1]}, indent=1) + "\n")
     stats = card.multi_turn_stats([Trajectory.from_dict(r["trajectory"]) for r in sft],
-                                  {cat: dict(sorted(c.items())) for cat, c in sorted(cases.items())}, scenarios)
+                                  counted, scenarios)
     tokens = card.length_summary(prompt_lengths(rl, tokenizer), 0)
     stats["prompt_tokens"] = {k: v for k, v in tokens.items() if k != "cap"}  # no cap: see docs/DATA.md
     stats["quarantine_reasons"] = card.count_by([r.reason for r in rejected])
