@@ -252,7 +252,7 @@ def test_bfcl_gorilla_types_become_json_schema():
     ("simple_python", "held out for the evaluate stage"),
     ("irrelevance", "held out for the evaluate stage"),
     ("live_relevance", "no possible answers"),
-    ("multi_turn_base", "not single-turn"),
+    ("multi_turn_base", "bfcl_multi_turn source reads it"),
     ("nonsense", "not a BFCL category"),
 ])
 def test_bfcl_refuses_held_out_and_unusable_categories(category, message):
@@ -280,5 +280,5 @@ def test_two_entries_of_one_loader_need_labels(tmp_path):
     ok = DataParams(sources=[SourceParams(name="xlam", location="a.jsonl"),
                              SourceParams(name="xlam", location="b.jsonl", label="xlam_b")])
     assert [s.tag for s in ok.sources] == ["xlam", "xlam_b"]
-    with pytest.raises(ValueError, match="bfcl source only"):
+    with pytest.raises(ValueError, match="bfcl sources only"):
         SourceParams(name="xlam", location="a.jsonl", categories=["live_simple"])

@@ -1,7 +1,7 @@
 """params.yaml: the one configuration file, one section per stage, validated with pydantic on load.
 
 The schema of each section lives in its own module under `toolrl.schema` (`model`, `data`, `sft`,
-`grpo`, `trm`, `evaluate`, `tracking`), so that a DVC stage depends on its own section's schema only
+`grpo`, `trm`, `evaluate`, `multi_turn`, `tracking`), so that a DVC stage depends on its own section's schema only
 (dvc.yaml) and a change to one section's module reruns only the stages that read it. This module is
 the root: it assembles `Params` from the sections, loads and overrides params files, and re-exports
 every section class, so `from toolrl.config import GrpoParams` works as before.
@@ -26,6 +26,7 @@ from toolrl.schema.data import DataParams, SourceParams
 from toolrl.schema.evaluate import BfclCategory, EvaluateParams, EvaluateVllmParams
 from toolrl.schema.grpo import GrpoParams, RewardParams, VllmParams
 from toolrl.schema.model import ModelParams
+from toolrl.schema.multi_turn import MultiTurnParams
 from toolrl.schema.sft import SftParams
 from toolrl.schema.tracking import TrackingParams
 from toolrl.schema.training import LaunchParams, LoraParams, TrainCommon
@@ -41,7 +42,7 @@ from toolrl.schema.trm import (
 __all__ = [
     "DEFAULT_PARAMS", "TRM_NEGATIVE_KINDS", "BfclCategory", "ConfigError", "DataParams", "EvaluateParams",
     "EvaluateVllmParams", "GrpoParams", "GrpoTrmParams", "JudgeParams", "LaunchParams", "LoraParams",
-    "ModelParams", "Params", "RewardParams", "Section", "SftParams", "SourceParams", "TrackingParams",
+    "ModelParams", "MultiTurnParams", "Params", "RewardParams", "Section", "SftParams", "SourceParams", "TrackingParams",
     "TrainCommon", "TrmDataParams", "TrmModelParams", "TrmParams", "VllmParams", "apply_overrides",
     "load_params", "load_raw", "parse_override", "validate",
 ]
@@ -61,6 +62,7 @@ class Params(Section):
     grpo: GrpoParams = Field(default_factory=GrpoParams)
     trm: TrmParams = Field(default_factory=TrmParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    multi_turn: MultiTurnParams = Field(default_factory=MultiTurnParams)
     tracking: TrackingParams = Field(default_factory=TrackingParams)
 
     @model_validator(mode="after")

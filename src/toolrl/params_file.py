@@ -35,6 +35,7 @@ SECTION_TITLES = {
     "grpo": "GRPO with the ToolRL reward: grpo stage -> models/grpo",
     "trm": "tool-call reward model: trm_data, trm and grpo_trm stages",
     "evaluate": "evaluation: evaluate stage -> reports/",
+    "multi_turn": "BFCL multi-turn scenarios: the train / evaluation split (curate and evaluate stages)",
     "tracking": "MLflow tracking (no stage depends on it: changing it reruns nothing)",
 }
 

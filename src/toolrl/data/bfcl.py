@@ -65,6 +65,7 @@ def check_categories(categories: list[str]) -> list[str]:
             )
         if cat not in allowed:
             why = "has no possible answers" if cat in NO_ANSWER_CATEGORIES else (
+                "is multi-turn (the bfcl_multi_turn source reads it)" if cat.startswith("multi_turn") else
                 "is not single-turn" if cat in ALL_CATEGORIES else "is not a BFCL category")
             raise ConfigError(f"data.sources bfcl category {cat!r} {why}; use some of: {', '.join(allowed)}")
     return list(categories) or allowed

@@ -1,5 +1,6 @@
 """The data card: counts per source, per number of calls and per split, quarantine reasons, and
-histograms (tools per example, prompt length) as PNG, plus `stats.json` for DVC metrics.
+histograms (tools per example, prompt length) as PNG, plus `stats.json` for DVC metrics; for
+multi-turn trajectories, the train / evaluation scenario split and turns and calls per trajectory.
 
 Everything here is a pure function of the curation's counts, so the same params give the same bytes
 (PNG metadata is stripped of the matplotlib version for the same reason).
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from toolrl.data.split import SPLITS
+from toolrl.multiturn.trajectory import Trajectory
 
 TOOLS_PNG = "tools_per_example.png"
 TOKENS_PNG = "prompt_tokens.png"
@@ -150,3 +152,79 @@ def for_artifact(markdown: str, folder: Path) -> str:
 
 def count_by(values: list[str]) -> dict[str, int]:
     return dict(sorted(Counter(values).items()))
+
+
+# ---------------------------------------------------------------- multi-turn
+
+CALLS_PER_TURN_BINS = ("0", "1", "2", "3", "4", "5+")
+
+
+def spread(values: list[int]) -> dict[str, float]:
+    """mean / min / max (zeros for no values)."""
+    if not values:
+        return {"mean": 0.0, "min": 0, "max": 0}
+    return {"mean": round(sum(values) / len(values), 2), "min": min(values), "max": max(values)}
+
+
+def trajectory_counts(trajectories: list[Trajectory]) -> dict[str, Any]:
+    """Turns per trajectory, calls per trajectory and per turn (spread and histogram)."""
+    per_turn = [sum(len(s.calls) for s in turn.steps) for t in trajectories for turn in t.turns]
+    histogram = Counter(str(n) if n < 5 else "5+" for n in per_turn)
+    return {
+        "trajectories": len(trajectories),
+        "turns_per_trajectory": spread([len(t.turns) for t in trajectories]),
+        "calls_per_trajectory": spread([len(t.calls) for t in trajectories]),
+        "calls_per_turn": spread(per_turn),
+        "calls_per_turn_histogram": {b: histogram.get(b, 0) for b in CALLS_PER_TURN_BINS},
+    }
+
+
+def multi_turn_stats(trajectories: list[Trajectory], cases: dict[str, dict[str, int]],
+                     scenarios: dict[str, int]) -> dict[str, Any]:
+    """The multi-turn part of stats.json. `cases`: per category {read, held_out, kept, quarantined};
+    `scenarios`: train / eval scenario counts (and groups) of the split."""
+    categories = sorted({*cases, *(t.category for t in trajectories)})
+    return {
+        "scenarios": scenarios,
+        "cases": {cat: cases.get(cat, {}) for cat in categories},
+        "trajectories": {"all": trajectory_counts(trajectories),
+                         **{cat: trajectory_counts([t for t in trajectories if t.category == cat])
+                            for cat in categories}},
+    }
+
+
+def _spread_text(s: dict[str, float]) -> str:
+    return f"{s['mean']} ({s['min']}-{s['max']})"
+
+
+def render_multi_turn(stats: dict[str, Any]) -> str:
+    """The card's multi-turn section (appended by the curate stage when a bfcl_multi_turn source ran)."""
+    sc, cases, traj = stats["scenarios"], stats["cases"], stats["trajectories"]
+    case_keys = ("read", "held_out", "kept", "quarantined")
+    rows = [[name, c["trajectories"], _spread_text(c["turns_per_trajectory"]),
+             _spread_text(c["calls_per_trajectory"]), _spread_text(c["calls_per_turn"]),
+             " / ".join(str(v) for v in c["calls_per_turn_histogram"].values())] for name, c in traj.items()]
+    parts = [
+        "## Multi-turn (BFCL executable environments)",
+        "",
+        f"Scenarios: {sc['train']} train / {sc['eval']} held out for evaluation, in {sc['groups']} groups "
+        f"(seed {sc['seed']}, eval share {sc['eval_share']}); a held-out scenario's cases in every category "
+        "are counted, never converted. Training records: `multi_turn/train_rl.jsonl` (RL) and "
+        "`multi_turn/train_sft.jsonl` (SFT trajectories); rejected cases: `multi_turn/quarantine.jsonl`.",
+        "",
+        _table(["category", *case_keys], [[cat, *(c.get(k, 0) for k in case_keys)] for cat, c in cases.items()]),
+        "",
+        "Per SFT trajectory, mean (min-max); calls per turn as a histogram over "
+        f"{' / '.join(CALLS_PER_TURN_BINS)} calls:",
+        "",
+        _table(["category", "trajectories", "turns", "calls", "calls per turn", "turns with 0/1/2/3/4/5+ calls"],
+               rows),
+        "",
+    ]
+    if stats.get("prompt_tokens"):
+        parts += [f"Opening prompt tokens (RL records; the single-turn cap does not apply): "
+                  f"{json.dumps(stats['prompt_tokens'])}", ""]
+    reasons = stats.get("quarantine_reasons") or {}
+    if reasons:
+        parts += [_table(["reason", "count"], [[r, n] for r, n in reasons.items()]), ""]
+    return "\n".join(parts)

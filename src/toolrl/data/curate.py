@@ -4,6 +4,10 @@
       -> render views -> cap prompt tokens -> cap the no-call share -> stratified split
       -> write files + data card
 
+A `bfcl_multi_turn` source takes its own path (`curate_multi_turn`): its records are whole
+conversations in an executable environment, split by scenario (`toolrl.multiturn.split`), and are
+written under `multi_turn/` with their own quarantine and card section.
+
 Every upstream record is accounted for: read + generated = kept + quarantined + duplicates
 (generated: the extra examples a multi-turn record yields). The same params give the same bytes.
 """
@@ -19,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from toolrl.config import DataParams, Params, SourceParams
-from toolrl.data import bfcl, card, dedup, hammer, masking, rlla, toolace, validate, xlam
+from toolrl.data import bfcl, bfcl_multi_turn, card, dedup, hammer, masking, rlla, toolace, validate, xlam
 from toolrl.data.schema import CanonicalExample, DataError, Rejected, clean_target, render_views
 from toolrl.data.split import SPLITS, assign, calls_bucket, rank
 from toolrl.jsonl import write_jsonl
@@ -27,6 +31,8 @@ from toolrl.jsonl import write_jsonl
 log = logging.getLogger(__name__)
 
 SOURCES = {"rlla": rlla, "toolace": toolace, "xlam": xlam, "hammer": hammer, "bfcl": bfcl}
+MULTI_TURN = "bfcl_multi_turn"  # not in SOURCES: it yields conversations, not CanonicalExamples
+MULTI_TURN_DIR = "multi_turn"
 PROMPT_TOO_LONG = "prompt_too_long"
 NO_CALL_SHARE_CAP = "no_call_share_cap"
 CONVERSION_ERROR = "conversion_error"
@@ -54,11 +60,15 @@ def _progress(items: list[Any], desc: str) -> Any:
 def masks_names(src: SourceParams) -> bool:
     if src.mask_tool_names is not None:
         return src.mask_tool_names
-    return bool(getattr(SOURCES[src.name], "MASK_BY_DEFAULT", False))
+    return bool(getattr(SOURCES.get(src.name), "MASK_BY_DEFAULT", False))
 
 
 def source_seed(src: SourceParams, data: DataParams) -> int:
     return data.seed if src.seed is None else src.seed
+
+
+def single_turn_sources(data: DataParams) -> list[SourceParams]:
+    return [s for s in data.sources if s.name != MULTI_TURN]
 
 
 # ---------------------------------------------------------------- steps
@@ -146,7 +156,11 @@ def no_call_excess(records: list[dict[str, Any]], max_share: float | None, seed:
 def _source_rows(data: DataParams) -> list[dict[str, Any]]:
     rows = []
     for s in data.sources:
-        where = ", ".join(bfcl.check_categories(s.categories)) if s.name == "bfcl" else s.location
+        where = s.location
+        if s.name == "bfcl":
+            where = ", ".join(bfcl.check_categories(s.categories))
+        elif s.name == MULTI_TURN:
+            where = ", ".join(bfcl_multi_turn.check_categories(s.categories))
         rows.append({"tag": s.tag, "name": s.name, "where": where, "limit": s.limit or "all",
                      "masked": masks_names(s)})
     return rows
@@ -156,7 +170,7 @@ def build_stats(data: DataParams, counts: dict[str, Counter], records: list[dict
                 splits: dict[str, str], lengths: dict[str, int], rejected: list[Rejected],
                 dups: list[dedup.Duplicate]) -> dict[str, Any]:
     per_source: dict[str, Any] = {}
-    for s in data.sources:
+    for s in single_turn_sources(data):
         c = counts[s.tag]
         mine = [r for r in records if r["source"] == s.tag]
         per_source[s.tag] = {
@@ -211,9 +225,66 @@ def write_outputs(data: DataParams, out: Path, records: list[dict[str, Any]], sp
     for r in rejected:
         first_detail.setdefault(r.reason, r.detail)
     markdown = card.render(stats, _source_rows(data), first_detail)
+    if "multi_turn" in stats:
+        markdown += "\n" + card.render_multi_turn(stats["multi_turn"])
     files["card"] = out / "card.md"
     files["card"].write_text(markdown)
     return files, markdown
+
+
+# ---------------------------------------------------------------- multi-turn
+
+
+def curate_multi_turn(params: Params, sources: list[SourceParams], tokenizer: Any, out: Path) -> dict[str, Any]:
+    """The bfcl_multi_turn sources: training scenarios' RL records and SFT trajectories under `out`,
+    evaluation scenarios counted and left out; returns the card's multi-turn stats."""
+    from toolrl.data.schema import check_multi_turn_rl, check_multi_turn_sft
+    from toolrl.multiturn.split import EVAL, TRAIN, scenario_split
+    from toolrl.multiturn.trajectory import Trajectory
+
+    split = scenario_split(params.multi_turn)
+    rl: list[dict[str, Any]] = []
+    sft: list[dict[str, Any]] = []
+    rejected: list[Rejected] = []
+    cases: dict[str, Counter] = defaultdict(Counter)
+    for src in sources:
+        got = bfcl_multi_turn.curate_source(src, params.data, split)
+        rl += got.rl
+        sft += got.sft
+        rejected += got.rejected
+        for key, ids in (("held_out", got.held_out), ("kept", [r["case_id"] for r in got.rl]),
+                         ("quarantined", [r.record["id"] for r in got.rejected])):
+            for case_id in ids:
+                cases[case_id.rpartition("_")[0]][key] += 1
+        if got.read != len(got.held_out) + len(got.rl) + len(got.rejected):
+            raise RuntimeError(f"multi-turn curation lost cases of {src.tag} (a bug)")
+    counted = {cat: {"read": c["held_out"] + c["kept"] + c["quarantined"], "held_out": c["held_out"],
+                     "kept": c["kept"], "quarantined": c["quarantined"]} for cat, c in sorted(cases.items())}
+    for record in rl:  # a record that cannot feed training is a bug here, not a quarantine entry
+        problem = check_multi_turn_rl(record)
+        if problem:
+            raise RuntimeError(f"multi-turn RL record {record['id']}: {problem} (a bug)")
+    for record in sft:
+        problem = check_multi_turn_sft(record)
+        if problem:
+            raise RuntimeError(f"multi-turn SFT record {record['id']}: {problem} (a bug)")
+    if any(split.is_eval(r["case_id"]) for r in rl + sft):
+        raise RuntimeError("an evaluation scenario reached the multi-turn training records (a bug)")
+    out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out / "train_rl.jsonl", rl)
+    write_jsonl(out / "train_sft.jsonl", sft)
+    write_jsonl(out / "quarantine.jsonl", [r.entry() for r in rejected])
+    scenarios = {"seed": params.multi_turn.seed, "eval_share": params.multi_turn.eval_share,
+                 "groups": len(split.groups), TRAIN: len(split.train), EVAL: len(split.eval)}
+    (out / "split.json").write_text(json.dumps(
+        {**scenarios, "train_scenarios": sorted(split.train), "eval_scenarios": sorted(split.eval),
+         "shared_groups": [g for g in split.groups if len(g) > 1]}, indent=1) + "\n")
+    stats = card.multi_turn_stats([Trajectory.from_dict(r["trajectory"]) for r in sft],
+                                  counted, scenarios)
+    tokens = card.length_summary(prompt_lengths(rl, tokenizer), 0)
+    stats["prompt_tokens"] = {k: v for k, v in tokens.items() if k != "cap"}  # no cap: see docs/DATA.md
+    stats["quarantine_reasons"] = card.count_by([r.reason for r in rejected])
+    return stats
 
 
 # ---------------------------------------------------------------- entry point
@@ -226,10 +297,12 @@ def curate(params: Params, *, track: bool = True) -> CurateResult:
     for src in data.sources:  # fail on a held-out or unknown BFCL category before reading anything
         if src.name == "bfcl":
             bfcl.check_categories(src.categories)
+        elif src.name == MULTI_TURN:
+            bfcl_multi_turn.check_categories(src.categories)
     counts: dict[str, Counter] = defaultdict(Counter)
     examples: list[CanonicalExample] = []
     rejected: list[Rejected] = []
-    for src in data.sources:
+    for src in single_turn_sources(data):
         ex, rej = convert_source(src, data, counts)
         examples += ex
         rejected += rej
@@ -277,6 +350,9 @@ def curate(params: Params, *, track: bool = True) -> CurateResult:
     if t["read"] + t["generated"] != t["kept"] + t["quarantined"] + t["duplicates"]:
         raise RuntimeError(f"curation lost records (a bug): {t}")
     out = Path(data.output_dir)
+    multi = [s for s in data.sources if s.name == MULTI_TURN]
+    if multi:
+        stats["multi_turn"] = curate_multi_turn(params, multi, tokenizer, out / MULTI_TURN_DIR)
     files, markdown = write_outputs(data, out, records, splits, lengths, rejected, dups, stats)
     result = CurateResult(output_dir=out, stats=stats, card_markdown=markdown, files=files)
     if track:
@@ -294,6 +370,12 @@ def log_to_mlflow(params: Params, result: CurateResult, started: float | None = 
     t = result.stats["totals"]
     metrics = {**t, **{f"split_{k}": v for k, v in result.stats["per_split"].items()},
                **{f"quarantine_{k}": v for k, v in result.stats["quarantine_reasons"].items()}}
+    if "multi_turn" in result.stats:
+        mt = result.stats["multi_turn"]
+        metrics |= {"multi_turn_train_scenarios": mt["scenarios"]["train"],
+                    "multi_turn_eval_scenarios": mt["scenarios"]["eval"],
+                    "multi_turn_trajectories": mt["trajectories"]["all"]["trajectories"],
+                    "multi_turn_quarantined": sum(mt["quarantine_reasons"].values())}
     with tracking.stage_run(params, "curate", log_params=params.data, started=started) as run:
         tracking.log_metrics("curate", metrics)
         for key in ("card", "stats", "tools_png", "tokens_png"):

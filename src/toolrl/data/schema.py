@@ -143,3 +143,81 @@ def render_views(example: CanonicalExample) -> dict[str, Any]:
     record["completion"] = [{"role": "assistant", "content": completion_text(target)}]
     record["ground_truth"] = formats.ground_truth(_thought(target), to_calls(target.calls), target.response)
     return record
+
+
+# ---------------------------------------------------------------- multi-turn records
+#
+# A multi-turn record is a whole conversation in an executable environment, not one assistant turn,
+# so it has its own two shapes (written by the bfcl_multi_turn source under `multi_turn/`):
+#   RL:  {id, case_id, category, scenario, prompt, ground_truth_calls}  (the rollout rebuilds the case)
+#   SFT: {id, case_id, category, scenario, messages, trajectory}        (the ground truth played out)
+
+
+def _check_case_fields(record: Any) -> str | None:
+    from toolrl.multiturn.cases import CATEGORIES, scenario_of
+
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    for key in ("id", "case_id", "category", "scenario"):
+        if key not in record:
+            return f"field {key!r} missing"
+    if record["category"] not in CATEGORIES:
+        return f"category {record['category']!r} is not a BFCL multi-turn category"
+    try:
+        scenario = scenario_of(str(record["case_id"]))
+    except ValueError as exc:
+        return str(exc)
+    if scenario != record["scenario"] or not str(record["case_id"]).startswith(record["category"] + "_"):
+        return f"case_id {record['case_id']!r} does not match category/scenario"
+    return None
+
+
+def _messages_problem(messages: Any, what: str) -> str | None:
+    if not isinstance(messages, list) or not messages:
+        return f"{what!r} must be a non-empty list of chat messages"
+    for m in messages:
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            return f"{what!r} holds a message without string 'role' and 'content'"
+    return None
+
+
+def check_multi_turn_rl(record: Any) -> str | None:
+    """Why `record` is not a multi-turn RL record, or None."""
+    problem = _check_case_fields(record) or _messages_problem(record.get("prompt"), "prompt")
+    if problem:
+        return problem
+    if [m["role"] for m in record["prompt"]] != ["system", "user"]:
+        return "'prompt' must be the system message and the first user turn"
+    calls = record.get("ground_truth_calls")
+    if not isinstance(calls, list) or not all(isinstance(t, list) and all(isinstance(c, str) for c in t)
+                                              for t in calls):
+        return "'ground_truth_calls' must be a list (per turn) of lists of call strings"
+    return None
+
+
+def check_multi_turn_sft(record: Any) -> str | None:
+    """Why `record` is not a multi-turn SFT trajectory, or None: the messages must be the
+    trajectory's steps in order, each assistant message in the output format."""
+    from toolrl.multiturn.trajectory import Trajectory
+
+    problem = _check_case_fields(record) or _messages_problem(record.get("messages"), "messages")
+    if problem:
+        return problem
+    try:
+        trajectory = Trajectory.from_dict(record.get("trajectory"))
+    except (ValueError, AttributeError) as exc:
+        return f"'trajectory': {exc}"
+    roles = [m["role"] for m in record["messages"]]
+    if roles[:2] != ["system", "user"] or roles[-1] != "assistant" or any(
+            a == b for a, b in zip(roles[1:], roles[2:], strict=False)):
+        return "'messages' must be system, user, then alternate assistant / user, ending with assistant"
+    said = [m["content"] for m in record["messages"] if m["role"] == "assistant"]
+    steps = [s for turn in trajectory.turns for s in turn.steps]
+    if said != [s.text for s in steps]:
+        return "the assistant messages are not the trajectory's steps"
+    for step in steps:
+        parsed = formats.parse(step.text)
+        if not parsed.ok or [(c.name, c.arguments) for c in parsed.calls] != [(c.name, c.arguments)
+                                                                              for c in step.calls]:
+            return f"a step does not parse back to its calls ({parsed.error or 'calls differ'})"
+    return None

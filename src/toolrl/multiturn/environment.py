@@ -101,7 +101,9 @@ class BfclEnvironment:
             params = ", ".join(inspect.signature(method).parameters)
             return f"Error: wrong arguments for {call.name}: {exc}. Its parameters are: {params}."
         try:
-            return result_text(method(**call.arguments))
+            # A copy: tools keep argument lists in their state (post_tweet's mentions) and later calls
+            # mutate them, which would otherwise rewrite the call as the trajectory recorded it.
+            return result_text(method(**copy.deepcopy(call.arguments)))
         except Exception as exc:  # noqa: BLE001 - a tool's own failure is the model's feedback
             return f"Error during execution of {call.name}: {type(exc).__name__}: {exc}"
 

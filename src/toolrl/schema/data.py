@@ -8,18 +8,22 @@ from pydantic import Field, model_validator
 
 from toolrl.schema.base import Section
 
+BFCL_SOURCES = ("bfcl", "bfcl_multi_turn")  # read from the installed bfcl_eval package, no location
+
 
 class SourceParams(Section):
     """One upstream source in the mix (see docs/DATA.md)."""
 
-    name: Literal["rlla", "toolace", "xlam", "hammer", "bfcl"]
+    name: Literal["rlla", "toolace", "xlam", "hammer", "bfcl", "bfcl_multi_turn"]
     location: str | None = Field(default=None, description=(
-        "Hub id, local file or folder (json / jsonl / parquet), or an http(s) URL; bfcl: unused (the "
-        "installed bfcl_eval package is the location)."))
+        "Hub id, local file or folder (json / jsonl / parquet), or an http(s) URL; bfcl, bfcl_multi_turn: "
+        "unused (the installed bfcl_eval package is the location)."))
     label: str | None = Field(default=None, description=(
         "Names this source in ids, strata and the data card; defaults to `name`. Give two entries of the "
         "same source different labels."))
-    categories: list[str] = Field(default_factory=list, description="bfcl only; empty: all live_* categories")
+    categories: list[str] = Field(default_factory=list, description=(
+        "bfcl and bfcl_multi_turn only; empty: all live_* categories (bfcl), all four multi_turn_* ones "
+        "(bfcl_multi_turn)"))
     split: str = Field(default="train", description="hub split")
     limit: int | None = Field(default=None, ge=1, description="upstream records to sample (None: all)")
     seed: int | None = Field(default=None, description="sampling and masking seed; None: data.seed")
@@ -37,10 +41,14 @@ class SourceParams(Section):
 
     @model_validator(mode="after")
     def _location_where_needed(self) -> SourceParams:
-        if self.name != "bfcl" and not self.location:
+        packaged = self.name in BFCL_SOURCES
+        if not packaged and not self.location:
             raise ValueError(f"source {self.name!r} needs a location (hub id, local file/folder or URL)")
-        if self.name != "bfcl" and self.categories:
-            raise ValueError(f"categories apply to the bfcl source only, not {self.name!r}")
+        if not packaged and self.categories:
+            raise ValueError(f"categories apply to the bfcl sources only, not {self.name!r}")
+        if self.name == "bfcl_multi_turn" and (self.mask_tool_names or self.mask_param_names):
+            raise ValueError("bfcl_multi_turn cannot mask names: its calls run in BFCL's environments, "
+                             "which know the real ones")
         return self
 
 
