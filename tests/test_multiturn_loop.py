@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -232,3 +233,65 @@ def test_sampling_with_a_seed_repeats_and_leaves_the_global_generator_alone(tiny
     assert all((lp <= 0) if m else lp != lp for lp, m in zip(r.logprobs, r.env_mask, strict=True))
     with pytest.raises(ValueError, match="needs a policy that returns log-probs"):
         converse([short_case], HFPolicy(model, tokenizer), limits, logprobs=True)
+
+
+# ---------------------------------------------------------------- GRPO through TRL's rollout_func
+
+
+@pytest.mark.parametrize("shared_prefix", [False, True], ids=["trl", "shared_prefix"])
+def test_grpo_step_on_multi_turn_rollouts_masks_the_environment(tiny_model_dir, tmp_path, case, short_case,
+                                                                shared_prefix):
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from toolrl.multiturn.rollouts import bfcl_rollout_func, dataset_rows
+    from toolrl.multiturn.trajectory import Trajectory
+    from toolrl.training.shared_prefix import SharedPrefixGRPOTrainer
+
+    # the file-system tools only: a prompt of ~1370 tokens instead of ~2800 keeps the step short
+    keep = {"ls", "cd", "pwd", "mv", "cp", "grep", "tail"}
+    cases = [dataclasses.replace(c, functions=[f for f in c.functions if f["name"] in keep]) for c in (case, short_case)]
+    outputs, losses, seen = [], [], []
+    make_rollouts = bfcl_rollout_func(cases, Limits(max_new_tokens=6, max_total_tokens=1500))
+
+    def rollout_func(prompts, trainer):
+        outputs.append((list(prompts), make_rollouts(prompts, trainer)))
+        return outputs[-1][1]
+
+    def first_message_length(completions, trajectory, case_id, **kwargs):  # varies within a group
+        seen.append((list(case_id), [Trajectory.from_dict(t) for t in trajectory]))
+        return [float(len(t["turns"][0]["steps"][0]["text"])) for t in trajectory]
+
+    base = SharedPrefixGRPOTrainer if shared_prefix else GRPOTrainer
+
+    class Capturing(base):
+        def _compute_loss(self, model, inputs):
+            losses.append({k: inputs[k].clone() for k in ("completion_ids", "completion_mask", "tool_mask")})
+            return super()._compute_loss(model, inputs)
+
+    args = GRPOConfig(output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, num_generations=2,
+                      max_steps=1, beta=0.0, bf16=False, report_to=[], use_cpu=True, activation_checkpointing=False,
+                      learning_rate=1e-3, logging_steps=1, save_strategy="no", model_init_kwargs={"dtype": "float32"})
+    trainer = Capturing(model=str(tiny_model_dir), reward_funcs=first_message_length, args=args,
+                        train_dataset=Dataset.from_list(dataset_rows(cases)),
+                        processing_class=AutoTokenizer.from_pretrained(str(tiny_model_dir)),
+                        rollout_func=rollout_func)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+
+    (prompts, out), = outputs
+    assert len(prompts) == 4 and prompts[0] == prompts[1] and prompts[2] == prompts[3]  # groups of 2 rollouts
+    (ids, trajectories), = seen
+    assert ids == prompts and [t.case_id for t in trajectories] == prompts
+    assert all(len(t.turns) >= 2 for t in trajectories)  # the next user turns are in the completions
+    # TRL's loss mask (completion_mask * tool_mask) is our env_mask: zero on every environment token
+    rows = [(r.tolist(), m.tolist(), t.tolist()) for batch in losses
+            for r, m, t in zip(batch["completion_ids"], batch["completion_mask"], batch["tool_mask"], strict=True)]
+    assert len(rows) == 4
+    for completion, env_mask in zip(out["completion_ids"], out["env_mask"], strict=True):
+        row = next(r for r in rows if r[0][: len(completion)] == completion)
+        loss_mask = [m * t for m, t in zip(row[1], row[2], strict=True)]
+        assert loss_mask[: len(env_mask)] == env_mask and not any(loss_mask[len(env_mask):])
+        assert 0 < sum(env_mask) < len(env_mask)
+    assert any(not torch.equal(p, before[n]) for n, p in trainer.model.named_parameters())  # it trained
