@@ -10,7 +10,7 @@ import torch
 
 from toolrl.multiturn.cases import load_cases
 from toolrl.multiturn.loop import Limits, Message, converse
-from toolrl.multiturn.trajectory import CALL_LIMIT, FINISHED, LENGTH_LIMIT, STEP_LIMIT
+from toolrl.multiturn.trajectory import CALL_LIMIT, FINISHED, LENGTH_LIMIT, STEP_LIMIT, Trajectory
 
 ASSISTANT = "<|im_start|>assistant"
 
@@ -171,6 +171,7 @@ def test_length_limits(case, tokenizer):
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     assert r.completion_ids[5] == end and r.env_mask[:6] == [1] * 5 + [0]
     assert r.trajectory.stop == STEP_LIMIT
+    assert Trajectory.from_dict(json.loads(json.dumps(r.trajectory.to_dict()))) == r.trajectory  # truncated kept
     # the context: the conversation stops within it, at a model token
     budget = len(r.prompt_ids) + 60
     (r,) = converse([case], Scripted(tokenizer, SOLVED), Limits(max_total_tokens=budget))
@@ -246,7 +247,6 @@ def test_grpo_step_on_multi_turn_rollouts_masks_the_environment(tiny_model_dir, 
     from trl import GRPOConfig, GRPOTrainer
 
     from toolrl.multiturn.rollouts import bfcl_rollout_func, dataset_rows
-    from toolrl.multiturn.trajectory import Trajectory
     from toolrl.training.shared_prefix import SharedPrefixGRPOTrainer
 
     # the file-system tools only: a prompt of ~1370 tokens instead of ~2800 keeps the step short
