@@ -26,13 +26,15 @@ class Step:
     """One model message and what the environment answered.
 
     `results[i]` answers `calls[i]`; a message whose call block could not be parsed has no calls,
-    `error` says why, and `results` holds the one tool message that told the model so.
+    `error` says why, and `results` holds the one tool message that told the model so. `truncated`:
+    the message hit its token limit instead of ending by itself.
     """
 
     text: str
     calls: list[ToolCall] = field(default_factory=list)
     results: list[str] = field(default_factory=list)
     error: str | None = None
+    truncated: bool = False
 
 
 @dataclass
@@ -77,6 +79,7 @@ class Trajectory:
         try:
             turns = [Turn(user=t["user"], added_functions=list(t.get("added_functions", [])),
                           steps=[Step(text=s["text"], error=s.get("error"), results=list(s.get("results", [])),
+                                      truncated=bool(s.get("truncated", False)),
                                       calls=[ToolCall(c["name"], dict(c.get("arguments", {})))
                                              for c in s.get("calls", [])])
                                  for s in t.get("steps", [])])
