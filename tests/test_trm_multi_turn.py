@@ -1,0 +1,138 @@
+"""The TRM on multi-turn conversations: labels per call, steps in context, the data stage's multi-turn
+mode, TRM-guided GRPO on multi-turn rollouts, the classifier's interval and calibration, and the
+data-requirement table."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from test_multiturn_loop import SOLVED, Scripted, answer, call, calls
+
+from toolrl.multiturn.loop import Limits, converse
+
+LIMITS = Limits(max_steps_per_turn=4, max_total_tokens=6000)
+# multi_turn_base_1 (GorillaFileSystem): turn 0 right; turn 1 spread over two messages plus an unneeded
+# pwd; turn 2 a wrong cd, then a grep that fails where the cd left the model, then an unreadable message
+SCRIPT = [
+    calls(call("ls", a=True)), answer(),
+    calls(call("cd", folder="workspace")), calls(call("mv", source="log.txt", destination="archive"), call("pwd")),
+    answer(),
+    calls(call("cd", folder="nowhere")), calls(call("grep", file_name="log.txt", pattern="Error")),
+    "<tool_call>\n{not json}\n</tool_call>", answer(),
+]
+
+
+@pytest.fixture(scope="module")
+def case():
+    from toolrl.multiturn.cases import load_cases
+
+    return load_cases("multi_turn_base")[1]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from toolrl.models import smollm2_tokenizer
+
+    return smollm2_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def rollout(case, tokenizer):
+    (r,) = converse([case], Scripted(tokenizer, SCRIPT), LIMITS)
+    return r
+
+
+def test_one_verdict_per_call_against_its_turns_ground_truth(case, rollout):
+    from toolrl.trm.multi_turn import trajectory_labels
+
+    verdicts = trajectory_labels(case, rollout.trajectory)
+    reasons = [[(v.necessity, v.quality, v.reason) for v in m] for m in verdicts]
+    assert reasons == [
+        [(1, 1, "ok")], [],
+        [(1, 1, "ok")], [(1, 1, "ok"), (0, 1, "not_needed")], [],  # turn 1's calls align across its messages
+        [(1, 0, "wrong_arguments")], [(1, 0, "execution_error")], [(0, 0, "unparsed_message")], [],
+        [],  # turn 3: the script has run out, the model answers without the tail call
+    ]
+    assert rollout.trajectory.turns[2].steps[1].results[0].startswith('{"error": ')  # BFCL's own error form
+
+
+def test_the_solved_case_is_all_good_calls(case, tokenizer):
+    from toolrl.trm.multi_turn import trajectory_labels
+
+    (r,) = converse([case], Scripted(tokenizer, SOLVED), LIMITS)
+    assert [v.label for m in trajectory_labels(case, r.trajectory) for v in m] == [1] * 6
+
+
+def test_steps_read_each_call_in_its_context(rollout, tokenizer):
+    from toolrl.trm.multi_turn import message_calls
+    from toolrl.trm.steps import encode_step, prompt_text
+
+    got = message_calls(tokenizer, rollout.prompt_ids, rollout.completion_ids, rollout.env_mask, rollout.trajectory)
+    assert [c.key for c in got] == [(0, 0), (1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)]
+    assistant = [k for k, m in enumerate(rollout.messages) if m["role"] == "assistant"]
+    for c in got:
+        # the context is the chat template's rendering of the conversation before the message
+        assert c.context == prompt_text(tokenizer, rollout.messages[: assistant[c.message]])
+        assert rollout.messages[assistant[c.message]]["content"].startswith(c.prefix + c.call)
+        s, e = c.tokens
+        assert all(rollout.env_mask[s:e]) and c.call in tokenizer.decode(rollout.completion_ids[s:e]) or not c.call
+    pwd = got[3]
+    assert "<obs>" in pwd.context and '"mv"' in pwd.prefix and "pwd" in pwd.call  # earlier results, same message
+    # a long context is cut from the left: the call and its label stay
+    enc = encode_step(tokenizer, pwd.context, pwd.prefix, pwd.call, label=1, max_length=64)
+    assert len(enc["input_ids"]) == 64 and enc["labels"][-1] == 1
+    assert tokenizer.decode(enc["input_ids"]).endswith(pwd.call)
+
+
+def test_multi_turn_records_split_by_scenario_with_reference_positives(case, tokenizer, tmp_path, tiny_model_dir,
+                                                                       mlflow_uri):
+    from training_fixtures import tiny_params
+
+    from toolrl.data.bfcl_multi_turn import replay
+    from toolrl.multiturn.cases import load_cases
+    from toolrl.trm.multi_turn import build_multi_turn
+
+    other = load_cases("multi_turn_miss_param")[3]
+    rollouts = converse([case, case, other], Scripted(tokenizer, SCRIPT), LIMITS)
+    trajectory, messages = replay(case)
+    replays = [{"id": "r0", "case_id": case.id, "trajectory": trajectory.to_dict(), "messages": messages}]
+    params = tiny_params(tmp_path, tiny_model_dir, mlflow_uri, ["trm.data.task=multi_turn", "trm.data.val_fraction=0.5",
+                                                                 "trm.data.hard_negatives_per_call=1"])
+    splits, stats = build_multi_turn(params, rollouts, tokenizer, lambda m: None, replays)
+    scenario_sides = {name: {r["prompt_id"].rpartition("_")[2] for r in recs} for name, recs in splits.items()}
+    assert not scenario_sides["train"] & scenario_sides["val"]
+    every = splits["train"] + splits["val"]
+    assert {r["source"] for r in every} <= {"policy", "reference", "negative"}
+    refs = [r for r in every if r["source"] == "reference"]
+    assert all(r["label"] == 1 and isinstance(r["prompt"], list) for r in refs)
+    assert stats["completions"] == 3 and stats["mean_calls_per_trajectory"] > 0
+    assert stats["rule_reason/execution_error"] >= 2 and stats["task"] == "multi_turn"
+    assert 0 <= stats["turn_completion_rate"] <= 1
+
+
+def test_keys_make_turn_level_compare_the_same_turn():
+    from toolrl.trm.advantages import call_advantages
+
+    # two conversations: A calls twice in turn 0 and once in turn 1; B once in each turn
+    scores = [[0.9, 0.2, 0.8], [0.1, 0.4]]
+    keys = [[(0, 0), (0, 1), (1, 0)], [(0, 0), (1, 0)]]
+    adv = call_advantages(scores, 2, "turn_level", keys=keys)
+    assert adv[0][1] == 0.0  # A's second call of turn 0 has no peer
+    assert adv[0][2] > 0 > adv[1][1]  # turn 1's first calls compete (0.8 vs 0.4), not A's 0.2 with B's 0.4
+    with pytest.raises(ValueError, match="shaped like"):
+        call_advantages(scores, 2, keys=[[0], [0]])
+
+
+def test_roc_auc_interval_and_calibration():
+    from toolrl.trm.trainer import calibration, held_out_measures, roc_auc_interval
+
+    y = [0, 0, 1, 1, 0, 1, 1, 0] * 5
+    p = [0.1, 0.4, 0.35, 0.8, 0.2, 0.9, 0.6, 0.55] * 5
+    low, high = roc_auc_interval(y, p)
+    assert low < 0.8125 < high and roc_auc_interval(y, p) == (low, high)  # seeded
+    cal = calibration(y, p)
+    assert sum(b["n"] for b in cal["bins"]) == len(y) and 0 <= cal["ece"] <= 1
+    assert calibration([1, 0], [1.0, 0.0])["ece"] == 0.0
+    m = held_out_measures(p, [{"label": v, "source": "policy"} for v in y], 0.5)
+    assert m["val"]["roc_auc_low"] == low and "ece" in m["val"] and m["calibration_bins"]
