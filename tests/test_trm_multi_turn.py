@@ -136,3 +136,70 @@ def test_roc_auc_interval_and_calibration():
     assert calibration([1, 0], [1.0, 0.0])["ece"] == 0.0
     m = held_out_measures(p, [{"label": v, "source": "policy"} for v in y], 0.5)
     assert m["val"]["roc_auc_low"] == low and "ece" in m["val"] and m["calibration_bins"]
+
+
+@pytest.mark.slow
+def test_grpo_scores_multi_turn_calls_on_their_tokens(case, tiny_model_dir, tmp_path):
+    import torch
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from trl import GRPOConfig
+
+    from toolrl.multiturn.rollouts import dataset_rows
+    from toolrl.trm.grpo import TrmGRPOTrainer
+    from toolrl.trm.model import init_trm, save_trm
+    from toolrl.trm.multi_turn import message_calls
+    from toolrl.trm.score import TrmScorer
+
+    keep = {"ls", "cd", "pwd", "mv", "cp", "grep", "tail"}  # a shorter opening keeps the step short
+    small = dataclasses.replace(case, functions=[f for f in case.functions if f["name"] in keep])
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    outputs = []
+
+    def rollout_func(prompts, trainer):  # scripted conversations: [SOLVED, SCRIPT] per group
+        rollouts = [converse([small], Scripted(tok, SOLVED if i % 2 == 0 else SCRIPT), LIMITS)[0]
+                    for i, _ in enumerate(prompts)]
+        outputs.append(rollouts)
+        return {"prompt_ids": [r.prompt_ids for r in rollouts], "completion_ids": [r.completion_ids for r in rollouts],
+                "logprobs": None, "env_mask": [r.env_mask for r in rollouts],
+                "trajectory": [r.trajectory.to_dict() for r in rollouts]}
+
+    def reward(completions, trajectory, **kwargs):
+        return [float(len(t["turns"][0]["steps"][0]["text"])) for t in trajectory]
+
+    model, t = init_trm(tiny_model_dir)
+    scorer = TrmScorer(save_trm(model, t, tmp_path / "trm", {"max_length": 512, "threshold": 0.5}))
+    args = GRPOConfig(output_dir=str(tmp_path / "out"), per_device_train_batch_size=2, num_generations=2, max_steps=1,
+                      beta=0.0, bf16=False, report_to=[], use_cpu=True, learning_rate=1e-4, logging_steps=1,
+                      save_strategy="no", model_init_kwargs={"dtype": "float32"})
+    trainer = TrmGRPOTrainer(model=str(tiny_model_dir), reward_funcs=reward, args=args,
+                             train_dataset=Dataset.from_list(dataset_rows([small])), processing_class=tok,
+                             rollout_func=rollout_func, trm_scorer=scorer, alpha=0.5, call_advantage="turn_level")
+    trainer.model.train()
+    out = trainer._generate_and_score_completions([{"prompt": small.id, "case_id": small.id} for _ in range(2)])
+    adv, ids = out["advantages"], out["completion_ids"]
+    rollouts = outputs[-1]
+    steps = [message_calls(tok, r.prompt_ids, r.completion_ids, r.env_mask, r.trajectory) for r in rollouts]
+    scores = [scorer.score_steps([c.step for c in row]) for row in steps]
+    got = [[x["score"] for x in row] for row in trainer.last_call_scores]
+    assert [len(g) for g in got] == [len(s) for s in scores]
+    assert sum(got, []) == pytest.approx(sum(scores, []), abs=1e-4)
+    scores = got  # the scores the advantages were built from
+
+    def z2(a, b):  # the unbiased z-score of a pair, as TRL normalises (eps 1e-4)
+        return ((a - b) / 2) / (abs(a - b) / 2 ** 0.5 + 1e-4)
+
+    for b, (r, row) in enumerate(zip(rollouts, steps, strict=True)):
+        n = len(r.completion_ids)
+        base = adv[b, :n][torch.tensor(r.env_mask) == 0]
+        assert torch.allclose(base, base[0].expand_as(base))  # environment tokens: the outcome advantage only
+        peers = {c.key: j for j, c in enumerate(steps[1 - b])}
+        for c, s in zip(row, scores[b], strict=True):
+            term = adv[b, c.tokens[0]:c.tokens[1]] - base[0]
+            if c.key in peers:  # compared with the same (turn, call in turn) of the other conversation only
+                want = 0.5 * z2(s, scores[1 - b][peers[c.key]])
+                assert torch.allclose(term, torch.full_like(term, want), atol=1e-3)
+            else:
+                assert torch.allclose(term, torch.zeros_like(term))
+    assert trainer._metrics["train"]["trm/mean_calls"] == [(len(steps[0]) + len(steps[1])) / 2]
+    assert trainer._metrics["train"]["trm/turns_completed"] == [(4 + rollouts[1].trajectory.turns_completed) / 2]

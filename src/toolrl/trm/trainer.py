@@ -145,7 +145,11 @@ def roc_auc_interval(y: list[int], p: list[float], resamples: int = 2000, seed: 
     """Percentile bootstrap interval of the ROC-AUC over held-out calls (seeded); resamples that draw
     one class only are redrawn by skipping them. (nan, nan) when y holds one class."""
     import numpy as np
-    from sklearn.metrics import roc_auc_score
+    from scipy.stats import rankdata
+
+    def auc(yy: np.ndarray, pp: np.ndarray) -> float:  # Mann-Whitney U (ties count half), as roc_auc_score
+        pos = int(yy.sum())
+        return float((rankdata(pp)[yy == 1].sum() - pos * (pos + 1) / 2) / (pos * (len(yy) - pos)))
 
     y_arr, p_arr = np.asarray(y), np.asarray(p, dtype=float)
     if len(set(y)) < 2:
@@ -155,7 +159,7 @@ def roc_auc_interval(y: list[int], p: list[float], resamples: int = 2000, seed: 
     for _ in range(resamples):
         idx = rng.integers(0, len(y_arr), len(y_arr))
         if 0 < y_arr[idx].sum() < len(idx):
-            aucs.append(roc_auc_score(y_arr[idx], p_arr[idx]))
+            aucs.append(auc(y_arr[idx], p_arr[idx]))
     tail = (1 - level) / 2 * 100
     return float(np.percentile(aucs, tail)), float(np.percentile(aucs, 100 - tail))
 
