@@ -177,7 +177,7 @@ def test_grpo_scores_multi_turn_calls_on_their_tokens(case, tiny_model_dir, tmp_
                              rollout_func=rollout_func, trm_scorer=scorer, alpha=0.5, call_advantage="turn_level")
     trainer.model.train()
     out = trainer._generate_and_score_completions([{"prompt": small.id, "case_id": small.id} for _ in range(2)])
-    adv, ids = out["advantages"], out["completion_ids"]
+    adv = out["advantages"]
     rollouts = outputs[-1]
     steps = [message_calls(tok, r.prompt_ids, r.completion_ids, r.env_mask, r.trajectory) for r in rollouts]
     scores = [scorer.score_steps([c.step for c in row]) for row in steps]
@@ -203,3 +203,45 @@ def test_grpo_scores_multi_turn_calls_on_their_tokens(case, tiny_model_dir, tmp_
                 assert torch.allclose(term, torch.zeros_like(term))
     assert trainer._metrics["train"]["trm/mean_calls"] == [(len(steps[0]) + len(steps[1])) / 2]
     assert trainer._metrics["train"]["trm/turns_completed"] == [(4 + rollouts[1].trajectory.turns_completed) / 2]
+
+
+@pytest.mark.slow
+def test_multi_turn_trm_data_then_the_data_requirement_table(tmp_path, tiny_model_dir, mlflow_uri):
+    import json
+
+    from training_fixtures import tiny_params
+
+    from toolrl.data.bfcl_multi_turn import replay
+    from toolrl.multiturn.answers import case_by_id
+    from toolrl.trm.data import read_steps, run_trm_data
+    from toolrl.trm.requirement import data_requirement
+
+    t = tmp_path
+    ids = ["multi_turn_base_1", "multi_turn_base_3"]
+    params = tiny_params(t, tiny_model_dir, mlflow_uri, [
+        "trm.data.task=multi_turn", "trm.data.policy=base", "trm.data.prompts=2", "trm.data.samples_per_prompt=1",
+        "trm.data.max_new_tokens=8", "trm.data.max_steps_per_turn=1", "trm.data.max_total_tokens=5000",
+        "trm.data.val_fraction=0.5", "trm.data.hard_negatives_per_call=2", f"trm.data.output_dir={t}/data/trm",
+        f"trm.model.output_dir={t}/models/trm", "trm.model.max_steps=2", "trm.model.eval_steps=2",
+        "trm.model.per_device_train_batch_size=2", "trm.model.max_length=128"])
+    folder = t / "data" / "curated" / "multi_turn"
+    with pytest.raises(FileNotFoundError, match="bfcl_multi_turn source"):
+        run_trm_data(params)
+    folder.mkdir(parents=True)
+    (folder / "train_rl.jsonl").write_text("".join(json.dumps({"id": i, "case_id": i}) + "\n" for i in ids))
+    replays = []
+    for i in ids:
+        trajectory, messages = replay(case_by_id(i))
+        replays.append(json.dumps({"id": i, "case_id": i, "trajectory": trajectory.to_dict(), "messages": messages}))
+    (folder / "train_sft.jsonl").write_text("\n".join(replays) + "\n")
+
+    stats = run_trm_data(params)
+    train, val = read_steps(t / "data" / "trm" / "train.jsonl"), read_steps(t / "data" / "trm" / "val.jsonl")
+    assert stats["completions"] == 2 and stats["task"] == "multi_turn" and "mean_calls_per_trajectory" in stats
+    assert train and val and not {r["prompt_id"] for r in train} & {r["prompt_id"] for r in val}
+    assert "calls per trajectory" in (t / "data" / "trm" / "card.md").read_text()
+
+    rows = data_requirement(params, [4, 6], t / "sizes", say=lambda m: None)
+    assert [r["train_records"] for r in rows] == [4, min(6, len(train))]
+    table = (t / "sizes" / "data_requirement.md").read_text()
+    assert "ROC-AUC [95 % CI]" in table and (t / "sizes" / "data_requirement.csv").exists()
