@@ -34,6 +34,10 @@ TRM_NEGATIVE_KINDS = ("wrong_tool", "wrong_value", "missing_argument", "invented
 class TrmDataParams(Section):
     """`trm_data`: policy rollouts split into one labelled step record per tool call."""
 
+    task: Literal["single_turn", "multi_turn"] = Field(default="single_turn", description=(
+        "single_turn: one completion per curated training prompt; multi_turn: whole conversations on the "
+        "curated multi-turn training cases (data/curated/multi_turn/train_rl.jsonl) in BFCL's executable "
+        "environments, each call labelled in its context (docs/TRM.md, Multi-turn). `prompts` then counts cases."))
     policy: Literal["sft", "base", "grpo"] = Field(default="sft",
         description="which stage's model samples the completions")
     samples_per_prompt: int = Field(default=4, ge=1)
@@ -64,8 +68,19 @@ class TrmDataParams(Section):
         description="cap after balancing (keeps the fraction)")
     val_fraction: float = Field(default=0.15, gt=0, lt=1,
         description="of prompts (records of a prompt stay together)")
+    max_steps_per_turn: int = Field(default=5, ge=1, description="multi_turn: model messages per user turn")
+    max_calls: int = Field(default=20, ge=1, description="multi_turn: tool calls per conversation")
+    max_total_tokens: int = Field(default=8192, ge=64, description=(
+        "multi_turn: the context a conversation may fill (opening ~3.5k tokens); max_new_tokens bounds each message"))
     seed: int = 0
     output_dir: str = "data/trm"
+
+    @model_validator(mode="after")
+    def _multi_turn_labels(self) -> TrmDataParams:
+        if self.task == "multi_turn" and self.labeler != "rule":
+            raise ValueError("trm.data.task multi_turn labels with the rules (labeler: rule): the judge reads "
+                             "single-turn prompts only")
+        return self
 
 
 class TrmModelParams(Section):
@@ -83,6 +98,9 @@ class TrmModelParams(Section):
     weight_decay: float = Field(default=0.0, ge=0)
     warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
     max_length: int = Field(default=1024, ge=32, description="longer steps lose tokens from the left")
+    train_limit: int | None = Field(default=None, ge=2, description=(
+        "Train on a seeded sample of this many training records (all when None): the data-requirement "
+        "study (`toolrl trm sizes`) sets it."))
     bf16: Bf16Setting = Field(default="auto", description="mixed precision, as in the training sections")
     logging_steps: int = Field(default=5, ge=1)
     eval_steps: int = Field(default=8, ge=1, description="evaluation (and checkpoint) every N steps")

@@ -8,7 +8,9 @@ Completion j has an outcome reward r_j (the ToolRL reward) and one TRM score s_j
     A(token t of completion j) = A_outcome(j) + alpha * A_call(j, i)   if t belongs to call i
                                = A_outcome(j)                          otherwise
 
-Call i is compared only with call i of the other completions of the group (turn-level). When fewer
+Call i is compared only with call i of the other completions of the group (turn-level). "Call i" is
+a position key per call: its index in the completion for single-turn completions, (user turn, index
+of the call in that turn) for multi-turn conversations (`toolrl.trm.multi_turn`). When fewer
 than two completions of a group have a call i, call i has nothing to be compared with and its call
 advantage is 0: the tokens keep the outcome advantage alone. (A raw TRM score is not an advantage;
 giving a lone call a positive one would pay the policy for making more calls than its peers.)
@@ -17,25 +19,26 @@ giving a lone call a positive one would pay the policy for making more calls tha
 reports that this teaches the policy to make fewer calls. std is the unbiased one (as TRL's), and a
 group whose values are all equal gets advantage 0 (0 / (0 + eps)).
 
-Call-advantage estimators are a registry, as verl's `register_adv_est`: an estimator says which calls
-of a group are normalised together (its "slots"), and `trm.grpo.advantage` picks one by name. A new
+Call-advantage estimators are a registry, as verl's `register_adv_est`: an estimator reads the calls'
+position keys and says which calls of a group are normalised together (its "slots"), and `trm.grpo.advantage` picks one by name. A new
 estimator is one decorated function here; no trainer or stage changes. torch is imported where
 tensors are made, so the params schema can list the estimators cheaply.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
 
 EPS = 1e-4
-# (the call scores of a batch, the row indices of one group) -> slots: lists of (row, call index)
-# normalised together. A call in no slot gets advantage 0.
+# (the calls' position keys in a batch, the row indices of one group) -> slots: lists of (row, call
+# index) normalised together. A call in no slot gets advantage 0.
 Slots = list[list[tuple[int, int]]]
-CallAdvantageEstimator = Callable[[Sequence[Sequence[float]], range], Slots]
+Keys = Sequence[Sequence[Hashable]]
+CallAdvantageEstimator = Callable[[Keys, range], Slots]
 CALL_ADVANTAGES: dict[str, CallAdvantageEstimator] = {}
 
 
@@ -56,16 +59,20 @@ def get_call_advantage(name: str) -> CallAdvantageEstimator:
 
 
 @register_call_advantage("turn_level")
-def turn_level(scores: Sequence[Sequence[float]], group: range) -> Slots:
-    """Call i of each completion against call i of the group's others (the TRM paper's refinement)."""
-    depth = max((len(scores[j]) for j in group), default=0)
-    return [[(j, i) for j in group if len(scores[j]) > i] for i in range(depth)]
+def turn_level(keys: Keys, group: range) -> Slots:
+    """Call i of each completion against call i of the group's others (the TRM paper's refinement):
+    the calls that share a position key."""
+    slots: dict[Hashable, list[tuple[int, int]]] = {}
+    for j in group:
+        for i, key in enumerate(keys[j]):
+            slots.setdefault(key, []).append((j, i))
+    return list(slots.values())
 
 
 @register_call_advantage("pooled")
-def pooled(scores: Sequence[Sequence[float]], group: range) -> Slots:
+def pooled(keys: Keys, group: range) -> Slots:
     """All calls of the group together, whatever their position (the ablation)."""
-    return [[(j, i) for j in group for i in range(len(scores[j]))]]
+    return [[(j, i) for j in group for i in range(len(keys[j]))]]
 
 
 def _normalise(values: torch.Tensor, scale: bool, eps: float) -> torch.Tensor:
@@ -94,16 +101,21 @@ def outcome_advantages(rewards: torch.Tensor, num_generations: int, scale: bool 
 
 
 def call_advantages(scores: Sequence[Sequence[float]], num_generations: int, mode: str = "turn_level",
-                    scale: bool = True, eps: float = EPS) -> list[list[float]]:
+                    scale: bool = True, eps: float = EPS, keys: Keys | None = None) -> list[list[float]]:
     """One advantage per call, shaped like `scores` (a list of call scores per completion); `mode`
-    names the estimator (`CALL_ADVANTAGES`)."""
+    names the estimator (`CALL_ADVANTAGES`); `keys`, shaped like `scores`, are the calls' positions
+    (default: each call's index in its completion)."""
     import torch
 
     _check_groups(len(scores), num_generations)
+    if keys is None:
+        keys = [list(range(len(s))) for s in scores]
+    if [len(k) for k in keys] != [len(s) for s in scores]:
+        raise ValueError("call position keys are not shaped like the call scores")
     estimator = get_call_advantage(mode)
     out: list[list[float]] = [[0.0] * len(s) for s in scores]
     for start in range(0, len(scores), num_generations):
-        for slot in estimator(scores, range(start, start + num_generations)):
+        for slot in estimator(keys, range(start, start + num_generations)):
             values = torch.tensor([float(scores[j][i]) for j, i in slot], dtype=torch.float64)
             for (j, i), a in zip(slot, _normalise(values, scale, eps).tolist(), strict=True):
                 out[j][i] = a

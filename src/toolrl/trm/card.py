@@ -22,6 +22,17 @@ def _example(rec: dict[str, Any]) -> str:
             f"\n  - before the call: `...{prefix}`\n  - call: `{rec['call'][:200]}`")
 
 
+def _conversations(stats: dict[str, Any]) -> str:
+    """The multi-turn mode's counts (empty for single-turn data)."""
+    if stats.get("task") != "multi_turn":
+        return ""
+    stops = ", ".join(f"{k.split('/', 1)[1]} {v}" for k, v in sorted(stats.items()) if k.startswith("stop/"))
+    return (f"## Conversations (multi-turn)\n\n- calls per trajectory: {stats.get('mean_calls_per_trajectory', 0.0):.2f}"
+            f"\n- user turns completed per conversation: {stats.get('mean_turns_completed', 0.0):.2f} (share of all turns "
+            f"{stats.get('turn_completion_rate', 0.0):.2f})\n- stops: {stops}\n- cases adding only their reference "
+            f"calls: {stats.get('reference_only_prompts', 0)}\n\n")
+
+
 def write_card(path: Path, params: Params, stats: dict[str, Any], splits: dict[str, list[dict[str, Any]]]) -> Path:
     sec = params.trm.data
     labeler = ("rule labels against the ground truth (necessity x quality, see docs/TRM.md)" if sec.labeler == "rule"
@@ -62,7 +73,7 @@ and a label = necessity x quality. Written by the `trm_data` stage (`toolrl trm 
 - duplicates dropped: {stats.get('duplicates_dropped', 0)}; quarantined (judge failures): {stats.get('quarantined', 0)}
 - dropped by balancing: {stats.get('dropped_positives', 0)} positives, {stats.get('dropped_negatives', 0)} negatives
 
-## Sizes
+{_conversations(stats)}## Sizes
 
 {_table(sizes, ("split", "records", "positives", "positive fraction", "by source"))}
 

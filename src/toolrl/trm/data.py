@@ -162,10 +162,11 @@ def apply_judge(steps: list[dict[str, Any]], records: dict[str, dict[str, Any]],
 
 
 def dedupe(steps: list[dict[str, Any]], stats: Counter) -> list[dict[str, Any]]:
-    seen: set[tuple[str, str, str]] = set()
+    seen: set[tuple[str, str, str, str]] = set()
     out = []
     for s in steps:
-        key = (s["prompt_id"], s["prefix"], s["call"])
+        # the prompt too: a multi-turn case reads the same call text in many contexts
+        key = (s["prompt_id"], repr(s["prompt"]), s["prefix"], s["call"])
         if key in seen:
             stats["duplicates_dropped"] += 1
             continue
@@ -259,12 +260,25 @@ def run_trm_data(params: Params, say: Callable[[str], None] = print) -> dict[str
 
     sec = params.trm.data
     folder = policy_folder(params)
-    records, reference_only = load_prompts(params)
+    if sec.task == "multi_turn":
+        from toolrl.trm.multi_turn import training_cases
+        cases, replays = training_cases(params)
+    else:
+        records, reference_only = load_prompts(params)
     with stage_run(params, STAGE, log_params=sec) as run:
-        say(f"sampling {sec.samples_per_prompt} completions for each of {len(records)} prompts from {folder}; "
-            f"{len(reference_only)} more prompts add their reference calls only")
-        completions = sample_completions(folder, [r["prompt"] for r in records], sec)
-        splits, quarantine, stats = build(params, records, completions, say, reference_only)
+        if sec.task == "multi_turn":
+            from toolrl.trm.multi_turn import build_multi_turn, sample_rollouts
+
+            say(f"sampling {sec.samples_per_prompt} conversations for each of {len(cases)} multi-turn cases "
+                f"from {folder}")
+            rollouts, tokenizer = sample_rollouts(folder, cases, sec)
+            splits, stats = build_multi_turn(params, rollouts, tokenizer, say, replays)
+            quarantine = []
+        else:
+            say(f"sampling {sec.samples_per_prompt} completions for each of {len(records)} prompts from {folder}; "
+                f"{len(reference_only)} more prompts add their reference calls only")
+            completions = sample_completions(folder, [r["prompt"] for r in records], sec)
+            splits, quarantine, stats = build(params, records, completions, say, reference_only)
         out = Path(sec.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         for name in SPLITS:

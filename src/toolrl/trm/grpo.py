@@ -12,6 +12,13 @@ accepts advantages of shape (B, T) as well as (B,). So the subclass only overrid
 4. maps each call's characters to its completion tokens, and hands TRL
    A[b, t] = A_outcome[b] + alpha * A_call(b, i) on the tokens of call i, A_outcome[b] elsewhere.
 
+Multi-turn rollouts (`multiturn.rollouts.bfcl_rollout_func`, recognised by the `trajectory` TRL merges
+into each input) take the same four steps over the conversation: each model message's calls are read
+in their context and placed on the message's own tokens (`trm.multi_turn.message_calls`; environment
+tokens never carry a call term, and TRL's loss masks them anyway), and "call i" is the position
+(user turn, call number in that turn). It then also logs `trm/turns_completed`, and keeps the last
+batch's per-call scores in `last_call_scores` for sample tables.
+
 It logs `trm/mean_calls` (calls per completion: the reward-hacking signal), TRM score statistics,
 the size of the call term, and `trm/multi_call_groups`, the share of groups with a completion of two or
 more calls: only there do turn-level and pooled advantages differ. The stage runs the training package's GRPO stage (`run_grpo`) with this
@@ -79,6 +86,7 @@ class TrmGRPOTrainer(SharedPrefixGRPOTrainer):
     def __init__(self, *args: Any, trm_scorer: Any, alpha: float, call_advantage: str = "turn_level",
                  **kwargs: Any):
         super().__init__(*args, **kwargs)
+        self.last_call_scores: list[list[dict[str, Any]]] = []  # multi-turn: the last batch's calls and scores
         self.trm = trm_scorer
         self.trm.model.to(self.accelerator.device)
         self.alpha = alpha
@@ -87,23 +95,57 @@ class TrmGRPOTrainer(SharedPrefixGRPOTrainer):
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         out = super()._generate_and_score_completions(inputs)
         mode = "train" if self.model.training else "eval"
+        # multi-turn rollouts (multiturn.rollouts.bfcl_rollout_func) hand TRL a `trajectory` per row,
+        # which TRL merges into `inputs`
+        multi_turn = "trajectory" in inputs[0]
+        keys, scores, token_spans = (self._multi_turn_calls(inputs, out) if multi_turn
+                                     else self._single_turn_calls(inputs, out))
+        # A group's completions may live on several processes: normalise over all, keep ours.
+        all_scores, all_keys = gather_object(scores), gather_object(keys)
+        groups = self.num_generations if mode == "train" else self.num_generations_eval
+        adv_all = call_advantages(all_scores, groups, self.call_advantage, scale=self.scale_rewards != "none",
+                                  keys=all_keys)
+        start = self.accelerator.process_index * len(inputs)
+        adv = adv_all[start:start + len(inputs)]
+        out["advantages"] = token_advantages(out["advantages"], adv, token_spans, out["completion_ids"].size(1),
+                                             self.alpha)
+        self._log_trm(mode, all_scores, adv_all, groups)
+        if multi_turn:
+            from toolrl.multiturn.trajectory import Trajectory
+
+            done = gather_object([Trajectory.from_dict(x["trajectory"]).turns_completed for x in inputs])
+            self._metrics[mode]["trm/turns_completed"].append(sum(done) / max(len(done), 1))
+        return out
+
+    def _single_turn_calls(self, inputs: list[dict[str, Any]], out: dict[str, Any]) -> tuple[list, list, list]:
+        """(position keys, scores, token spans) of each completion's calls: one completion, one message."""
         tokenizer = self.processing_class
         rows = [ids[mask.bool()].tolist() for ids, mask in zip(out["completion_ids"], out["completion_mask"],
                                                                strict=True)]
         texts = tokenizer.batch_decode(rows, skip_special_tokens=True)
-        prompts = [x["prompt"] for x in inputs]
-        spans, scores = self.trm.score_completions(prompts, texts)
-        # A group's completions may live on several processes: normalise over all, keep ours.
-        all_scores = gather_object(scores)
-        groups = self.num_generations if mode == "train" else self.num_generations_eval
-        adv_all = call_advantages(all_scores, groups, self.call_advantage, scale=self.scale_rewards != "none")
-        start = self.accelerator.process_index * len(prompts)
-        adv = adv_all[start:start + len(prompts)]
+        spans, scores = self.trm.score_completions([x["prompt"] for x in inputs], texts)
         token_spans = [call_token_spans(tokenizer, r, s) for r, s in zip(rows, spans, strict=True)]
-        out["advantages"] = token_advantages(out["advantages"], adv, token_spans, out["completion_ids"].size(1),
-                                             self.alpha)
-        self._log_trm(mode, all_scores, adv_all, groups)
-        return out
+        return [list(range(len(s))) for s in scores], scores, token_spans
+
+    def _multi_turn_calls(self, inputs: list[dict[str, Any]], out: dict[str, Any]) -> tuple[list, list, list]:
+        """(position keys, scores, token spans) of each conversation's calls, each call read in its context
+        (`trm.multi_turn.message_calls`); `last_call_scores` keeps them per call for sample tables."""
+        from toolrl.multiturn.trajectory import Trajectory
+        from toolrl.trm.multi_turn import message_calls
+
+        per_row = []
+        for x, p_ids, p_mask, c_ids, c_mask, env in zip(inputs, out["prompt_ids"], out["prompt_mask"],
+                                                        out["completion_ids"], out["completion_mask"],
+                                                        out["tool_mask"], strict=True):
+            n = int(c_mask.sum())  # 0: TRL masked a truncated rollout out; it carries no loss to shape
+            per_row.append([] if n == 0 else message_calls(
+                self.processing_class, p_ids[p_mask.bool()].tolist(), c_ids[:n].tolist(), env[:n].tolist(),
+                Trajectory.from_dict(x["trajectory"])))
+        flat = iter(self.trm.score_steps([c.step for row in per_row for c in row]))
+        scores = [[next(flat) for _ in row] for row in per_row]
+        self.last_call_scores = [[{"turn": c.turn, "message": c.message, "call": c.call, "score": s}
+                                  for c, s in zip(row, ss, strict=True)] for row, ss in zip(per_row, scores, strict=True)]
+        return [[c.key for c in row] for row in per_row], scores, [[c.tokens for c in row] for row in per_row]
 
     def _log_trm(self, mode: str, scores: list[list[float]], adv: list[list[float]], groups: int) -> None:
         flat = [s for row in scores for s in row]

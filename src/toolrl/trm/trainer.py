@@ -140,11 +140,55 @@ def calibration_plot(y: list[int], p: list[float], path: str | Path, bins: int =
     return save_figure(fig, path)
 
 
+def roc_auc_interval(y: list[int], p: list[float], resamples: int = 2000, seed: int = 0,
+                     level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the ROC-AUC over held-out calls (seeded); resamples that draw
+    one class only are redrawn by skipping them. (nan, nan) when y holds one class."""
+    import numpy as np
+    from scipy.stats import rankdata
+
+    def auc(yy: np.ndarray, pp: np.ndarray) -> float:  # Mann-Whitney U (ties count half), as roc_auc_score
+        pos = int(yy.sum())
+        return float((rankdata(pp)[yy == 1].sum() - pos * (pos + 1) / 2) / (pos * (len(yy) - pos)))
+
+    y_arr, p_arr = np.asarray(y), np.asarray(p, dtype=float)
+    if len(set(y)) < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    aucs = []
+    for _ in range(resamples):
+        idx = rng.integers(0, len(y_arr), len(y_arr))
+        if 0 < y_arr[idx].sum() < len(idx):
+            aucs.append(auc(y_arr[idx], p_arr[idx]))
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(aucs, tail)), float(np.percentile(aucs, 100 - tail))
+
+
+def calibration(y: list[int], p: list[float], bins: int = 10) -> dict[str, Any]:
+    """Reliability bins (equal width on the score) and the expected calibration error: the
+    calls-weighted mean gap between a bin's mean score and its share of good calls."""
+    rows = []
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        idx = [i for i, x in enumerate(p) if lo <= x < hi or (b == bins - 1 and x == 1.0)]
+        if idx:
+            rows.append({"low": lo, "high": hi, "n": len(idx), "mean_score": sum(p[i] for i in idx) / len(idx),
+                         "good_share": sum(y[i] for i in idx) / len(idx)})
+    ece = sum(r["n"] * abs(r["mean_score"] - r["good_share"]) for r in rows) / max(len(y), 1)
+    return {"ece": ece, "bins": rows}
+
+
 def held_out_measures(scores: list[float], records: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
-    """Metrics on all validation records, per source, and agreement with the rule labels on the
-    policy's own calls."""
+    """Metrics on all validation records (ROC-AUC with its 95 % bootstrap interval, calibration), per
+    source, and agreement with the rule labels on the policy's own calls."""
     y = [r["label"] for r in records]
     out: dict[str, Any] = {"val": classification_metrics(y, scores, threshold)}
+    if y:
+        low, high = roc_auc_interval(y, scores)
+        out["val"].update({"roc_auc_low": low, "roc_auc_high": high})
+        cal = calibration(y, scores)
+        out["val"]["ece"] = cal["ece"]
+        out["calibration_bins"] = cal["bins"]
     for source in sorted({r["source"] for r in records}):
         idx = [i for i, r in enumerate(records) if r["source"] == source]
         out[f"val_{source}"] = classification_metrics([y[i] for i in idx], [scores[i] for i in idx], threshold)
@@ -183,6 +227,11 @@ def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
     data_dir = Path(params.trm.data.output_dir)
     train_file, val_file = data_dir / "train.jsonl", data_dir / "val.jsonl"
     train_records, val_records = read_steps(train_file), read_steps(val_file)
+    if sec.train_limit is not None and sec.train_limit < len(train_records):
+        import random
+
+        keep = sorted(random.Random(sec.seed).sample(range(len(train_records)), sec.train_limit))
+        train_records = [train_records[i] for i in keep]
     if not val_records:
         raise ValueError(f"{val_file} is empty: raise trm.data.prompts or trm.data.val_fraction")
     backbone = backbone_folder(params)
