@@ -189,3 +189,20 @@ def test_a_registered_estimator_is_chosen_by_name():
         del advantages.CALL_ADVANTAGES["first_call_only"]
     with pytest.raises(ValueError, match="turn_level, pooled"):
         call_advantages([[1.0], [0.0]], num_generations=2, mode="first_call_only")
+
+
+def test_in_conversations_pooled_favours_fewer_calls_and_turn_level_does_not():
+    """The same reason in the multi-turn setting, with the (user turn, call in turn) position keys of
+    `toolrl.trm.multi_turn`: four conversations of two user turns, every call good, two of them
+    spending an extra call (0.8) on one turn. Pooled pays the conversations that call less;
+    turn-level compares each turn's first call with the other conversations' first call of that
+    turn, and an extra call that no other conversation made has nothing to be compared with."""
+    scores = [[0.9, 0.9], [0.9, 0.8, 0.9], [0.9, 0.9, 0.8], [0.9, 0.9]]
+    keys = [[(0, 0), (1, 0)], [(0, 0), (0, 1), (1, 0)], [(0, 0), (1, 0), (1, 1)], [(0, 0), (1, 0)]]
+
+    def total(mode: str) -> list[float]:
+        return [sum(a) for a in call_advantages(scores, num_generations=4, mode=mode, keys=keys)]
+
+    pooled, turn = total("pooled"), total("turn_level")
+    assert pooled[1] == pytest.approx(pooled[2]) and pooled[1] < pooled[0] == pooled[3]
+    assert turn == pytest.approx([0.0, 0.0, 0.0, 0.0])
