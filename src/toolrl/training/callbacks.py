@@ -77,7 +77,7 @@ def trajectory_table(trajectories: Sequence[Trajectory], rewards: dict[str, list
                      step: int | None) -> dict[str, list[Any]]:
     """One row per call of each trajectory (a message without a call is one row with an empty call):
     where it happened (turn, message), what the model wrote and called, what came back, and the
-    trajectory's rewards. A `trm_score` column is for the TRM's per-call score where one is known."""
+    trajectory's rewards. (The TRM's per-call score is not here yet: grpo_trm does not run multi-turn.)"""
     table: dict[str, list[Any]] = {k: [] for k in ("step", "rollout", "case_id", "stop", "turn", "user", "message",
                                                    "text", "call", "result", "error")}
     table.update({f"reward/{name}": [] for name in rewards})
