@@ -80,6 +80,12 @@ class GrpoParams(TrainCommon):
     run of minutes. The ToolRL paper's GPU setting (in brackets below) is the profile configs/gpu.yaml."""
 
     output_dir: str = "models/grpo"
+    task: Literal["single_turn", "multi_turn"] = Field(default="single_turn", description=(
+        "single_turn: the curated RL view (data/curated/train.jsonl), one completion per prompt, the ToolRL "
+        "reward (reward.variant). multi_turn: BFCL's multi-turn training scenarios "
+        "(data/curated/multi_turn/train_rl.jsonl, from the bfcl_multi_turn source), whole conversations "
+        "against the case's executed tools (limits: multi_turn.limits), the multi-turn reward "
+        "(reward.multi_turn). docs/MULTI_TURN.md."))
     init: Literal["sft", "base"] = Field(default="sft",
         description="warm from the SFT model or cold from the base model")
     max_steps: int = Field(default=8,

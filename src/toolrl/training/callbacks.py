@@ -5,6 +5,9 @@
 - `RewardRecorder`: wraps the reward library's TRL reward functions without changing them; keeps the
   last batch (completions, ground truths, each component's rewards) for the sample tables, and
   reports `call_stats` through TRL's `log_metric` hook so they land beside `reward` in the logs.
+  Multi-turn batches (a `trajectory` per completion, `grpo.task: multi_turn`) report `trajectory_stats`
+  instead, and the outcome rate once the outcome reward is known; their sample tables hold one row
+  per call of each sampled trajectory (`trajectory_table`).
 - `StageCallback`: every log step, the stage's curated metrics to MLflow as `<stage>/<name>` and to
   a CSV for `dvc plots` (rows past a resumed checkpoint are dropped, then rewritten); sample
   completions as an MLflow table every `sample_every` steps.
@@ -16,17 +19,22 @@ import csv
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transformers import TrainerCallback
 
 from toolrl import formats
 
+if TYPE_CHECKING:  # imported where used: sft and the TRM read this module and never see a trajectory
+    from toolrl.multiturn.trajectory import Trajectory
+
+OUTCOME = "outcome_reward"  # the multi-turn outcome reward's name (toolrl.rewards.trl.TrajectoryReward)
+
 # Keys of TRL's logs worth keeping per stage (prefix match); the rest stays in TRL's own MLflow metrics.
 KEEP = {
     "sft": ("loss", "learning_rate", "grad_norm", "mean_token_accuracy", "entropy", "num_tokens"),
     "grpo": ("loss", "learning_rate", "grad_norm", "reward", "reward_std", "rewards/", "completions/mean_length",
-             "completions/clipped_ratio", "tool_calls/", "kl", "entropy", "clip_ratio/region_mean",
+             "completions/clipped_ratio", "tool_calls/", "multi_turn/", "kl", "entropy", "clip_ratio/region_mean",
              "frac_reward_zero_std"),
 }
 # The TRM stages (toolrl.trm): the classifier's training and validation curves; GRPO's keys plus the
@@ -52,6 +60,42 @@ def call_stats(texts: Sequence[str]) -> dict[str, float]:
     }
 
 
+def trajectory_stats(trajectories: Sequence[Trajectory]) -> dict[str, float]:
+    """Per batch of multi-turn trajectories: mean calls and completed user turns per trajectory, and the
+    share that stopped for each reason (finished, step_limit, call_limit, length_limit)."""
+    from toolrl.multiturn.trajectory import STOPS
+
+    n = max(1, len(trajectories))
+    stats = {"calls_per_trajectory": sum(len(t.calls) for t in trajectories) / n,
+             "turns_completed": sum(t.turns_completed for t in trajectories) / n}
+    for reason in STOPS:
+        stats[f"stop/{reason}"] = sum(t.stop == reason for t in trajectories) / n
+    return stats
+
+
+def trajectory_table(trajectories: Sequence[Trajectory], rewards: dict[str, list[float | None]],
+                     step: int | None) -> dict[str, list[Any]]:
+    """One row per call of each trajectory (a message without a call is one row with an empty call):
+    where it happened (turn, message), what the model wrote and called, what came back, and the
+    trajectory's rewards. (The TRM's per-call score is not here yet: grpo_trm does not run multi-turn.)"""
+    table: dict[str, list[Any]] = {k: [] for k in ("step", "rollout", "case_id", "stop", "turn", "user", "message",
+                                                   "text", "call", "result", "error")}
+    table.update({f"reward/{name}": [] for name in rewards})
+    for i, t in enumerate(trajectories):
+        for turn_no, turn in enumerate(t.turns):
+            for msg_no, msg in enumerate(turn.steps):
+                calls = [c.to_json() for c in msg.calls] or [""]
+                results = msg.results if msg.calls else [msg.results[0] if msg.results else ""]
+                for call, result in zip(calls, results + [""] * (len(calls) - len(results)), strict=False):
+                    row = {"step": step, "rollout": i, "case_id": t.case_id, "stop": t.stop, "turn": turn_no,
+                           "user": turn.user[-500:], "message": msg_no, "text": msg.text[-2000:], "call": call,
+                           "result": result[-1000:], "error": msg.error or ""}
+                    row.update({f"reward/{name}": values[i] for name, values in rewards.items()})
+                    for key, value in row.items():
+                        table[key].append(value)
+    return table
+
+
 class _Observed:
     """One reward function, observed. Keeps the wrapped function's name: TRL names the
     `rewards/<name>/mean` metrics after it."""
@@ -67,13 +111,19 @@ class _Observed:
         if self.first:
             self.recorder.see_batch(prompts, completions, kwargs)
         self.recorder.rewards[self.__name__] = [None if r is None else float(r) for r in rewards]
+        if self.__name__ == OUTCOME and self.recorder.outcome_max is not None and callable(kwargs.get("log_metric")):
+            passed = [r is not None and r >= self.recorder.outcome_max for r in rewards]
+            kwargs["log_metric"]("multi_turn/outcome_rate", sum(passed) / max(1, len(passed)))
         return rewards
 
 
 class RewardRecorder:
     """Observes a list of TRL reward functions; `wrap` returns them, observed, in the same order."""
 
-    def __init__(self) -> None:
+    def __init__(self, outcome_max: float | None = None) -> None:
+        # multi-turn: the outcome reward's max, what a trajectory BFCL's checker passes gets
+        self.outcome_max = outcome_max
+        self.trajectories: list[Trajectory] = []
         self.step: int | None = None
         self.prompts: list[Any] = []
         self.completions: list[str] = []
@@ -90,13 +140,23 @@ class RewardRecorder:
         self.completions = [formats.assistant_text(c) for c in completions]
         self.ground_truth = list(kwargs.get("ground_truth") or [None] * len(prompts))
         self.rewards = {}
+        raw = kwargs.get("trajectory")
+        self.trajectories = []
+        if raw:
+            from toolrl.multiturn.trajectory import Trajectory
+
+            self.trajectories = [t if isinstance(t, Trajectory) else Trajectory.from_dict(t) for t in raw]
         log_metric = kwargs.get("log_metric")
         if callable(log_metric):
-            for name, value in call_stats(self.completions).items():
-                log_metric(f"tool_calls/{name}", value)
+            stats = (("multi_turn", trajectory_stats(self.trajectories)) if self.trajectories
+                     else ("tool_calls", call_stats(self.completions)))
+            for name, value in stats[1].items():
+                log_metric(f"{stats[0]}/{name}", value)
 
     def table(self, rows: int) -> dict[str, list[Any]]:
-        """The last batch as columns for mlflow.log_table."""
+        """The last batch as columns for mlflow.log_table (multi-turn: the first `rows` trajectories)."""
+        if self.trajectories:
+            return trajectory_table(self.trajectories[:rows], {k: v[:rows] for k, v in self.rewards.items()}, self.step)
         n = min(rows, len(self.completions))
         stats = [formats.parse(c) for c in self.completions[:n]]
         table: dict[str, list[Any]] = {

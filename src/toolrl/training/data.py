@@ -8,6 +8,11 @@ Both views share the `prompt` messages (system prompt listing the tools + the di
   schema-aware reward variants); GRPOTrainer passes every extra column to the reward functions as a
   keyword argument.
 
+Multi-turn (the `bfcl_multi_turn` source, under `multi_turn/`): `train_rl.jsonl` holds one BFCL
+training case per line (GRPO's `grpo.task: multi_turn` rebuilds the case from its `case_id`),
+`train_sft.jsonl` one ground-truth conversation per line (`messages`), which SFT learns message by
+message (`multi_turn_sft_records`).
+
 A record that lacks what its view needs is an error naming the file, the line and the fix: training
 on silently thinned data would hide a curation bug.
 """
@@ -106,6 +111,50 @@ def load_view(data_dir: str | Path, split: str, view: View, limit: int | None = 
     return to_dataset(read_records(split_path(data_dir, split), view, limit), view)
 
 
+MULTI_TURN_DIR = "multi_turn"  # toolrl.data.curate writes the bfcl_multi_turn records there
+MULTI_TURN_FIX = "add {name: bfcl_multi_turn} to data.sources and rerun curate (`toolrl data curate`)"
+
+
+def multi_turn_path(data_dir: str | Path, kind: Literal["rl", "sft"]) -> Path:
+    """`<data_dir>/multi_turn/train_rl.jsonl` or `train_sft.jsonl` (it may not exist)."""
+    return Path(data_dir) / MULTI_TURN_DIR / f"train_{kind}.jsonl"
+
+
+def read_multi_turn(path: Path, kind: Literal["rl", "sft"], limit: int | None = None) -> list[dict[str, Any]]:
+    """The multi-turn records of one file (first `limit` only if given); a record without what training
+    reads is an error naming the line. An empty file is an empty list: curation may hold every sampled
+    case out for evaluation."""
+    records: list[dict[str, Any]] = []
+    for lineno, record in read_jsonl(path, "re-run `toolrl data curate`", TrainingError):
+        problem = ("line is not a JSON object" if not isinstance(record, dict) else
+                   None if isinstance(record.get("case_id"), str) else "field 'case_id' missing")
+        if problem is None and kind == "sft":
+            problem = _check_messages(record.get("messages"), "messages")
+            if problem is None and record["messages"][-1]["role"] != "assistant":
+                problem = "'messages' must end with an assistant message"
+        if problem:
+            raise TrainingError(f"{path} line {lineno}: {problem}: re-run `toolrl data curate`")
+        records.append(record)
+        if limit is not None and len(records) >= limit:
+            break
+    return records
+
+
+def multi_turn_sft_examples(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One SFT-view example per assistant message of each conversation: the conversation so far is the
+    prompt, the message the completion. So TRL's `completion_only_loss` puts the loss on the assistant's
+    tokens only (tool results and user turns are context), with the same encoding as single-turn
+    examples, which lets the two mix in one dataset."""
+    out = []
+    for record in records:
+        messages = record["messages"]
+        for i, msg in enumerate(messages):
+            if msg["role"] == "assistant" and i > 0:
+                out.append({"id": f"{record.get('id', record['case_id'])}#m{i}", "prompt": messages[:i],
+                            "completion": [msg]})
+    return out
+
+
 def file_digest(path: str | Path) -> str:
     """sha256 of a data file: part of a run's fingerprint, so changed data is never resumed into."""
     digest = hashlib.sha256()
@@ -138,3 +187,21 @@ def check_sft_lengths(dataset: Dataset, tokenizer: Any, max_length: int) -> int:
                             f"({max_length}) tokens or more, leaving no completion to learn: {shown}. Raise "
                             "sft.max_length or lower data.max_prompt_tokens and re-curate")
     return clipped
+
+
+def fit_multi_turn(examples: list[dict[str, Any]], tokenizer: Any, max_length: int) -> tuple[list[dict[str, Any]], int]:
+    """The multi-turn SFT examples that fit `max_length` whole, and how many do not. A later message's prompt
+    holds the whole conversation before it (a BFCL opening alone is ~1-4k tokens), so cutting would leave
+    its message without an end, or without the message at all (TRL then drops it silently): an example that
+    does not fit is left out and counted instead; none fitting at all is an error."""
+    kept, sizes = [], []
+    for ex in examples:
+        n = _n_tokens(tokenizer, ex["prompt"] + ex["completion"], False)
+        if n <= max_length:
+            kept.append(ex)
+        sizes.append(n)
+    if examples and not kept:
+        raise TrainingError(f"none of the {len(examples)} multi-turn SFT examples (one per assistant message) fits "
+                            f"sft.max_length={max_length} tokens; the shortest has {min(sizes)}: raise sft.max_length "
+                            "(the model's context allowing; SmolLM2: 8192)")
+    return kept, len(examples) - len(kept)

@@ -12,6 +12,13 @@ The trainer is `SharedPrefixGRPOTrainer` (toolrl.training.shared_prefix: each gr
 once, `grpo.shared_prefix`). TRM-guided GRPO with turn-level call advantages (`grpo_trm`) reuses this
 stage with `TrmGRPOTrainer` (toolrl.trm.grpo); the call-advantage estimators are a registry in
 toolrl.trm.advantages.
+
+`grpo.task: multi_turn` trains on BFCL's multi-turn training scenarios instead (`multi_turn_task`):
+whole conversations against the case's executed tools, run by the one conversation loop inside
+TRL's `rollout_func` (toolrl.multiturn.rollouts), scored by the multi-turn reward
+(`grpo.reward.multi_turn`); everything else (init, budget, trainer, outputs) is the same stage. A
+trainer class that does not declare `supports_multi_turn` is refused for it (grpo_trm's, until the
+TRM scores multi-turn completions).
 """
 
 from __future__ import annotations
@@ -23,7 +30,14 @@ from typing import Any
 from toolrl.config import GrpoParams, Params
 from toolrl.training import checkpoints, publish, stage
 from toolrl.training.callbacks import RewardRecorder, StageCallback
-from toolrl.training.data import load_view, split_path
+from toolrl.training.data import (
+    MULTI_TURN_FIX,
+    TrainingError,
+    load_view,
+    multi_turn_path,
+    read_multi_turn,
+    split_path,
+)
 
 STAGE = "grpo"
 
@@ -45,7 +59,7 @@ def init_folder(params: Params) -> Path:
 def config_kwargs(params: Params, state: checkpoints.OutputState, section: GrpoParams | None = None,
                   name: str = STAGE) -> dict[str, Any]:
     """GRPOConfig fields (TRL 1.16 names) for these params (`section`: another GRPO section, e.g. grpo_trm's)."""
-    from toolrl.rewards.trl import reward_weights
+    from toolrl.rewards.trl import multi_turn_reward_weights, reward_weights
 
     sec = section or params.grpo
     kwargs = {
@@ -60,7 +74,7 @@ def config_kwargs(params: Params, state: checkpoints.OutputState, section: GrpoP
         "loss_type": sec.loss_type,
         "scale_rewards": sec.scale_rewards,
         "mask_truncated_completions": sec.mask_truncated_completions,
-        "reward_weights": reward_weights(sec.reward),
+        "reward_weights": (multi_turn_reward_weights if sec.task == "multi_turn" else reward_weights)(sec.reward),
     }
     vllm = sec.vllm
     if vllm.enabled:
@@ -73,6 +87,48 @@ def config_kwargs(params: Params, state: checkpoints.OutputState, section: GrpoP
             kwargs.update(vllm_server_host=vllm.server_host, vllm_server_port=vllm.server_port,
                           vllm_server_timeout=vllm.server_timeout)
     return kwargs
+
+
+class MultiTurnTask:
+    """What `grpo.task: multi_turn` changes in the stage: the data file, the dataset (case ids as prompts),
+    TRL's `rollout_func` (the conversation loop with `multi_turn.limits`) and the multi-turn reward functions."""
+
+    def __init__(self, params: Params, section: GrpoParams, name: str, trainer_cls: type | None):
+        if trainer_cls is not None and not getattr(trainer_cls, "supports_multi_turn", False):
+            raise TrainingError(f"{name} does not support multi-turn yet ({trainer_cls.__name__} scores single-turn "
+                                f"completions): run it with -S grpo.task=single_turn, or train multi-turn with the grpo stage")
+        self.file = multi_turn_path(params.data.output_dir, "rl")
+        if not self.file.exists():
+            raise TrainingError(f"grpo.task is multi_turn but {self.file} does not exist: {MULTI_TURN_FIX}")
+        self.params, self.section = params, section
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"multi_turn_limits": self.params.multi_turn.limits.model_dump(mode="json")}
+
+    def trainer_kwargs(self) -> dict[str, Any]:
+        """train_dataset, rollout_func and reward_funcs for the trainer."""
+        from datasets import Dataset
+
+        from toolrl.multiturn.answers import case_by_id
+        from toolrl.multiturn.loop import Limits
+        from toolrl.multiturn.rollouts import bfcl_rollout_func, dataset_rows
+        from toolrl.rewards.trl import multi_turn_reward_functions
+
+        records = read_multi_turn(self.file, "rl", self.section.train_limit)
+        if not records:
+            raise TrainingError(f"{self.file} holds no training cases (curation held every sampled case out for "
+                                "evaluation?): raise the bfcl_multi_turn source's limit and rerun curate")
+        cases = [case_by_id(r["case_id"]) for r in records]
+        limits = Limits(**self.params.multi_turn.limits.model_dump())
+        return {"train_dataset": Dataset.from_list(dataset_rows(cases)), "rollout_func": bfcl_rollout_func(cases, limits),
+                "reward_funcs": multi_turn_reward_functions(self.section.reward)}
+
+    def outcome_max(self) -> float | None:
+        """The outcome reward's max (what a trajectory BFCL's checker passes gets), None without an outcome term."""
+        from toolrl.rewards.multi_turn import TrajectoryScorer
+
+        scorer = TrajectoryScorer(params=self.section.reward)
+        return scorer.outcome_range.max if scorer.reward.outcome else None
 
 
 def run_grpo(params: Params, fresh: bool = False, say: Callable[[str], None] = print, *, name: str = STAGE,
@@ -92,19 +148,25 @@ def run_grpo(params: Params, fresh: bool = False, say: Callable[[str], None] = p
     from toolrl.training.shared_prefix import SharedPrefixGRPOTrainer
 
     sec = section or params.grpo
-    train_file = split_path(params.data.output_dir, "train")
+    task = MultiTurnTask(params, sec, name, trainer_cls) if sec.task == "multi_turn" else None
+    train_file = task.file if task else split_path(params.data.output_dir, "train")
     init = init_folder(params)
-    fp = {**stage.fingerprint(params, name, sec, train_file, init), **(fingerprint_extra or {})}
+    fp = {**stage.fingerprint(params, name, sec, train_file, init), **(task.fingerprint() if task else {}),
+          **(fingerprint_extra or {})}
     tokenizer = stage.load_tokenizer(init)
-    recorder = RewardRecorder()
+    recorder = RewardRecorder(outcome_max=task.outcome_max() if task else None)
     callback = StageCallback(name, sec.plots_file, recorder, sec.sample_every, sec.sample_rows)
 
     def build(state: checkpoints.OutputState) -> Any:
-        train = load_view(params.data.output_dir, "train", "rl", sec.train_limit)
+        if task:
+            data = task.trainer_kwargs()
+        else:
+            data = {"train_dataset": load_view(params.data.output_dir, "train", "rl", sec.train_limit),
+                    "reward_funcs": reward_functions(sec.reward)}
+        data["reward_funcs"] = recorder.wrap(data["reward_funcs"])
         args = GRPOConfig(**config_kwargs(params, state, sec, name))
         return (trainer_cls or SharedPrefixGRPOTrainer)(
-            model=str(init), reward_funcs=recorder.wrap(reward_functions(sec.reward)), args=args,
-            train_dataset=train, processing_class=tokenizer, peft_config=stage.lora_config(sec.lora),
+            model=str(init), args=args, **data, processing_class=tokenizer, peft_config=stage.lora_config(sec.lora),
             callbacks=[callback], shared_prefix=sec.shared_prefix,
             generation_dtype=resolve_dtype(sec.generation_dtype), **(trainer_kwargs or {}))
 
@@ -113,7 +175,8 @@ def run_grpo(params: Params, fresh: bool = False, say: Callable[[str], None] = p
         step = trainer.state.global_step
         if not stage.is_main_process():
             return stage.TrainResult(name, str(state.output_dir), step, None)
-        metrics = {"global_step": step, "init": sec.init, "variant": sec.reward.variant,
+        metrics = {"global_step": step, "init": sec.init, "task": sec.task,
+                   "variant": sec.reward.multi_turn if task else sec.reward.variant,
                    **curve_summary(sec.plots_file), **{k: v for k, v in callback.summary.items() if k == "train_runtime"}}
         return stage.finish(params, sec, name, state, run, model, tokenizer, metrics, plot_rewards(sec.plots_file))
 
@@ -134,7 +197,7 @@ def curve_summary(plots_file: str | Path) -> dict[str, Any]:
     k = max(1, len(rows) // 5)
     for col in ["reward", *component_columns(rows), "completions/mean_length", "tool_calls/parseable_call_share",
                 "tool_calls/mean_calls", "tool_calls/well_formed_share",
-                *sorted({c for r in rows for c in r if c.startswith("trm/")})]:  # grpo_trm's TRM statistics
+                *sorted({c for r in rows for c in r if c.startswith(("trm/", "multi_turn/"))})]:  # grpo_trm's TRM statistics
         vals = [float(r[col]) for r in rows if r.get(col) not in (None, "")]
         if vals:
             first, last = sum(vals[:k]) / len(vals[:k]), sum(vals[-k:]) / len(vals[-k:])

@@ -169,6 +169,12 @@ def inputs(stage: str, params: Params) -> dict[str, bool]:
 
         model = init_folder_path(params)
     found = {str(data): data.exists(), str(model): (model / "config.json").exists()}
+    if stage != "sft" and params.grpo.task == "multi_turn":  # the multi-turn cases instead of train.jsonl
+        from toolrl.training.data import multi_turn_path
+
+        del found[str(data)]
+        data = multi_turn_path(params.data.output_dir, "rl")
+        found[str(data)] = data.exists()
     if stage == "grpo_trm":
         trm = Path(params.trm.grpo.reward_model or params.trm.model.output_dir)
         found[str(trm)] = (trm / "trm.json").exists()

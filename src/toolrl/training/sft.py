@@ -5,6 +5,13 @@ Conversational prompt-completion records, so the loss falls on the completion on
 merges them at the end, so `models/sft/` is always a plain transformers folder with its tokenizer.
 A held-out probe (greedy completions on a few val prompts) scores the output format before and
 after training.
+
+Multi-turn: when curation wrote BFCL multi-turn conversations (`multi_turn/train_sft.jsonl`, the
+`bfcl_multi_turn` source), SFT learns them too, one example per assistant message with the
+conversation so far as its prompt (`data.multi_turn_sft_examples`). The data decides, not a switch:
+the source list already says whether multi-turn data is wanted, and a second switch could only
+contradict it. Examples that do not fit `sft.max_length` whole are left out and counted
+(`multi_turn_left_out` in the metrics).
 """
 
 from __future__ import annotations
@@ -18,7 +25,18 @@ from toolrl.config import Params
 from toolrl.hardware import resolve_bf16
 from toolrl.training import checkpoints, publish, stage
 from toolrl.training.callbacks import StageCallback
-from toolrl.training.data import check_sft_lengths, load_view, read_records, split_path
+from toolrl.training.data import (
+    check_sft_lengths,
+    file_digest,
+    fit_multi_turn,
+    load_view,
+    multi_turn_path,
+    multi_turn_sft_examples,
+    read_multi_turn,
+    read_records,
+    split_path,
+    to_dataset,
+)
 
 STAGE = "sft"
 PROBE_BEFORE = "probe_before.json"
@@ -57,9 +75,11 @@ def run_sft(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
     train_file = split_path(params.data.output_dir, "train")
     base = stage.model_folder(params.model.output_dir, "base model",
                                "run `toolrl model prepare` (or `dvc repro prepare_model`) first")
+    multi_file = multi_turn_path(params.data.output_dir, "sft")
     callback = StageCallback(STAGE, sec.plots_file)
     probe_records: list[dict[str, Any]] = []
     tokenizer: Any = None
+    counts: dict[str, int] = {}
 
     def build(state: checkpoints.OutputState) -> Any:
         nonlocal probe_records, tokenizer
@@ -71,6 +91,8 @@ def run_sft(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
         if clipped:
             say(f"warning: {clipped} of {len(train)} SFT examples are longer than sft.max_length={sec.max_length} "
                 "tokens: the end of their completion is cut off")
+        if multi_file.exists():
+            train = with_multi_turn(train, multi_file, tokenizer, sec.max_length, sec.train_limit, counts, say)
         trainer = build_trainer(params, state, base, train, tokenizer, [callback])
         # Probes run on every process: under ZeRO-3 generation needs all the shards; rank 0 records.
         before_file = state.output_dir / PROBE_BEFORE
@@ -88,7 +110,7 @@ def run_sft(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
                        resolve_bf16(sec.bf16)) if probe_records else None
         if not stage.is_main_process():
             return stage.TrainResult(STAGE, str(state.output_dir), step, None)
-        metrics: dict[str, Any] = {"global_step": step, **_loss_summary(callback, sec.plots_file)}
+        metrics: dict[str, Any] = {"global_step": step, **counts, **_loss_summary(callback, sec.plots_file)}
         if after is not None:
             before_file = state.output_dir / PROBE_BEFORE
             metrics["probe_before"] = json.loads(before_file.read_text()) if before_file.exists() else {}
@@ -96,9 +118,32 @@ def run_sft(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
         png = publish.plot_columns(sec.plots_file, Path(sec.plots_file).with_suffix(".png"), ["loss"], "SFT loss")
         return stage.finish(params, sec, STAGE, state, run, model, tokenizer, metrics, png)
 
-    spec = stage.TrainingStage(STAGE, "SFT run", sec, base, stage.fingerprint(params, STAGE, sec, train_file, base),
-                               build, finish)
+    fp = stage.fingerprint(params, STAGE, sec, train_file, base)
+    if multi_file.exists():  # changed multi-turn data must not be resumed into either
+        fp["multi_turn_data"] = file_digest(multi_file)
+    spec = stage.TrainingStage(STAGE, "SFT run", sec, base, fp, build, finish)
     return stage.run_training(params, spec, fresh, say)
+
+
+def with_multi_turn(train: Any, path: Path, tokenizer: Any, max_length: int, limit: int | None,
+                    counts: dict[str, int], say: Callable[[str], None] = print) -> Any:
+    """`train` plus one example per assistant message of the curated multi-turn conversations that fit
+    `max_length` (`limit`, sft.train_limit, counts conversations here); `counts` gets what was used and
+    left out."""
+    from datasets import concatenate_datasets
+
+    conversations = read_multi_turn(path, "sft", limit)
+    examples, left_out = fit_multi_turn(multi_turn_sft_examples(conversations), tokenizer, max_length)
+    counts.update(multi_turn_conversations=len(conversations), multi_turn_examples=len(examples),
+                  multi_turn_left_out=left_out)
+    if left_out:
+        say(f"warning: {left_out} of {left_out + len(examples)} multi-turn SFT examples (one per assistant message) "
+            f"are longer than sft.max_length={max_length} tokens and are left out: raise sft.max_length to keep them")
+    if not examples:
+        return train
+    say(f"SFT on {len(train)} single-turn examples and {len(examples)} assistant messages of "
+        f"{len(conversations)} multi-turn conversations")
+    return concatenate_datasets([train, to_dataset(examples, "sft")])
 
 
 def _loss_summary(callback: StageCallback, plots_file: str) -> dict[str, float]:
