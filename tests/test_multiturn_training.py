@@ -50,7 +50,7 @@ def test_multi_turn_grpo_needs_the_curated_multi_turn_data(tmp_path, tiny_model_
         run_grpo(params, say=lambda _: None)
 
 
-def test_grpo_trm_refuses_multi_turn_until_its_trainer_supports_it(tmp_path, tiny_model_dir, mlflow_uri):
+def test_a_trainer_that_scores_single_turn_completions_is_refused_multi_turn(tmp_path, tiny_model_dir, mlflow_uri):
     from toolrl.training.grpo import run_grpo
     from toolrl.training.shared_prefix import SharedPrefixGRPOTrainer
 
@@ -59,7 +59,7 @@ def test_grpo_trm_refuses_multi_turn_until_its_trainer_supports_it(tmp_path, tin
 
     params = tiny_params(tmp_path, tiny_model_dir, mlflow_uri, MT)
     write_multi_turn(Path(params.data.output_dir))
-    with pytest.raises(TrainingError, match="grpo_trm does not support multi-turn yet"):
+    with pytest.raises(TrainingError, match="grpo_trm does not support multi-turn"):
         run_grpo(params, name="grpo_trm", trainer_cls=SingleTurnOnly, say=lambda _: None)
 
 
@@ -157,3 +157,23 @@ def test_multi_turn_sft_learns_the_assistant_messages_only_and_counts_what_does_
     with pytest.raises(TrainingError, match=r"none of the .* multi-turn SFT examples .* raise sft.max_length"):
         sft.with_multi_turn(load_view(data_dir, "train", "sft", 2), multi_turn_path(data_dir, "sft"), tokenizer,
                             1024, None, {}, said.append)
+
+
+def test_the_sample_table_shows_each_calls_trm_score():
+    from toolrl.formats import ToolCall
+    from toolrl.multiturn.trajectory import Step, Trajectory, Turn
+    from toolrl.training.callbacks import trajectory_table
+
+    ls, cd = ToolCall("ls", {}), ToolCall("cd", {"folder": "a"})
+    t = Trajectory("multi_turn_base_1", "multi_turn_base", turns=[
+        Turn("list", steps=[Step("...", calls=[ls, cd], results=["x", "y"]), Step("<response> ok </response>")]),
+        Turn("again", steps=[Step("...", calls=[ls], results=["z"])]),
+    ])
+    # grpo_trm's last_call_scores: messages numbered across the conversation (the second turn's is 2)
+    scores = [[{"turn": 0, "message": 0, "call": "ls", "score": 0.9},
+               {"turn": 0, "message": 0, "call": "cd", "score": 0.2},
+               {"turn": 1, "message": 2, "call": "ls", "score": 0.7}]]
+    table = trajectory_table([t], {"outcome_reward": [1.0]}, step=3, call_scores=scores)
+    assert table["trm_score"] == [0.9, 0.2, None, 0.7]
+    assert table["call"][2] == "" and table["turn"] == [0, 0, 0, 1]
+    assert "trm_score" not in trajectory_table([t], {}, step=3)

@@ -74,26 +74,44 @@ def trajectory_stats(trajectories: Sequence[Trajectory]) -> dict[str, float]:
 
 
 def trajectory_table(trajectories: Sequence[Trajectory], rewards: dict[str, list[float | None]],
-                     step: int | None) -> dict[str, list[Any]]:
+                     step: int | None, call_scores: Sequence[Sequence[dict[str, Any]]] | None = None,
+                     ) -> dict[str, list[Any]]:
     """One row per call of each trajectory (a message without a call is one row with an empty call):
-    where it happened (turn, message), what the model wrote and called, what came back, and the
-    trajectory's rewards. (The TRM's per-call score is not here yet: grpo_trm does not run multi-turn.)"""
+    where it happened (turn, message), what the model wrote and called, what came back, the
+    trajectory's rewards, and with `call_scores` (grpo_trm's `last_call_scores`: per trajectory, the
+    TRM's score of each call with its turn and message) a `trm_score` column."""
     table: dict[str, list[Any]] = {k: [] for k in ("step", "rollout", "case_id", "stop", "turn", "user", "message",
                                                    "text", "call", "result", "error")}
     table.update({f"reward/{name}": [] for name in rewards})
+    if call_scores is not None:
+        table["trm_score"] = []
     for i, t in enumerate(trajectories):
+        scored = _scores_by_message(call_scores[i] if call_scores is not None and i < len(call_scores) else [])
+        messages = iter(range(sum(len(turn.steps) for turn in t.turns)))  # numbered across the conversation
         for turn_no, turn in enumerate(t.turns):
             for msg_no, msg in enumerate(turn.steps):
                 calls = [c.to_json() for c in msg.calls] or [""]
                 results = msg.results if msg.calls else [msg.results[0] if msg.results else ""]
-                for call, result in zip(calls, results + [""] * (len(calls) - len(results)), strict=False):
+                scores = scored.get(next(messages), [])
+                for k, (call, result) in enumerate(zip(calls, results + [""] * (len(calls) - len(results)),
+                                                       strict=False)):
                     row = {"step": step, "rollout": i, "case_id": t.case_id, "stop": t.stop, "turn": turn_no,
                            "user": turn.user[-500:], "message": msg_no, "text": msg.text[-2000:], "call": call,
                            "result": result[-1000:], "error": msg.error or ""}
+                    if call_scores is not None:
+                        row["trm_score"] = scores[k] if call and k < len(scores) else None
                     row.update({f"reward/{name}": values[i] for name, values in rewards.items()})
                     for key, value in row.items():
                         table[key].append(value)
     return table
+
+
+def _scores_by_message(calls: Sequence[dict[str, Any]]) -> dict[int, list[float]]:
+    """Model message number in the conversation -> the TRM scores of that message's calls, in order."""
+    out: dict[int, list[float]] = {}
+    for c in calls:
+        out.setdefault(int(c["message"]), []).append(float(c["score"]))
+    return out
 
 
 class _Observed:
@@ -129,6 +147,8 @@ class RewardRecorder:
         self.completions: list[str] = []
         self.ground_truth: list[Any] = []
         self.rewards: dict[str, list[float | None]] = {}
+        # set by the stage when its trainer scores calls (grpo_trm): the last batch's per-call TRM scores
+        self.call_scores: Callable[[], list[list[dict[str, Any]]] | None] = lambda: None
 
     def wrap(self, fns: Sequence[Callable[..., list[float]]]) -> list[_Observed]:
         return [_Observed(fn, self, first=(i == 0)) for i, fn in enumerate(fns)]
@@ -156,7 +176,9 @@ class RewardRecorder:
     def table(self, rows: int) -> dict[str, list[Any]]:
         """The last batch as columns for mlflow.log_table (multi-turn: the first `rows` trajectories)."""
         if self.trajectories:
-            return trajectory_table(self.trajectories[:rows], {k: v[:rows] for k, v in self.rewards.items()}, self.step)
+            scores = self.call_scores()
+            return trajectory_table(self.trajectories[:rows], {k: v[:rows] for k, v in self.rewards.items()}, self.step,
+                                    scores[:rows] if scores else None)
         n = min(rows, len(self.completions))
         stats = [formats.parse(c) for c in self.completions[:n]]
         table: dict[str, list[Any]] = {

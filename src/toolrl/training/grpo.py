@@ -17,8 +17,8 @@ toolrl.trm.advantages.
 whole conversations against the case's executed tools, run by the one conversation loop inside
 TRL's `rollout_func` (toolrl.multiturn.rollouts), scored by the multi-turn reward
 (`grpo.reward.multi_turn`); everything else (init, budget, trainer, outputs) is the same stage. A
-trainer class that does not declare `supports_multi_turn` is refused for it (grpo_trm's, until the
-TRM scores multi-turn completions).
+trainer class that does not declare `supports_multi_turn` is refused for it (grpo_trm's
+`TrmGRPOTrainer` does: it scores every call of every model message in its context).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class MultiTurnTask:
 
     def __init__(self, params: Params, section: GrpoParams, name: str, trainer_cls: type | None):
         if trainer_cls is not None and not getattr(trainer_cls, "supports_multi_turn", False):
-            raise TrainingError(f"{name} does not support multi-turn yet ({trainer_cls.__name__} scores single-turn "
+            raise TrainingError(f"{name} does not support multi-turn ({trainer_cls.__name__} scores single-turn "
                                 f"completions): run it with -S grpo.task=single_turn, or train multi-turn with the grpo stage")
         self.file = multi_turn_path(params.data.output_dir, "rl")
         if not self.file.exists():
@@ -165,10 +165,13 @@ def run_grpo(params: Params, fresh: bool = False, say: Callable[[str], None] = p
                     "reward_funcs": reward_functions(sec.reward)}
         data["reward_funcs"] = recorder.wrap(data["reward_funcs"])
         args = GRPOConfig(**config_kwargs(params, state, sec, name))
-        return (trainer_cls or SharedPrefixGRPOTrainer)(
+        trainer = (trainer_cls or SharedPrefixGRPOTrainer)(
             model=str(init), args=args, **data, processing_class=tokenizer, peft_config=stage.lora_config(sec.lora),
             callbacks=[callback], shared_prefix=sec.shared_prefix,
             generation_dtype=resolve_dtype(sec.generation_dtype), **(trainer_kwargs or {}))
+        # grpo_trm's trainer keeps the last batch's per-call TRM scores: the sample tables show them
+        recorder.call_scores = lambda: getattr(trainer, "last_call_scores", None)
+        return trainer
 
     def finish(trainer: Any, state: checkpoints.OutputState, run: Any) -> stage.TrainResult:
         model = stage.save_final_model(trainer, tokenizer, sec.lora, state.output_dir)

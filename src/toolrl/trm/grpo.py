@@ -83,6 +83,8 @@ def call_token_spans(tokenizer: Any, ids: list[int], spans: Sequence[CallSpan]) 
 class TrmGRPOTrainer(SharedPrefixGRPOTrainer):
     """GRPOTrainer whose advantages carry the TRM's turn-level call term (see the module doc)."""
 
+    supports_multi_turn = True  # scores each model message's calls in context (toolrl.trm.multi_turn)
+
     def __init__(self, *args: Any, trm_scorer: Any, alpha: float, call_advantage: str = "turn_level",
                  **kwargs: Any):
         super().__init__(*args, **kwargs)
