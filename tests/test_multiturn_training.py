@@ -177,3 +177,14 @@ def test_the_sample_table_shows_each_calls_trm_score():
     assert table["trm_score"] == [0.9, 0.2, None, 0.7]
     assert table["call"][2] == "" and table["turn"] == [0, 0, 0, 1]
     assert "trm_score" not in trajectory_table([t], {}, step=3)
+
+
+def test_cases_whose_opening_fills_the_context_are_left_out_and_said(tmp_path, tiny_model_dir, mlflow_uri):
+    from toolrl.training.grpo import run_grpo
+
+    params = tiny_params(tmp_path, tiny_model_dir, mlflow_uri, [*MT, "multi_turn.limits.max_total_tokens=600"])
+    write_multi_turn(Path(params.data.output_dir))
+    said = []
+    with pytest.raises(TrainingError, match=r"no multi-turn training case .* fits multi_turn.limits: the shortest "
+                                            r"opening is \d+ tokens, max_total_tokens - max_new_tokens is 592"):
+        run_grpo(params, say=said.append)

@@ -93,19 +93,37 @@ class MultiTurnTask:
     """What `grpo.task: multi_turn` changes in the stage: the data file, the dataset (case ids as prompts),
     TRL's `rollout_func` (the conversation loop with `multi_turn.limits`) and the multi-turn reward functions."""
 
-    def __init__(self, params: Params, section: GrpoParams, name: str, trainer_cls: type | None):
+    def __init__(self, params: Params, section: GrpoParams, name: str, trainer_cls: type | None,
+                 say: Callable[[str], None] = print):
         if trainer_cls is not None and not getattr(trainer_cls, "supports_multi_turn", False):
             raise TrainingError(f"{name} does not support multi-turn ({trainer_cls.__name__} scores single-turn "
                                 f"completions): run it with -S grpo.task=single_turn, or train multi-turn with the grpo stage")
         self.file = multi_turn_path(params.data.output_dir, "rl")
         if not self.file.exists():
             raise TrainingError(f"grpo.task is multi_turn but {self.file} does not exist: {MULTI_TURN_FIX}")
-        self.params, self.section = params, section
+        self.params, self.section, self.name, self.say = params, section, name, say
 
     def fingerprint(self) -> dict[str, Any]:
         return {"multi_turn_limits": self.params.multi_turn.limits.model_dump(mode="json")}
 
-    def trainer_kwargs(self) -> dict[str, Any]:
+    def fitting(self, records: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:
+        """The records whose opening leaves room for a message of `max_new_tokens` in `max_total_tokens`: a
+        conversation that cannot start has no completion to score. The rest are counted and said."""
+        limits = self.params.multi_turn.limits
+        room = limits.max_total_tokens - limits.max_new_tokens
+        texts = [tokenizer.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True) for r in records]
+        lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        kept = [r for r, n in zip(records, lengths, strict=True) if n <= room]
+        if not kept:
+            raise TrainingError(f"no multi-turn training case of {self.file} fits multi_turn.limits: the shortest opening "
+                                f"is {min(lengths)} tokens, max_total_tokens - max_new_tokens is {room}; raise "
+                                "multi_turn.limits.max_total_tokens (the model's context permitting)")
+        if len(kept) < len(records):
+            self.say(f"{self.name}: {len(records) - len(kept)} of {len(records)} multi-turn cases left out: their "
+                     f"opening is longer than max_total_tokens - max_new_tokens = {room} tokens")
+        return kept
+
+    def trainer_kwargs(self, tokenizer: Any) -> dict[str, Any]:
         """train_dataset, rollout_func and reward_funcs for the trainer."""
         from datasets import Dataset
 
@@ -118,7 +136,7 @@ class MultiTurnTask:
         if not records:
             raise TrainingError(f"{self.file} holds no training cases (curation held every sampled case out for "
                                 "evaluation?): raise the bfcl_multi_turn source's limit and rerun curate")
-        cases = [case_by_id(r["case_id"]) for r in records]
+        cases = [case_by_id(r["case_id"]) for r in self.fitting(records, tokenizer)]
         limits = Limits(**self.params.multi_turn.limits.model_dump())
         return {"train_dataset": Dataset.from_list(dataset_rows(cases)), "rollout_func": bfcl_rollout_func(cases, limits),
                 "reward_funcs": multi_turn_reward_functions(self.section.reward)}
@@ -148,7 +166,7 @@ def run_grpo(params: Params, fresh: bool = False, say: Callable[[str], None] = p
     from toolrl.training.shared_prefix import SharedPrefixGRPOTrainer
 
     sec = section or params.grpo
-    task = MultiTurnTask(params, sec, name, trainer_cls) if sec.task == "multi_turn" else None
+    task = MultiTurnTask(params, sec, name, trainer_cls, say) if sec.task == "multi_turn" else None
     train_file = task.file if task else split_path(params.data.output_dir, "train")
     init = init_folder(params)
     fp = {**stage.fingerprint(params, name, sec, train_file, init), **(task.fingerprint() if task else {}),
@@ -159,7 +177,7 @@ def run_grpo(params: Params, fresh: bool = False, say: Callable[[str], None] = p
 
     def build(state: checkpoints.OutputState) -> Any:
         if task:
-            data = task.trainer_kwargs()
+            data = task.trainer_kwargs(tokenizer)
         else:
             data = {"train_dataset": load_view(params.data.output_dir, "train", "rl", sec.train_limit),
                     "reward_funcs": reward_functions(sec.reward)}
