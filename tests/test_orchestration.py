@@ -24,13 +24,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # Which params.yaml sections each stage may depend on: a stage never reruns for another's section.
 STAGE_SECTIONS = {
     "prepare_model": {"model"},
-    "curate": {"data"},
+    "curate": {"data", "multi_turn"},
     "sft": {"sft"},
     "grpo": {"grpo"},
     "trm_data": {"trm.data"},
     "trm": {"trm.model"},
     "grpo_trm": {"grpo", "trm.grpo"},
-    "evaluate": {"evaluate"},
+    "evaluate": {"evaluate", "multi_turn"},
 }
 
 
@@ -161,7 +161,7 @@ def test_every_stage_runs_its_flow_and_depends_on_its_own_section_only():
 # The schema modules (src/toolrl/schema/) behind each params section, and those a stage reads beyond its
 # own sections: trm and evaluate prepare a model reference with the model section's schema.
 SECTION_SCHEMA = {"model": {"model"}, "data": {"data"}, "sft": {"training", "sft"}, "grpo": {"training", "grpo"},
-                  "trm": {"trm"}, "evaluate": {"evaluate"}}
+                  "trm": {"trm"}, "evaluate": {"evaluate"}, "multi_turn": {"multi_turn"}}
 EXTRA_SCHEMA = {"trm": {"model"}, "evaluate": {"model"}}
 
 

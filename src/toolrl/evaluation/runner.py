@@ -94,7 +94,7 @@ def load_benchmarks(params: Params) -> tuple[dict[Column, list[BenchmarkCase]], 
         for category in ev.bfcl_categories:
             if conversations.is_multi_turn(category):  # held-out scenarios only: never trained on
                 cases[(MULTI_TURN, category)] = conversations.load_category(
-                    category, params.multi_turn, limit_of(ev, "bfcl"), ev.seed)
+                    category, params.multi_turn, limit_of(ev, MULTI_TURN), ev.seed)
                 continue
             if category in trained_on:
                 warnings.append(f"bfcl {category} is also a training source (data.sources): its score is not "

@@ -72,8 +72,10 @@ class EvaluateParams(Section):
     seed: int = Field(default=0, description=(
         "Seed of the sample drawn per category / level (see limit). Another seed draws other cases; completions "
         "of cases in both samples come from the cache."))
-    limit_per_benchmark: dict[Literal["bfcl", "api_bank"], int | None] = Field(default_factory=dict,
-        description="Per-benchmark limit overriding `limit` (e.g. {api_bank: 20}); null: every case of that benchmark.")
+    limit_per_benchmark: dict[Literal["bfcl", "bfcl_multi_turn", "api_bank"], int | None] = Field(
+        default_factory=dict, description=(
+            "Per-benchmark limit overriding `limit` (e.g. {api_bank: 20}); null: every case of that benchmark. "
+            "bfcl_multi_turn: the multi_turn_* categories of bfcl_categories."))
     batch_size: int = Field(default=8, ge=1)
     max_new_tokens: int = Field(default=192, ge=8)
     backend: Literal["hf", "vllm"] = "hf"
