@@ -117,11 +117,12 @@ def _cut(text: str, width: int) -> str:
 
 def view(trajectory: Trajectory, width: int = 120) -> str:
     """A compact reading of a conversation for the report: per turn the request, each call with its
-    result, answers and unreadable messages, all cut to `width` characters."""
+    result, answers and unreadable messages, all cut to `width` characters. Turns count from 0, as the
+    checker's messages count them ("Model response list is empty for turn 1" is the second)."""
     from toolrl.multiturn.environment import call_string
 
     lines = []
-    for number, turn in enumerate(trajectory.turns, start=1):
+    for number, turn in enumerate(trajectory.turns):
         added = f" (new tools: {', '.join(turn.added_functions)})" if turn.added_functions else ""
         lines.append(f"turn {number}{added}: {_cut(turn.user, width)}")
         for step in turn.steps:
@@ -132,6 +133,6 @@ def view(trajectory: Trajectory, width: int = 120) -> str:
                 lines += [f"  {_cut(call_string(c), width)} -> {_cut(r or '(not run)', width)}"
                           for c, r in zip_longest(step.calls, step.results) if c is not None]
             else:
-                lines.append(f"  says{cut}: {_cut(step.text, width)}")
+                lines.append(f"  says{cut}: {_cut(step.text, width) or '(nothing)'}")
     lines.append(f"stop: {trajectory.stop}")
     return "\n".join(lines)
