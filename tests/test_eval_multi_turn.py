@@ -94,6 +94,13 @@ def test_a_replayed_ground_truth_scores_full_and_a_policy_that_never_calls_score
         assert all(g.grade.checked for g in model.graded[col])  # BFCL's checker graded them all
     if not solve:  # a turn the ground truth needed calls in got none
         assert report.error_counts(model) == {"empty_turn": 6}
+        return
+    # a cached trajectory that cannot be read back (a line cut by a crash, an old format) is run again
+    for path in (tmp_path / "cache").rglob("multi_turn_base.jsonl"):
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        path.write_text("".join(json.dumps({**r, "completion": "{"}) + "\n" for r in rows))
+    again = evaluate(p, policy_factory=replay, show_progress=False)
+    assert again.models[0].generated == 2 and again.models[0].accuracy((MULTI_TURN, "multi_turn_base")) == 1.0
 
 
 def test_tiny_model_end_to_end_cached_and_reported_with_the_single_turn_columns(tiny_model_dir, tmp_path):
@@ -125,3 +132,5 @@ def test_tiny_model_end_to_end_cached_and_reported_with_the_single_turn_columns(
     assert [r["trajectory"]["case_id"] for r in rows if r["benchmark"] == MULTI_TURN] == [graded.example.id]
     text = files["markdown"].read_text()
     assert "bfcl_multi_turn/multi_turn_base (n=1)" in text and "held out for evaluation" in text
+    if not graded.grade.correct:  # the failure shows the conversation's reading
+        assert "turn 0: " in text and f"stop: {graded.trajectory['stop']}" in text
