@@ -30,7 +30,7 @@ STAGE_SECTIONS = {
     "trm_data": {"trm.data"},
     "trm": {"trm.model"},
     "grpo_trm": {"grpo", "trm.grpo", "multi_turn.limits"},
-    "evaluate": {"evaluate"},
+    "evaluate": {"evaluate", "multi_turn.seed", "multi_turn.eval_share"},  # the held-out scenarios
 }
 
 

@@ -1,7 +1,8 @@
 """Completion cache: what a model generated for a benchmark case, so a rerun generates only what is new.
 
 Layout: `<cache_dir>/<model hash>/<generation key>/<benchmark>/<category>.jsonl`, one line per case
-`{"id", "prompt", "completion"}` where `prompt` is the SHA-256 of the chat messages. The model hash
+`{"id", "prompt", "completion"}` where `prompt` is the SHA-256 of the chat messages (for a BFCL
+multi-turn case, of the whole case, and `completion` is the conversation's trajectory as JSON). The model hash
 covers the weights, tokenizer and chat template; the generation key covers what changes the output
 of greedy decoding (backend, dtype, max_new_tokens); the prompt hash covers the prompt format, the
 tools and the dialogue. Batch size is left out: with left padding greedy decoding gives the same
@@ -24,7 +25,11 @@ from toolrl.evaluation.records import BenchmarkCase
 
 
 def prompt_key(example: BenchmarkCase) -> str:
-    return hashlib.sha256(json.dumps(example.messages, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    """SHA-256 of what the model is shown: the prompt, and for a multi-turn case the rest of the conversation."""
+    shown: object = example.messages
+    if example.conversation:  # single-turn keys stay what they were, so their cache still hits
+        shown = {"messages": example.messages, "conversation": example.conversation}
+    return hashlib.sha256(json.dumps(shown, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
 def generation_key(settings: dict[str, Any]) -> str:

@@ -44,6 +44,9 @@ class BenchmarkCase:
     category: str
     messages: list[dict[str, str]]
     gold: Any = field(compare=False, repr=False)
+    # A multi-turn case: what the conversation shows beyond its opening `messages` (later turns, added
+    # tools, the environment's initial state), as JSON. Part of the cache key; empty for single-turn.
+    conversation: str = field(default="", compare=False, repr=False)
 
 
 @dataclass

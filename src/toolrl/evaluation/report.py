@@ -14,7 +14,8 @@ Written to `evaluate.output_dir`:
   power, at each pair's observed disagreement rate and at an assumed one (`power`);
 - `metrics.json`: `{model: {benchmark: {category: acc, overall: acc, overall_weighted: acc}}}` for
   `dvc metrics diff`;
-- `eval_examples.jsonl`: every graded case (model, case, correct, error, completion);
+- `eval_examples.jsonl`: every graded case (model, case, correct, error, completion; a multi-turn
+  case also its trajectory, and as completion a compact reading of the conversation);
 - `eval_plots/eval_overall.png` and `eval_plots/eval_<benchmark>_<category>.png` (a folder of its own,
   so DVC tracks every plot as the stage's output).
 
@@ -285,8 +286,9 @@ def _failures_section(results: EvalResults, n: int) -> str:
         parts.append(f"### {m.label}\n")
         for (bench, cat), g in picked:
             completion = g.completion.strip()
-            if len(completion) > 600:
-                completion = completion[:600] + " [...]"
+            room = 600 if g.trajectory is None else 1500  # a conversation's reading: a line per call
+            if len(completion) > room:
+                completion = completion[:room] + " [...]"
             detail = g.grade.detail.replace("\n", " ")[:300]
             parts.append(f"- `{g.example.id}` ({bench}/{cat}): **{g.grade.error}**: {detail}\n\n"
                          f"  ```text\n{_indent(completion or '(empty completion)')}\n  ```\n")
@@ -311,6 +313,7 @@ def markdown(results: EvalResults, ev: EvaluateParams, plots: dict[str, Path], o
         f"{ev.max_new_tokens}; greedy decoding."
         + (f" MLflow run: `{run_id}`." if run_id else ""),
         "",
+        *[line for note in results.notes for line in (note, "")],
     ]
     if results.warnings:
         lines += ["## Warnings", "", *[f"- {w}" for w in results.warnings], ""]
@@ -438,10 +441,12 @@ def write(results: EvalResults, ev: EvaluateParams, run_id: str | None = None,
         for m in results.models:
             for (bench, cat), graded in m.graded.items():
                 for g in graded:
-                    fh.write(json.dumps({"model": m.label, "benchmark": bench, "category": cat, "id": g.example.id,
-                                         "correct": g.grade.correct, "error": g.grade.error,
-                                         "detail": g.grade.detail, "completion": g.completion},
-                                        ensure_ascii=False) + "\n")
+                    row = {"model": m.label, "benchmark": bench, "category": cat, "id": g.example.id,
+                           "correct": g.grade.correct, "error": g.grade.error, "detail": g.grade.detail,
+                           "completion": g.completion}
+                    if g.trajectory is not None:
+                        row["trajectory"] = g.trajectory
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
     plots = plot(results, out_dir / PLOTS_DIR, ci_rows)
     files.update({f"plot_{k}": p for k, p in plots.items()})

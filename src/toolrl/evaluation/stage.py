@@ -2,7 +2,8 @@
 
 Called by `toolrl eval` and by the Prefect task alike. MLflow gets one metric per model, benchmark
 and category (`evaluate/<model>/<benchmark>/<category>`, with `overall` and `overall_weighted`), the
-BFCL cases on which the official checker crashed (`evaluate/<model>/bfcl/checker_errors`), the
+BFCL cases on which the official checker crashed (`evaluate/<model>/bfcl/checker_errors`, and
+`.../bfcl_multi_turn/checker_errors`), the
 intervals and paired comparisons with the smallest difference each pair's cases detect at 80 % power
 (`..._mdd80`) and, per benchmark, the one its cases detect at an assumed 20 % disagreement, the
 generation throughput per model, each model's content hash as a tag, and the report files as
@@ -45,9 +46,10 @@ def mlflow_metrics(results: EvalResults,
     out = numbers(tree)  # a category without cases (None) is left out
     for m in results.models:
         out[f"{report.metric_key(m.label)}/generated"] = m.generated
-        if any(b == "bfcl" for b, _ in results.columns):
-            out[f"{report.metric_key(m.label)}/bfcl/checker_errors"] = sum(
-                o.error == "checker_error" for o in m.grades("bfcl"))
+        for bench in ("bfcl", "bfcl_multi_turn"):  # both graded by BFCL's official checkers
+            if any(b == bench for b, _ in results.columns):
+                out[f"{report.metric_key(m.label)}/{bench}/checker_errors"] = sum(
+                    o.error == "checker_error" for o in m.grades(bench))
         if m.generated and m.generation_seconds:
             out[f"{report.metric_key(m.label)}/examples_per_s"] = m.generated / m.generation_seconds
     ci_rows, pairs = computed or report.uncertainty(results)

@@ -10,10 +10,12 @@ from toolrl.hardware import DtypeSetting
 from toolrl.schema.base import Section
 
 # BFCL's single-turn Python categories (simple_java/simple_javascript need argument values written as
-# Java/JS source strings, which the project's JSON call format does not produce).
+# Java/JS source strings, which the project's JSON call format does not produce), and its four
+# multi-turn categories (conversations on executed environments, held-out scenarios only).
 BfclCategory = Literal[
     "simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance", "live_simple",
     "live_multiple", "live_parallel", "live_parallel_multiple", "live_irrelevance", "live_relevance",
+    "multi_turn_base", "multi_turn_miss_func", "multi_turn_miss_param", "multi_turn_long_context",
 ]
 
 
@@ -29,6 +31,19 @@ class EvaluateVllmParams(Section):
         description="skip CUDA graph capture: slower decoding, faster start")
 
 
+class EvaluateMultiTurnParams(Section):
+    """Limits of one conversation of a BFCL multi-turn case (`toolrl.multiturn.loop.Limits`)."""
+
+    max_new_tokens: int = Field(default=256, ge=8, description="Tokens per model message; a cut message is read as is.")
+    max_steps_per_turn: int = Field(default=5, ge=1, description=(
+        "Model messages per user turn; a turn still calling at the limit ends the conversation (wrong: "
+        "force_terminated when turns remain)."))
+    max_calls: int = Field(default=20, ge=1, description="Tool calls per conversation; past it the conversation ends.")
+    max_total_tokens: int = Field(default=8192, ge=256, description=(
+        "Prompt + conversation, in tokens (SmolLM2's context). Openings are ~3.5-4k tokens (tools and first "
+        "request); long_context cases grow faster."))
+
+
 class EvaluateParams(Section):
     models: list[str] = Field(
         default_factory=lambda: ["base", "sft", "grpo", "grpo_trm"], min_length=1,
@@ -39,7 +54,9 @@ class EvaluateParams(Section):
     bfcl_categories: list[BfclCategory] = Field(
         default_factory=lambda: ["simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance"],
         description=("The live_* categories are curated for training by default (data.sources); evaluate them "
-                     "only when they were not trained on."))
+                     "only when they were not trained on. multi_turn_* (base, miss_func, miss_param, long_context): "
+                     "whole conversations on the scenarios `multi_turn` holds out, reported as benchmark "
+                     "bfcl_multi_turn; ~4k-token openings make them the costliest cases on CPU."))
     api_bank_paths: list[str] = Field(default_factory=list, description=(
         "ToolRL-processed API-Bank files, one per level (`level-<n>-...json`); empty: API-Bank is skipped "
         "with a warning in the report."))
@@ -55,8 +72,10 @@ class EvaluateParams(Section):
     seed: int = Field(default=0, description=(
         "Seed of the sample drawn per category / level (see limit). Another seed draws other cases; completions "
         "of cases in both samples come from the cache."))
-    limit_per_benchmark: dict[Literal["bfcl", "api_bank"], int | None] = Field(default_factory=dict,
-        description="Per-benchmark limit overriding `limit` (e.g. {api_bank: 20}); null: every case of that benchmark.")
+    limit_per_benchmark: dict[Literal["bfcl", "bfcl_multi_turn", "api_bank"], int | None] = Field(
+        default_factory=dict, description=(
+            "Per-benchmark limit overriding `limit` (e.g. {api_bank: 20}); null: every case of that benchmark. "
+            "bfcl_multi_turn: the multi_turn_* categories of bfcl_categories."))
     batch_size: int = Field(default=8, ge=1)
     max_new_tokens: int = Field(default=192, ge=8)
     backend: Literal["hf", "vllm"] = "hf"
@@ -67,6 +86,8 @@ class EvaluateParams(Section):
         "CPU threads of the hf backend (torch.set_num_threads); None: torch's default (one per core). On a "
         "shared, oversubscribed machine 1 thread can be several times faster (docs/BENCHMARKS.md)."))
     vllm: EvaluateVllmParams = Field(default_factory=EvaluateVllmParams)
+    multi_turn: EvaluateMultiTurnParams = Field(default_factory=EvaluateMultiTurnParams, description=(
+        "BFCL multi_turn_* categories: the model runs each conversation (hf weights, greedy, whatever `backend`)."))
     failures_per_model: int = Field(default=3, ge=0, description="example failures shown in the report")
     output_dir: str = "reports"
     cache_dir: str = Field(default="reports/cache", description=(
