@@ -54,7 +54,7 @@ def test_a_new_trm_head_is_drawn_from_the_seed(tiny_model_dir):
 
 
 def test_call_token_spans_cover_the_calls(tokenizer):
-    from toolrl.trm.grpo import call_token_spans
+    from toolrl.trm.calls import call_token_spans
 
     city = formats.ToolCall("get_weather", {"city": "Saint-Étienne"})
     text = formats.render_completion("Two.", [PARIS, city], "ok")

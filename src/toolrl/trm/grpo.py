@@ -27,7 +27,7 @@ trainer, the grpo section's settings (same init, same budget) and its own output
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,48 +36,9 @@ from accelerate.utils import gather_object
 from toolrl.config import GrpoParams, Params
 from toolrl.training.shared_prefix import SharedPrefixGRPOTrainer
 from toolrl.trm.advantages import call_advantages, multi_call_group_share, token_advantages
-from toolrl.trm.calls import CallSpan
+from toolrl.trm.calls import call_token_spans
 
 STAGE = "grpo_trm"
-
-
-class _PrefixLengths:
-    """len(decode(ids[:k])) on demand, cached: which characters of the decoded text token k produced."""
-
-    def __init__(self, tokenizer: Any, ids: list[int]):
-        self.tokenizer, self.ids, self.cache = tokenizer, ids, {0: 0}
-
-    def __call__(self, k: int) -> int:
-        if k not in self.cache:
-            self.cache[k] = len(self.tokenizer.decode(self.ids[:k], skip_special_tokens=True))
-        return self.cache[k]
-
-    def covering(self, char: int) -> int:
-        """The first token whose decoded prefix reaches past `char` (binary search)."""
-        lo, hi = 0, len(self.ids) - 1
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self(mid + 1) > char:
-                hi = mid
-            else:
-                lo = mid + 1
-        return lo
-
-
-def call_token_spans(tokenizer: Any, ids: list[int], spans: Sequence[CallSpan]) -> list[tuple[int, int]]:
-    """[start, end) token ranges of each call, non-overlapping (a token shared by two calls goes to
-    the first); `ids` are the completion's tokens, `spans` the calls of their decoded text."""
-    if not ids:
-        return [(0, 0) for _ in spans]
-    lengths = _PrefixLengths(tokenizer, ids)
-    out: list[tuple[int, int]] = []
-    floor = 0
-    for span in spans:
-        start = max(lengths.covering(span.start), floor)
-        end = max(lengths.covering(span.end - 1) + 1, start)
-        out.append((start, end))
-        floor = end
-    return out
 
 
 class TrmGRPOTrainer(SharedPrefixGRPOTrainer):

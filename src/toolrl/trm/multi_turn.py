@@ -132,7 +132,7 @@ def model_runs(env_mask: Sequence[int]) -> list[tuple[int, int]]:
 def message_calls(tokenizer: Any, prompt_ids: Sequence[int], completion_ids: Sequence[int],
                   env_mask: Sequence[int], trajectory: Trajectory) -> list[CallStep]:
     """Every call line of a multi-turn completion, in order (see the module doc)."""
-    from toolrl.trm.grpo import call_token_spans
+    from toolrl.trm.calls import call_token_spans
 
     steps = [(t, s) for t, turn in enumerate(trajectory.turns) for s in turn.steps]
     runs = model_runs(env_mask[: len(completion_ids)])
