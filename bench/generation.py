@@ -8,10 +8,14 @@ token costs about 2 x parameters FLOPs, so tokens/s <= GFLOP/s * 1e9 / (2 * para
 trying are switches: --threads, --dtype bfloat16, --compile, --no-cache, --cache-implementation static
 (a preallocated KV cache of fixed shape, what torch.compile wants), --prompt-tokens 550 (BFCL-like).
 
-`--engines generate,shared` compares, side by side at each batch size (the same prompt in every row,
-as in a GRPO group): transformers' `generate` (TRL's rollout path) and the shared-prefix rollout
-(`toolrl.training.shared_prefix.prefill_shared`: the prompt prefilled once, then `generate`), with
-the share of the compute ceiling measured in the same run. (CTranslate2 was measured here too and did
+`--engines generate,shared,lean` compares, side by side at each batch size (the same prompt in every
+row, as in a GRPO group; `--repeats` alternates the engines and keeps each one's fastest run):
+transformers' `generate` (TRL's rollout path), `shared` (the prompt prefilled once, then `generate`:
+`prefill_shared` below, the rollout engine before toolrl.decode) and `lean` (toolrl.decode: the shared
+prefill, then its own decode loop), with the share of the compute ceiling measured in the same run.
+`--data data/curated` takes a curated BFCL prompt instead of the padded built-in one; `--sample` samples
+as GRPO does (temperature 1, the same seed for every engine, so all draw the same tokens) and stops
+at the end of turn, so rows finish at different lengths. (CTranslate2 was measured here too and did
 not pay: docs/BENCHMARKS.md.)
 """
 
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import resource
 import time
+from typing import Any
 
 import torch
 
@@ -87,44 +92,113 @@ def run_batch(model, tok, batch: int, new_tokens: int, use_cache: bool,
     return generated / seconds, seconds
 
 
-def run_shared(model, tok, batch: int, new_tokens: int, messages: list[dict[str, str]]) -> tuple[float, float]:
-    from toolrl.training.shared_prefix import prefill_shared
+def _prompt_ids(tok, messages: list[dict[str, str]]) -> list[int]:
+    return tok(tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))["input_ids"]
 
-    ids = tok(tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))["input_ids"]
+
+def _config(tok, new_tokens: int, sample: bool):
+    """Greedy with exactly `new_tokens` tokens, or GRPO's sampling (temperature 1) stopping at the end of turn."""
+    from transformers import GenerationConfig
+
+    if sample:
+        return GenerationConfig(do_sample=True, temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=new_tokens,
+                                pad_token_id=tok.pad_token_id, eos_token_id=[tok.eos_token_id])
+    return GenerationConfig(do_sample=False, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                            pad_token_id=tok.pad_token_id, eos_token_id=[tok.eos_token_id])
+
+
+def prefill_shared(model: Any, prompt_ids: list[list[int]], pad_id: int) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    """The `shared` engine's prefill (the rollout engine before toolrl.decode, then `generate`): a batch
+    cache for these prompts that holds each distinct prompt's keys and values (all but its last token)
+    computed once, left-padded with zeros; plus the left-padded ids and attention mask that
+    `generate` takes with it. Every prompt needs two tokens or more."""
+    from transformers import DynamicCache
+
+    from toolrl.decode import prompt_cache
+
+    device = model.device
+    distinct = list(dict.fromkeys(tuple(p) for p in prompt_ids))
+    width = max(len(p) for p in distinct) - 1
+    layers: list[list[tuple[torch.Tensor, torch.Tensor]]] = []  # per distinct prompt, per layer
+    for prompt in distinct:
+        layers.append([(layer.keys, layer.values) for layer in prompt_cache(model, list(prompt[:-1]), device).layers])
+    which = torch.tensor([distinct.index(tuple(p)) for p in prompt_ids], device=device)
+    batch = DynamicCache(config=model.config)
+    for i in range(len(layers[0])):
+        def padded(t: torch.Tensor) -> torch.Tensor:
+            return torch.cat([t.new_zeros(*t.shape[:2], width - t.size(2), t.size(3)), t], dim=2)
+        keys = torch.cat([padded(layers[u][i][0]) for u in range(len(distinct))])[which]
+        values = torch.cat([padded(layers[u][i][1]) for u in range(len(distinct))])[which]
+        batch.update(keys, values, i)
+    ids = torch.full((len(prompt_ids), width + 1), pad_id, dtype=torch.long, device=device)
+    mask = torch.zeros_like(ids)
+    for row, prompt in enumerate(prompt_ids):
+        ids[row, width + 1 - len(prompt):] = torch.tensor(prompt, device=device)
+        mask[row, width + 1 - len(prompt):] = 1
+    return batch, ids, mask
+
+
+def run_engine(engine: str, model, tok, batch: int, messages: list[dict[str, str]], config,
+               seed: int) -> tuple[int, float]:
+    """One batch of `batch` rows of this prompt (a GRPO group): (generated tokens up to each row's stop, seconds).
+    Every engine draws from the same seed, so sampled engines generate the same tokens."""
+    from toolrl.decode import decode
+
+    ids = _prompt_ids(tok, messages)
+    stops = set(config.eos_token_id)
+    torch.manual_seed(seed)
     start = time.perf_counter()
     with torch.inference_mode():
-        cache, input_ids, mask = prefill_shared(model, [ids] * batch, tok.pad_token_id)
-        out = model.generate(input_ids=input_ids, attention_mask=mask, past_key_values=cache, do_sample=False,
-                             max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=tok.pad_token_id)
+        if engine == "generate":
+            tok.padding_side = "left"
+            inputs = tok.pad({"input_ids": [ids] * batch}, return_tensors="pt")
+            out = model.generate(**inputs, generation_config=config)[:, len(ids):].tolist()
+        elif engine == "shared":
+            cache, input_ids, mask = prefill_shared(model, [ids] * batch, tok.pad_token_id)
+            out = model.generate(input_ids=input_ids, attention_mask=mask, past_key_values=cache,
+                                 generation_config=config)[:, input_ids.size(1):].tolist()
+        elif engine == "lean":
+            out = decode(model, [ids] * batch, config)
+        else:
+            raise SystemExit(f"unknown engine {engine!r}: use generate, shared, lean")
     seconds = time.perf_counter() - start
-    return (out.shape[1] - input_ids.shape[1]) * batch / seconds, seconds
+    tokens = sum(next((i + 1 for i, t in enumerate(row) if t in stops), len(row)) for row in out)
+    return tokens, seconds
+
+
+def curated_messages(folder: str, index: int) -> list[dict[str, str]]:
+    from toolrl.training.data import read_records, to_dataset
+
+    return to_dataset(read_records(f"{folder}/train.jsonl", "rl", limit=index + 1), "rl")[index]["prompt"]
 
 
 def compare_engines(args, model, tok, messages, length: int) -> None:
     engines = args.engines.split(",")
     params = sum(p.numel() for p in model.parameters())
-    run_batch(model, tok, 1, 4, True, messages)
-    rows = []
+    config = _config(tok, args.new_tokens, args.sample)
+    for engine in engines:  # warm-up
+        run_engine(engine, model, tok, 2, messages, _config(tok, 2, False), 0)
+    best: dict[tuple[int, str], tuple[int, float]] = {}
     for batch in [int(b) for b in args.batch_sizes.split(",")]:
-        for engine in engines:
-            if engine == "generate":
-                tps, secs = run_batch(model, tok, batch, args.new_tokens, True, messages)
-            elif engine == "shared":
-                tps, secs = run_shared(model, tok, batch, args.new_tokens, messages)
-            else:
-                raise SystemExit(f"unknown engine {engine!r}: use generate, shared")
-            rows.append((batch, engine, tps, secs))
-            print(rows[-1], flush=True)
+        for rep in range(args.repeats):  # engines alternate, the fastest of the repeats counts
+            for engine in engines:
+                tokens, secs = run_engine(engine, model, tok, batch, messages, config, args.seed)
+                print((batch, engine, rep, tokens, round(secs, 2)), flush=True)
+                if (batch, engine) not in best or secs < best[batch, engine][1]:
+                    best[batch, engine] = (tokens, secs)
     mm = matmul_gflops(dtype=getattr(torch, args.dtype))
     ceiling = mm * 1e9 / (2 * params)
+    decoding = (f"sampled (temperature 1, seed {args.seed}), up to {args.new_tokens} new tokens, stopping at "
+                "the end of turn" if args.sample else f"{args.new_tokens} new tokens, greedy")
     print(f"\nmodel {args.model}: {params / 1e6:.1f} M params, {args.dtype}, threads {torch.get_num_threads()}, "
-          f"prompt {length} tokens (the same in every row), {args.new_tokens} new tokens, greedy; matmul 1024^3 "
-          f"{mm:.0f} GFLOP/s in this run -> compute ceiling {ceiling:.0f} tokens/s\n")
-    print("| batch | engine | tokens/s | s/batch | speed-up over generate | share of the compute ceiling |")
-    print("| ---: | --- | ---: | ---: | ---: | ---: |")
-    for batch, engine, tps, secs in rows:
-        ref = next(r[3] for r in rows if r[0] == batch and r[1] == engines[0])
-        print(f"| {batch} | {engine} | {tps:.1f} | {secs:.2f} | {ref / secs:.2f}x | {tps / ceiling:.1%} |")
+          f"prompt {length} tokens (the same in every row), {decoding}; fastest of {args.repeats}; "
+          f"matmul 1024^3 {mm:.0f} GFLOP/s in this run -> compute ceiling {ceiling:.0f} tokens/s\n")
+    print("| batch | engine | tokens | tokens/s | s/batch | speed-up over generate | share of the compute ceiling |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+    for (batch, engine), (tokens, secs) in best.items():
+        ref = best[batch, engines[0]][1]
+        tps = tokens / secs
+        print(f"| {batch} | {engine} | {tokens} | {tps:.1f} | {secs:.2f} | {ref / secs:.2f}x | {tps / ceiling:.1%} |")
 
 
 def main() -> None:
@@ -140,7 +214,15 @@ def main() -> None:
                     help="transformers' KV cache: dynamic (the default, grows per token) or static (preallocated)")
     ap.add_argument("--prompt-tokens", type=int, default=0,
                     help="pad the prompt with tool schemas to about this many tokens (BFCL's are ~550); 0: ~40")
-    ap.add_argument("--engines", default=None, help="compare engines side by side: generate,shared")
+    ap.add_argument("--engines", default=None, help="compare engines side by side: generate,shared,lean")
+    ap.add_argument("--repeats", type=int, default=1, help="with --engines: runs per engine (alternating); the fastest counts")
+    ap.add_argument("--sample", action="store_true",
+                    help="with --engines: sample as GRPO does (temperature 1, one seed for every engine) and stop at "
+                         "the end of turn, instead of exactly --new-tokens greedy tokens")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data", default=None,
+                    help="with --engines: a curated data folder; the prompt is its train.jsonl record --data-index")
+    ap.add_argument("--data-index", type=int, default=0)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -149,7 +231,7 @@ def main() -> None:
     if args.compile:
         model.forward = torch.compile(model.forward)
     params = sum(p.numel() for p in model.parameters())
-    messages = prompt_messages(tok, args.prompt_tokens)
+    messages = curated_messages(args.data, args.data_index) if args.data else prompt_messages(tok, args.prompt_tokens)
     length = prompt_length(tok, messages)
     cache = args.cache_implementation
     if args.engines:

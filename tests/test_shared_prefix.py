@@ -169,12 +169,14 @@ def _prompt_ids(tokenizer, prompts, group: int) -> list[list[int]]:
     return [list(r) for r in rows for _ in range(group)]
 
 
-def test_rollouts_prefill_each_prompt_once_and_match_generate(tiny_model_dir, tmp_path):
-    """Greedy completions from the shared prefill are token for token those of TRL's `generate` path,
-    on the same fp32 weights, for two groups whose prompts differ in length (TRL left-pads one)."""
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_rollouts_prefill_each_prompt_once_and_match_generate(tiny_model_dir, tmp_path, lora):
+    """Greedy completions of the rollout engine (toolrl.decode: shared prefill, lean decode loop) are
+    token for token those of TRL's `generate` path, on the same fp32 weights, for two groups whose
+    prompts differ in length (TRL left-pads one); with a LoRA policy too (a PEFT model generates)."""
     from trl import GRPOTrainer
 
-    trainer, tokenizer, prompts = _trainer(tiny_model_dir, tmp_path, lora=False)
+    trainer, tokenizer, prompts = _trainer(tiny_model_dir, tmp_path, lora=lora)
     trainer.generation_config.do_sample = False
     prompt_ids = _prompt_ids(tokenizer, prompts, 3)
     trainer.shared_prefix = True

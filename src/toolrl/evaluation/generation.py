@@ -1,8 +1,11 @@
 """Generation backends: turn chat prompts into completions, greedily, stopping at the end of the turn.
 
-- `HFGenerator` (CPU, the default): batched `model.generate` with left padding, greedy decoding, and
-  the end of the assistant turn (`<|im_end|>`, the tokenizer's eos) as stop token. Prompts are sorted
-  by length so a batch holds prompts of similar length (less padding), and put back in order after.
+- `HFGenerator` (CPU, the default): batches of prompts decoded greedily with the end of the assistant
+  turn (`<|im_end|>`, the tokenizer's eos) as stop token, by toolrl.decode's lean loop (each prompt
+  prefilled alone, a preallocated cache, a finished completion leaving the batch): the tokens of
+  batched `model.generate` with left padding (tests/test_decode.py), which it falls back to for a model
+  the loop does not cover (`decode.supported`). Prompts are sorted by length so a batch holds prompts
+  of similar length, and put back in order after.
 - `VllmGenerator` (GPU, `evaluate.backend: vllm`): the same prompts, tokenized by the same tokenizer
   and chat template, handed to `vllm.LLM.generate` as token ids with greedy `SamplingParams`. vLLM is
   imported only when this backend is chosen.
@@ -59,9 +62,10 @@ def _stop_ids(tokenizer) -> list[int]:
 
 class HFGenerator:
     def __init__(self, folder: str | Path, batch_size: int, max_new_tokens: int, dtype: str = "float32",
-                 threads: int | None = None):
+                 threads: int | None = None, engine: str = "lean"):
         import torch
 
+        from toolrl import decode
         from toolrl.models import load_model
 
         if threads:
@@ -74,6 +78,8 @@ class HFGenerator:
         self.max_new_tokens = max_new_tokens
         self.stop_ids = _stop_ids(self.tokenizer)
         self._torch = torch
+        # "lean": toolrl.decode's loop; "generate": transformers' (the reference the tests compare with)
+        self.engine = engine if decode.supported(self.model) else "generate"
 
     def render(self, messages: list[dict[str, str]]) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -81,9 +87,11 @@ class HFGenerator:
     def generate(self, prompts: list[list[dict[str, str]]], on_done: OnDone | None = None) -> list[str]:
         from transformers import GenerationConfig
 
+        from toolrl.decode import decode
+
         texts = [self.render(m) for m in prompts]
-        lengths = [len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
-        order = sorted(range(len(texts)), key=lambda i: -lengths[i])
+        token_ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: -len(token_ids[i]))
         config = GenerationConfig(
             do_sample=False,
             max_new_tokens=self.max_new_tokens,
@@ -93,11 +101,15 @@ class HFGenerator:
         out: list[str] = [""] * len(texts)
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
-            enc = self.tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True,
-                                 add_special_tokens=False)
-            with self._torch.inference_mode():
-                generated = self.model.generate(**enc, generation_config=config)
-            new_tokens = generated[:, enc["input_ids"].shape[1] :]
+            if self.engine == "lean":
+                with self._torch.inference_mode():
+                    new_tokens = decode(self.model, [token_ids[i] for i in batch], config)
+            else:
+                enc = self.tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True,
+                                     add_special_tokens=False)
+                with self._torch.inference_mode():
+                    generated = self.model.generate(**enc, generation_config=config)
+                new_tokens = generated[:, enc["input_ids"].shape[1] :]
             for i, row in zip(batch, new_tokens, strict=True):
                 out[i] = _cut_at_end_of_turn(self.tokenizer.decode(row, skip_special_tokens=True))
             if on_done:

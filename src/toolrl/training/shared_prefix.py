@@ -20,18 +20,21 @@ are the same in every row of the group, and computing them once changes no numbe
 left-padded prompt start at 0 here and after the padding in TRL's path; rotary embeddings depend on
 relative positions only, so that too changes rounding only.
 
-Rollouts get the same treatment (`_generate_single_turn`): each distinct prompt is prefilled once
-(batch 1, no padding), the caches are left-padded into one batch cache for all rows, and
-`generate` continues from it: it sees a cache covering all but the last prompt token and computes
-that token and the completions, with the same positions (it derives them from the attention mask)
-and the same sampling as on TRL's path. Generation may also run on a bf16 copy of the policy
-(`grpo.generation_dtype`), refreshed after each optimizer step; the loss still scores the
-completions with the trained weights, as TRL does when vLLM generates in bf16 on a GPU.
+Rollouts get the same treatment (`_generate_single_turn`), through toolrl.decode: each distinct
+prompt is prefilled once (batch 1, no padding), and a lean decode loop of our own continues from a
+preallocated cache holding every row (one column written per step, no concatenation), dropping a row
+from the batch once it has emitted a stop token. It draws `generate`'s tokens (the same positions,
+`generate`'s own logits processors, a seeded sample consuming the random stream as `generate` does),
+greedy and sampled (tests/test_decode.py, and here against TRL's `generate` path). Generation may
+also run on a bf16 copy of the policy (`grpo.generation_dtype`), refreshed after each optimizer step;
+the loss still scores the completions with the trained weights, as TRL does when vLLM generates in
+bf16 on a GPU.
 
 Off (`grpo.shared_prefix: false`) is TRL's own method, untouched. TRL's path is also taken where the
 shared prefix does not apply: multimodal inputs, MoE auxiliary losses, and activation checkpointing
 (re-running a layer in backward would append its keys to the cache a second time); and for rollouts,
-vLLM or transformers' continuous batching, which manage their own caches.
+vLLM or transformers' continuous batching, which manage their own caches, and a model the decode loop
+does not cover (`toolrl.decode.supported`: sliding-window or non-attention layers).
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ from trl import GRPOTrainer
 from trl.extras.profiling import profiling_context
 from trl.models import unwrap_model_for_generation
 
+from toolrl.decode import decode, prompt_cache, supported
+
 logger = logging.getLogger(__name__)
 
 
@@ -55,41 +60,6 @@ def prompt_groups(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> list[t
         key = tuple(t for t, m in zip(ids, mask, strict=True) if m)
         groups.setdefault(key, []).append(row)
     return [(list(key), rows) for key, rows in groups.items()]
-
-
-def prompt_cache(model: Any, tokens: list[int], device: torch.device) -> Any:
-    """The KV cache of one prompt's tokens, in one batch-1 pass (the LM head on one position only).
-    `model` may be wrapped (DDP has no `.device`), hence the device."""
-    head = torch.tensor(tokens, device=device).unsqueeze(0)
-    return model(input_ids=head, use_cache=True, logits_to_keep=1).past_key_values
-
-
-def prefill_shared(model: Any, prompt_ids: list[list[int]], pad_id: int) -> tuple[Any, torch.Tensor, torch.Tensor]:
-    """A batch cache for these prompts that holds each distinct prompt's keys and values (all but its
-    last token) computed once, left-padded with zeros; plus the left-padded ids and attention mask that
-    `generate` takes with it. Every prompt needs two tokens or more."""
-    from transformers import DynamicCache
-
-    device = model.device
-    distinct = list(dict.fromkeys(tuple(p) for p in prompt_ids))
-    width = max(len(p) for p in distinct) - 1
-    layers: list[list[tuple[torch.Tensor, torch.Tensor]]] = []  # per distinct prompt, per layer
-    for prompt in distinct:
-        layers.append([(layer.keys, layer.values) for layer in prompt_cache(model, list(prompt[:-1]), device).layers])
-    which = torch.tensor([distinct.index(tuple(p)) for p in prompt_ids], device=device)
-    batch = DynamicCache(config=model.config)
-    for i in range(len(layers[0])):
-        def padded(t: torch.Tensor) -> torch.Tensor:
-            return torch.cat([t.new_zeros(*t.shape[:2], width - t.size(2), t.size(3)), t], dim=2)
-        keys = torch.cat([padded(layers[u][i][0]) for u in range(len(distinct))])[which]
-        values = torch.cat([padded(layers[u][i][1]) for u in range(len(distinct))])[which]
-        batch.update(keys, values, i)
-    ids = torch.full((len(prompt_ids), width + 1), pad_id, dtype=torch.long, device=device)
-    mask = torch.zeros_like(ids)
-    for row, prompt in enumerate(prompt_ids):
-        ids[row, width + 1 - len(prompt):] = torch.tensor(prompt, device=device)
-        mask[row, width + 1 - len(prompt):] = 1
-    return batch, ids, mask
 
 
 class SharedPrefixGRPOTrainer(GRPOTrainer):
@@ -161,7 +131,8 @@ class SharedPrefixGRPOTrainer(GRPOTrainer):
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         plain = not (self.use_vllm or self.use_transformers_continuous_batching or images is not None
                      or multimodal_fields or has_tool_images)
-        if not (self.shared_prefix and plain and min(len(p) for p in prompt_ids) >= 2):
+        if not (self.shared_prefix and plain and min(len(p) for p in prompt_ids) >= 2
+                and supported(self.accelerator.unwrap_model(self.model))):
             return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
                                                  has_tool_images)
         device = self.accelerator.device
@@ -176,16 +147,8 @@ class SharedPrefixGRPOTrainer(GRPOTrainer):
             self._dist.summon_full_params(self.model_wrapped, recurse=False),
         ):
             model = self._rollout_weights(unwrapped)
-            cache, ids, mask = prefill_shared(model, prompt_ids, self._tokenizer.pad_token_id)
-            out = model.generate(input_ids=ids, attention_mask=mask, past_key_values=cache,
-                                 generation_config=self.generation_config)
-        completion_ids = out[:, ids.size(1):]
-        # As TRL: everything after the first EOS token is dropped.
-        is_eos = torch.isin(completion_ids, torch.tensor(self.eos_token_ids, device=device))
-        eos_idx = torch.full((is_eos.size(0),), is_eos.size(1), dtype=torch.long, device=device)
-        eos_idx[is_eos.any(dim=1)] = is_eos.int().argmax(dim=1)[is_eos.any(dim=1)]
-        keep = torch.arange(is_eos.size(1), device=device).expand(is_eos.size(0), -1) <= eos_idx.unsqueeze(1)
-        return [c[m].tolist() for c, m in zip(completion_ids.cpu(), keep.cpu(), strict=True)], None
+            completions = decode(model, prompt_ids, self.generation_config, device=device)
+        return completions, None
 
     def _rollout_weights(self, unwrapped: Any) -> Any:
         """The model that generates: the policy itself, or its copy in `generation_dtype`, whose weights

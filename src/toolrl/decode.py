@@ -1,0 +1,179 @@
+"""A lean decode loop after a shared prefill: `generate`'s tokens, with less work per step.
+
+`decode(model, prompts, generation_config)` returns each prompt's completion tokens (up to and
+including its first stop token), as TRL's rollout and the evaluation generator read `generate`'s
+output. It differs from `generate` in how, not in what:
+
+1. **Shared prefill.** Each distinct prompt but its last token is computed once, at batch 1
+   (`prefill`); a GRPO group's G rows then share that work (G prompt passes become one).
+2. **A preallocated cache.** Every row's keys and values sit in one buffer per layer, sized for the
+   prompt and `max_new_tokens`; a step writes one column in place (`DynamicCache` concatenates the
+   whole cache, every layer, every step) and attends over a view of the columns written so far, with
+   a boolean mask kept in a buffer too (no per-step mask building).
+3. **Finished rows leave the batch.** When a row emits a stop token its rows of the cache are dropped
+   (`generate` keeps computing them to the end, padding), so later steps compute fewer rows.
+
+The tokens are `generate`'s: the same positions (counted from each row's first real token, as
+`generate` derives them from the attention mask), the same logits processors (built by `generate`'s
+own `_get_logits_processor` from the same `GenerationConfig`: temperature, top-k, top-p, min-p,
+repetition penalty, min_new_tokens...), greedy as `argmax`, sampling as `torch.multinomial` over the
+softmax. A seeded sample draws `generate`'s tokens as well: `torch.multinomial` with one sample draws
+one exponential variate per vocabulary entry of every row of its input, so each step it is called on a
+full-batch tensor (the finished rows filled with ones) and the rows that left the batch consume the
+random stream exactly as `generate`'s padded rows do. Numbers differ from `generate`'s by rounding only
+(fewer rows in a matrix product, the prompt computed at batch 1); tests/test_decode.py holds greedy
+and seeded sampled completions token for token equal to `generate`'s on fp32 weights.
+
+Measured against `generate` and shared prefill + `generate` in docs/BENCHMARKS.md ("Generation
+engines side by side"; `bench/generation.py --engines generate,shared,lean`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def supported(model: Any) -> bool:
+    """Whether the loop covers this model: a decoder whose every layer attends to the whole context
+    (no sliding window, no linear-attention or other cache types), in the full-attention sdpa or eager
+    kernels. Llama, SmolLM2, Qwen2/2.5 (sliding window off, their default) and Qwen3 are."""
+    config = getattr(model, "config", None)
+    if config is None or getattr(config, "is_encoder_decoder", False):
+        return False
+    if config._attn_implementation not in ("sdpa", "eager"):
+        return False
+    if any(t != "full_attention" for t in getattr(config, "layer_types", None) or []):
+        return False
+    return not (getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True))
+
+
+def prompt_cache(model: Any, tokens: list[int], device: torch.device) -> Any:
+    """The KV cache of one prompt's tokens, in one batch-1 pass (the LM head on one position only).
+    `model` may be wrapped (DDP has no `.device`), hence the device."""
+    head = torch.tensor(tokens, device=device).unsqueeze(0)
+    return model(input_ids=head, use_cache=True, logits_to_keep=1).past_key_values
+
+
+def prefill(model: Any, prompt_ids: list[list[int]], device: torch.device) -> tuple[list[Any], list[int]]:
+    """The KV cache of each distinct prompt but its last token, and for every row the index of its
+    distinct prompt. Every prompt needs two tokens or more."""
+    distinct = list(dict.fromkeys(tuple(p) for p in prompt_ids))
+    caches = [prompt_cache(model, list(prompt[:-1]), device) for prompt in distinct]
+    return caches, [distinct.index(tuple(p)) for p in prompt_ids]
+
+
+class _Buffers:
+    """Keys and values of every layer in preallocated (rows, heads, capacity, dim) buffers; `columns`
+    of them written. Quacks like a transformers `Cache` as far as a decoder's attention asks."""
+
+    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], columns: int):
+        self.keys, self.values, self.columns = keys, values, columns
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any,
+               **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        start = self.columns
+        end = start + key_states.size(2)
+        self.keys[layer_idx][:, :, start:end].copy_(key_states)
+        self.values[layer_idx][:, :, start:end].copy_(value_states)
+        if layer_idx == len(self.keys) - 1:
+            self.columns = end
+        return self.keys[layer_idx][:, :, :end], self.values[layer_idx][:, :, :end]
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.columns
+
+    def select(self, rows: torch.Tensor) -> None:
+        self.keys = [k.index_select(0, rows) for k in self.keys]
+        self.values = [v.index_select(0, rows) for v in self.values]
+
+
+def _batch_buffers(caches: list[Any], which: list[int], capacity: int) -> tuple[_Buffers, int]:
+    """One buffer per layer for all rows: row r holds its prompt's cache right-aligned at column `width`."""
+    width = max(c.layers[0].keys.size(2) for c in caches)
+    keys, values = [], []
+    index = torch.tensor(which)
+    for i in range(len(caches[0].layers)):
+        for name, out in (("keys", keys), ("values", values)):
+            first = getattr(caches[0].layers[i], name)
+            buf = first.new_zeros(len(caches), first.size(1), capacity, first.size(3))
+            for u, cache in enumerate(caches):
+                t = getattr(cache.layers[i], name)
+                buf[u, :, width - t.size(2):width] = t[0]
+            out.append(buf.index_select(0, index.to(buf.device)))
+    return _Buffers(keys, values, width), width
+
+
+def logits_processors(model: Any, generation_config: Any, input_ids: torch.Tensor) -> tuple[Any, Any]:
+    """The generation config as `generate` completes it (the model's defaults merged in, special tokens
+    as tensors) and the logits processors `generate` would build from it for these (padded) prompts."""
+    config, _ = model._prepare_generation_config(generation_config)
+    model._prepare_special_tokens(config, True, device=input_ids.device, batch_size=input_ids.size(0))
+    processors = model._get_logits_processor(generation_config=config, input_ids_seq_length=input_ids.size(1),
+                                             encoder_input_ids=input_ids, device=input_ids.device, model_kwargs={})
+    return config, processors
+
+
+@torch.no_grad()
+def decode(model: Any, prompt_ids: list[list[int]], generation_config: Any,
+           device: torch.device | None = None) -> list[list[int]]:
+    """Completions of these prompts (token ids, each up to and including its first stop token), as
+    `model.generate(generation_config=...)` draws them from the left-padded prompts. Every prompt needs
+    two tokens or more."""
+    device = device if device is not None else model.device
+    caches, which = prefill(model, prompt_ids, device)
+    rows = len(prompt_ids)
+    longest = max(len(p) for p in prompt_ids)
+    ids = torch.full((rows, longest), 0, dtype=torch.long, device=device)
+    for r, p in enumerate(prompt_ids):
+        ids[r, longest - len(p):] = torch.tensor(p, device=device)
+    config, processors = logits_processors(model, generation_config, ids)
+    pad = config._pad_token_tensor
+    if pad is not None:
+        for r, p in enumerate(prompt_ids):
+            ids[r, :longest - len(p)] = pad
+    stop = config._eos_token_tensor
+    stop = stop.reshape(-1) if stop is not None else torch.empty(0, dtype=torch.long, device=device)
+    max_new = config.max_new_tokens if config.max_new_tokens is not None else config.max_length - longest
+    cache, width = _batch_buffers(caches, which, longest - 1 + max_new)
+    del caches
+    # Mask columns: row r's prompt fills the last len(p) - 1 columns before `width`, then every step one.
+    allowed = torch.zeros(rows, 1, 1, longest - 1 + max_new, dtype=torch.bool, device=device)
+    for r, p in enumerate(prompt_ids):
+        allowed[r, 0, 0, width - (len(p) - 1):width] = True
+    allowed[:, 0, 0, width:] = True
+    if model.config._attn_implementation != "sdpa":  # eager attention adds its mask to the scores
+        allowed = torch.zeros(allowed.shape, dtype=model.dtype, device=device).masked_fill_(
+            ~allowed, torch.finfo(model.dtype).min)
+    position = torch.tensor([[len(p) - 1] for p in prompt_ids], device=device)
+    live = torch.arange(rows, device=device)  # the original row of each row still in the batch
+    out: list[list[int]] = [[] for _ in range(rows)]
+    step_ids = ids[:, -1:]
+    for step in range(max_new):
+        logits = model(input_ids=step_ids, attention_mask=allowed[:, :, :, :width + step + 1],
+                       position_ids=position, past_key_values=cache, use_cache=True, logits_to_keep=1).logits
+        scores = processors(ids, logits[:, -1].to(dtype=torch.float32))
+        if config.do_sample:
+            probs = torch.softmax(scores, dim=-1)
+            if live.numel() < rows:  # the rows that left draw their variates too, as in `generate`
+                probs = probs.new_ones(rows, probs.size(1)).index_copy_(0, live, probs)
+            tokens = torch.multinomial(probs, num_samples=1).squeeze(1)
+            if live.numel() < rows:
+                tokens = tokens.index_select(0, live)
+        else:
+            tokens = torch.argmax(scores, dim=-1)
+        ids = torch.cat([ids, tokens[:, None]], dim=-1)
+        done = torch.isin(tokens, stop)
+        for r, t in zip(live.tolist(), tokens.tolist(), strict=True):
+            out[r].append(t)
+        if bool(done.all()) or step == max_new - 1:
+            break
+        if bool(done.any()):
+            keep = (~done).nonzero().squeeze(1)
+            cache.select(keep)
+            allowed, position, ids, live = allowed[keep], position[keep], ids[keep], live[keep]
+            tokens = tokens[keep]
+        step_ids = tokens[:, None]
+        position = position + 1
+    return out

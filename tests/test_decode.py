@@ -1,0 +1,127 @@
+"""The lean decode loop (toolrl.decode) draws `generate`'s tokens: greedy and seeded sampling, on fp32
+weights, with prompts of different lengths (left padding), groups sharing a prompt, and rows that stop
+at different steps (and so leave the batch early)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from toolrl import formats
+
+QUESTIONS = ["Weather in Paris?", "What is the weather like in Lima today, and should I take an umbrella with me?",
+             "Convert 20 EUR to USD."]
+
+
+@pytest.fixture(scope="module")
+def model_and_prompts(tiny_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32).eval()
+    # tiny-random's weights barely make the context matter; larger ones make every token count (as in
+    # tests/test_shared_prefix.py), so a wrong position, mask or cache row changes the tokens.
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.1)
+    prompts = [tokenizer.apply_chat_template(formats.prompt_messages([], [{"role": "user", "content": q}]),
+                                             add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+               for q in QUESTIONS]
+    assert len({len(p) for p in prompts}) == 3
+    return model, tokenizer, [list(p) for p in prompts for _ in range(3)]  # three groups of three
+
+
+def _generate(model, prompt_ids, config) -> list[list[int]]:
+    """`generate` on the left-padded prompts, each completion cut after its first stop token (as TRL does)."""
+    width = max(len(p) for p in prompt_ids)
+    ids = torch.tensor([[config.pad_token_id] * (width - len(p)) + p for p in prompt_ids])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids])
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)[:, width:].tolist()
+    stops = set(config.eos_token_id or [])
+    cut = []
+    for row in out:
+        end = next((i for i, t in enumerate(row) if t in stops), len(row) - 1)
+        cut.append(row[:end + 1])
+    return cut
+
+
+def _config(tokenizer, stops, **sampling):
+    from transformers import GenerationConfig
+
+    return GenerationConfig(max_new_tokens=12, pad_token_id=tokenizer.pad_token_id, eos_token_id=stops,
+                            disable_compile=True, **sampling)
+
+
+def _stops_midway(model, tokenizer, prompt_ids, **sampling) -> list[int]:
+    """Stop tokens that end some rows early and others not: tokens the unstopped completions emit midway."""
+    seed = sampling.pop("seed", None)
+    if seed is not None:
+        torch.manual_seed(seed)
+    free = _generate(model, prompt_ids, _config(tokenizer, [tokenizer.eos_token_id], **sampling))
+    return sorted({free[0][3], free[4][6]})
+
+
+@pytest.mark.parametrize("sampling", [{"do_sample": False},
+                                      {"do_sample": True, "temperature": 0.8, "top_p": 0.9, "top_k": 40, "seed": 0},
+                                      {"do_sample": True, "temperature": 1.0, "top_p": 1.0, "top_k": 0, "seed": 3}],
+                         ids=["greedy", "sampled-warped", "sampled-plain"])
+def test_decode_draws_generates_tokens(model_and_prompts, sampling):
+    from toolrl.decode import decode
+
+    model, tokenizer, prompt_ids = model_and_prompts
+    sampling = dict(sampling)
+    stops = _stops_midway(model, tokenizer, prompt_ids, **sampling)
+    seed = sampling.pop("seed", None)
+    config = _config(tokenizer, stops, **sampling)
+    if seed is not None:
+        torch.manual_seed(seed)
+    stock = _generate(model, prompt_ids, config)
+    if seed is not None:
+        torch.manual_seed(seed)
+    ours = decode(model, prompt_ids, config)
+    assert ours == stock
+    lengths = {len(c) for c in stock}
+    assert min(lengths) < 12 and max(lengths) == 12  # rows left the batch while others went on
+    if sampling["do_sample"]:
+        assert len({tuple(c) for c in stock}) > 3  # the rows of a group drew different completions
+
+
+def test_decode_without_stop_tokens_and_min_new_tokens(model_and_prompts):
+    from toolrl.decode import decode
+
+    model, tokenizer, prompt_ids = model_and_prompts
+    stops = _stops_midway(model, tokenizer, prompt_ids, do_sample=False)
+    config = _config(tokenizer, stops, do_sample=False, min_new_tokens=12)  # the stop tokens are held back
+    assert decode(model, prompt_ids, config) == _generate(model, prompt_ids, config)
+    assert all(len(c) == 12 for c in decode(model, prompt_ids, config))
+
+
+def test_evaluation_generator_lean_equals_generate(tiny_model_dir):
+    """The evaluation's HFGenerator decodes with the lean loop; its texts are those of batched `generate`."""
+    from toolrl.evaluation.generation import HFGenerator
+
+    prompts = [formats.prompt_messages([], [{"role": "user", "content": q}]) for q in QUESTIONS]
+    lean = HFGenerator(tiny_model_dir, batch_size=2, max_new_tokens=8)
+    assert lean.engine == "lean"
+    stock = HFGenerator(tiny_model_dir, batch_size=2, max_new_tokens=8, engine="generate")
+    done: list[int] = []
+    assert lean.generate(prompts, lambda idx, texts: done.extend(idx)) == stock.generate(prompts)
+    assert sorted(done) == [0, 1, 2]
+
+
+def test_supported_models():
+    from types import SimpleNamespace
+
+    from toolrl.decode import supported
+
+    def model(**config):
+        return SimpleNamespace(config=SimpleNamespace(_attn_implementation="sdpa", **config))
+
+    assert supported(model())
+    assert supported(model(sliding_window=4096, use_sliding_window=False, layer_types=["full_attention"] * 2))
+    assert not supported(model(sliding_window=4096, layer_types=["full_attention", "sliding_attention"]))
+    assert not supported(model(sliding_window=4096))  # Mistral: a window on every layer
+    assert not supported(model(is_encoder_decoder=True))
