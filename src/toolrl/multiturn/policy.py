@@ -1,10 +1,11 @@
 """A transformers model as the loop's policy: continue token sequences by one assistant message each.
 
-A thin adapter over what the project already has: the rollout prefill of the shared-prefix trainer
-(`training.shared_prefix.prefill_shared`: each distinct sequence's cache computed once, so the G
-rollouts of a GRPO group read their long opening once) and `model.generate` continuing from it,
-stopping at the end of the assistant turn (`evaluation.generation`'s stop tokens). Sampling is the
-`GenerationConfig` it is given (TRL's own in GRPO) or greedy.
+A thin adapter over what the project already has: the lean decode loop (`toolrl.decode`: each
+distinct sequence prefilled once, so the G rollouts of a GRPO group read their long opening once, a
+preallocated cache, finished rows leaving the batch; `generate`'s tokens exactly), stopping at the
+end of the assistant turn (`evaluation.generation`'s stop tokens). Sampling is the `GenerationConfig`
+it is given (TRL's own in GRPO) or greedy. Per-token log-probs, a one-token sequence or a model the
+loop does not cover go through `model.generate` itself.
 """
 
 from __future__ import annotations
@@ -57,15 +58,20 @@ class HFPolicy:
         return out
 
     def _batch(self, sequences: list[list[int]], limits: list[int]) -> list[Message]:
+        from toolrl import decode
+
         config = copy.deepcopy(self.config)
         config.max_new_tokens = max(limits)
-        config.return_dict_in_generate, config.output_scores = True, self.logprobs
+        scores = None
         with self._rng(), torch.no_grad():
-            ids, mask, cache = self._inputs(sequences)
-            out = self.model.generate(input_ids=ids, attention_mask=mask, past_key_values=cache,
-                                      generation_config=config)
-        new = out.sequences[:, ids.size(1):].tolist()
-        scores = torch.stack(out.scores, dim=1).log_softmax(-1) if self.logprobs else None
+            if not self.logprobs and min(len(s) for s in sequences) >= 2 and decode.supported(self.model):
+                new = decode.decode(self.model, sequences, config)
+            else:
+                ids, mask = self._padded(sequences)
+                config.return_dict_in_generate, config.output_scores = True, self.logprobs
+                out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+                new = out.sequences[:, ids.size(1):].tolist()
+                scores = torch.stack(out.scores, dim=1).log_softmax(-1) if self.logprobs else None
         messages = []
         for row, (tokens, limit) in enumerate(zip(new, limits, strict=True)):
             stop = next((i for i, t in enumerate(tokens[:limit]) if t in self.stop_ids), None)
@@ -76,20 +82,15 @@ class HFPolicy:
             messages.append(Message(kept, finished=stop is not None, logprobs=logprobs))
         return messages
 
-    def _inputs(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, Any]:
-        """Left-padded ids and mask, with a cache holding each distinct sequence's prefill once."""
-        if min(len(s) for s in sequences) >= 2:
-            from toolrl.training.shared_prefix import prefill_shared
-
-            cache, ids, mask = prefill_shared(self.model, sequences, self.tokenizer.pad_token_id)
-            return ids, mask, cache
+    def _padded(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-padded ids and mask for `generate`."""
         width = max(len(s) for s in sequences)
         ids = torch.full((len(sequences), width), self.tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
         for row, s in enumerate(sequences):
             ids[row, width - len(s):] = torch.tensor(s)
             mask[row, width - len(s):] = 1
-        return ids.to(self.model.device), mask.to(self.model.device), None
+        return ids.to(self.model.device), mask.to(self.model.device)
 
     # ---------------------------------------------------------------- the policy's own random stream
 
