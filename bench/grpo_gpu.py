@@ -57,11 +57,35 @@ def run_tests(tiny: Path) -> None:
     print("PASS bf16 rollout weights follow the policy", flush=True)
 
 
+def sync() -> None:
+    """Wait for the GPU's queued work (a no-op on CPU), so wall-clock times are the work's."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def step_clock(times: list[float]) -> type:
+    """A TrainerCallback class appending each optimizer step's wall time (GPU work included) to `times`."""
+    from transformers import TrainerCallback
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            sync()
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            sync()
+            times.append(time.perf_counter() - self.t0)
+
+    return Clock
+
+
 def step_time(model_dir: Path, trainer_name: str, prompts: int, group: int, length: int, steps: int) -> dict:
     import torch
     from datasets import Dataset
     from grpo_step import builtin_records
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
     from toolrl.training.shared_prefix import SharedPrefixGRPOTrainer
@@ -72,16 +96,7 @@ def step_time(model_dir: Path, trainer_name: str, prompts: int, group: int, leng
         AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir)).save_pretrained(model_dir)
     times: list[float] = []
     cuda = torch.cuda.is_available()
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-
-    class Clock(TrainerCallback):
-        def on_step_begin(self, args, state, control, **kw):
-            sync()
-            self.t0 = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kw):
-            sync()
-            times.append(time.perf_counter() - self.t0)
+    Clock = step_clock(times)  # noqa: N806 - a callback class
 
     args = GRPOConfig(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=prompts * group,
                       num_generations=group, max_completion_length=length, max_steps=steps, beta=0.001,

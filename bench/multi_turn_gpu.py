@@ -38,7 +38,8 @@ def cases(n: int) -> list:
 def step_time(model_dir: Path, trainer_name: str, prompts: int, group: int, steps: int, max_new_tokens: int) -> dict:
     import torch
     from datasets import Dataset
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from grpo_gpu import step_clock, sync
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
     from toolrl.multiturn.loop import Limits
@@ -54,7 +55,6 @@ def step_time(model_dir: Path, trainer_name: str, prompts: int, group: int, step
                                                      max_calls=8, max_total_tokens=8192))
     steps_s, rollout_s, tokens, env_tokens = [], [], [], []
     cuda = torch.cuda.is_available()
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
 
     def rollout_func(prompts_, trainer):
         sync()
@@ -67,14 +67,7 @@ def step_time(model_dir: Path, trainer_name: str, prompts: int, group: int, step
         env_tokens.append(statistics.mean(len(m) - sum(m) for m in out["env_mask"]))
         return out
 
-    class Clock(TrainerCallback):
-        def on_step_begin(self, args, state, control, **kw):
-            sync()
-            self.t0 = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kw):
-            sync()
-            steps_s.append(time.perf_counter() - self.t0)
+    Clock = step_clock(steps_s)  # noqa: N806 - a callback class
 
     args = GRPOConfig(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=prompts * group,
                       num_generations=group, max_steps=steps, beta=0.001, bf16=True, report_to=[],

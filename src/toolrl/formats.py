@@ -276,3 +276,14 @@ def prompt_messages(tools: list[dict[str, Any]], conversation: list[dict[str, st
         {"role": "system", "content": system_prompt(tools)},
         {"role": "user", "content": render_history(conversation)},
     ]
+
+
+def messages_problem(value: Any, field: str) -> str | None:
+    """Why `value` is not a non-empty list of chat messages (string `role` and `content`), or None.
+    The one check of chat messages read from a file: curated records, training views, trajectories."""
+    if not isinstance(value, list) or not value:
+        return f"{field!r} must be a non-empty list of chat messages"
+    for msg in value:
+        if not isinstance(msg, dict) or not isinstance(msg.get("role"), str) or not isinstance(msg.get("content"), str):
+            return f"{field!r} holds a message without string 'role' and 'content'"
+    return None

@@ -172,18 +172,9 @@ def _check_case_fields(record: Any) -> str | None:
     return None
 
 
-def _messages_problem(messages: Any, what: str) -> str | None:
-    if not isinstance(messages, list) or not messages:
-        return f"{what!r} must be a non-empty list of chat messages"
-    for m in messages:
-        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
-            return f"{what!r} holds a message without string 'role' and 'content'"
-    return None
-
-
 def check_multi_turn_rl(record: Any) -> str | None:
     """Why `record` is not a multi-turn RL record, or None."""
-    problem = _check_case_fields(record) or _messages_problem(record.get("prompt"), "prompt")
+    problem = _check_case_fields(record) or formats.messages_problem(record.get("prompt"), "prompt")
     if problem:
         return problem
     if [m["role"] for m in record["prompt"]] != ["system", "user"]:
@@ -200,7 +191,7 @@ def check_multi_turn_sft(record: Any) -> str | None:
     trajectory's steps in order, each assistant message in the output format."""
     from toolrl.multiturn.trajectory import Trajectory
 
-    problem = _check_case_fields(record) or _messages_problem(record.get("messages"), "messages")
+    problem = _check_case_fields(record) or formats.messages_problem(record.get("messages"), "messages")
     if problem:
         return problem
     try:

@@ -24,6 +24,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from toolrl.formats import messages_problem
 from toolrl.jsonl import read_jsonl
 
 if TYPE_CHECKING:
@@ -45,15 +46,6 @@ def split_path(data_dir: str | Path, split: str) -> Path:
     return path
 
 
-def _check_messages(value: Any, field: str) -> str | None:
-    if not isinstance(value, list) or not value:
-        return f"{field!r} must be a non-empty list of chat messages"
-    for msg in value:
-        if not isinstance(msg, dict) or not isinstance(msg.get("role"), str) or not isinstance(msg.get("content"), str):
-            return f"{field!r} holds a message without string 'role' and 'content'"
-    return None
-
-
 def check_record(record: Any, view: View) -> str | None:
     """Why `record` cannot feed `view`, or None when it can."""
     if not isinstance(record, dict):
@@ -61,11 +53,11 @@ def check_record(record: Any, view: View) -> str | None:
     for col in VIEW_COLUMNS[view]:
         if col not in record:
             return f"field {col!r} missing"
-    problem = _check_messages(record["prompt"], "prompt")
+    problem = messages_problem(record["prompt"], "prompt")
     if problem:
         return problem
     if view == "sft":
-        problem = _check_messages(record["completion"], "completion")
+        problem = messages_problem(record["completion"], "completion")
         if problem:
             return problem
         if [m["role"] for m in record["completion"]] != ["assistant"]:
@@ -129,7 +121,7 @@ def read_multi_turn(path: Path, kind: Literal["rl", "sft"], limit: int | None = 
         problem = ("line is not a JSON object" if not isinstance(record, dict) else
                    None if isinstance(record.get("case_id"), str) else "field 'case_id' missing")
         if problem is None and kind == "sft":
-            problem = _check_messages(record.get("messages"), "messages")
+            problem = messages_problem(record.get("messages"), "messages")
             if problem is None and record["messages"][-1]["role"] != "assistant":
                 problem = "'messages' must end with an assistant message"
         if problem:
