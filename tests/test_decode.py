@@ -125,3 +125,19 @@ def test_supported_models():
     assert not supported(model(sliding_window=4096, layer_types=["full_attention", "sliding_attention"]))
     assert not supported(model(sliding_window=4096))  # Mistral: a window on every layer
     assert not supported(model(is_encoder_decoder=True))
+
+
+def test_trm_sampling_lean_equals_generate(tiny_model_dir, monkeypatch):
+    """The TRM data stage samples with the lean loop: the same completions as `generate`'s
+    `num_return_sequences` path from the same seed."""
+    from toolrl import decode
+    from toolrl.config import TrmDataParams
+    from toolrl.trm.data import sample_completions
+
+    prompts = [[{"role": "user", "content": "list the files"}],
+               [{"role": "system", "content": "be brief"}, {"role": "user", "content": "move a.txt to b/ please"}]]
+    sec = TrmDataParams(samples_per_prompt=3, max_new_tokens=12, generation_batch_size=6, temperature=1.0)
+    lean = sample_completions(tiny_model_dir, prompts, sec)
+    monkeypatch.setattr(decode, "supported", lambda model: False)
+    assert sample_completions(tiny_model_dir, prompts, sec) == lean
+    assert [len(c) for c in lean] == [3, 3] and len({c for cs in lean for c in cs}) > 1  # sampled, not one string

@@ -73,10 +73,14 @@ def load_prompts(params: Params) -> tuple[list[dict[str, Any]], list[dict[str, A
 
 def sample_completions(folder: Path, prompts: list[list[dict[str, str]]], sec: TrmDataParams,
                        desc: str = "sampling") -> list[list[str]]:
-    """`samples_per_prompt` sampled completions per chat prompt (batched, left-padded HF generation)."""
+    """`samples_per_prompt` sampled completions per chat prompt: the lean decode loop (toolrl.decode:
+    `generate`'s tokens, each prompt prefilled once for its samples), or batched left-padded `generate`
+    for a model the loop does not cover."""
     import torch
     from tqdm.auto import tqdm
+    from transformers import GenerationConfig
 
+    from toolrl import decode
     from toolrl.evaluation.generation import _cut_at_end_of_turn, _stop_ids
     from toolrl.hardware import resolve_dtype
     from toolrl.models import load_model
@@ -85,18 +89,24 @@ def sample_completions(folder: Path, prompts: list[list[dict[str, str]]], sec: T
     model.eval()
     tokenizer.padding_side = "left"
     torch.manual_seed(sec.seed)
+    config = GenerationConfig(do_sample=True, temperature=sec.temperature, top_p=1.0, top_k=0,
+                              max_new_tokens=sec.max_new_tokens, eos_token_id=_stop_ids(tokenizer),
+                              pad_token_id=tokenizer.pad_token_id)
+    lean = decode.supported(model)
     per_batch = max(1, sec.generation_batch_size // sec.samples_per_prompt)
     out: list[list[str]] = []
     for start in tqdm(range(0, len(prompts), per_batch), desc=desc, unit="batch"):
         texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
                  for p in prompts[start:start + per_batch]]
-        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         with torch.inference_mode():
-            ids = model.generate(**enc, do_sample=True, temperature=sec.temperature, top_p=1.0, top_k=0,
-                                 max_new_tokens=sec.max_new_tokens, num_return_sequences=sec.samples_per_prompt,
-                                 eos_token_id=_stop_ids(tokenizer), pad_token_id=tokenizer.pad_token_id)
-        texts_out = [_cut_at_end_of_turn(t) for t in
-                     tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
+            if lean:  # generate's draws (tests/test_decode.py), each prompt prefilled once for its samples
+                ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+                rows = decode.decode(model, [p for p in ids for _ in range(sec.samples_per_prompt)], config)
+            else:
+                enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+                rows = model.generate(**enc, generation_config=config, num_return_sequences=sec.samples_per_prompt
+                                      )[:, enc["input_ids"].shape[1]:]
+        texts_out = [_cut_at_end_of_turn(t) for t in tokenizer.batch_decode(rows, skip_special_tokens=True)]
         for k in range(len(texts)):
             out.append(texts_out[k * sec.samples_per_prompt:(k + 1) * sec.samples_per_prompt])
     return out
