@@ -2,7 +2,8 @@
 
 1. Take `trm.data.prompts` training prompts (`data/curated/train.jsonl`, a seeded sample).
 2. Sample `samples_per_prompt` completions per prompt from the policy (`models/sft` by default; the
-   base or GRPO model by `trm.data.policy`) with batched HF generation (temperature sampling).
+   base or GRPO model by `trm.data.policy`) with the lean decode loop (toolrl.decode: `generate`'s
+   draws, each prompt prefilled once for its samples; temperature sampling).
 3. Split each completion into its calls and label each call: rule labels by default, the LLM judge
    when `labeler: judge` (the rule label is kept beside it as `rule_label`). Judge failures go to
    `quarantine.jsonl` with their reason.
