@@ -141,3 +141,40 @@ def test_trm_sampling_lean_equals_generate(tiny_model_dir, monkeypatch):
     monkeypatch.setattr(decode, "supported", lambda model: False)
     assert sample_completions(tiny_model_dir, prompts, sec) == lean
     assert [len(c) for c in lean] == [3, 3] and len({c for cs in lean for c in cs}) > 1  # sampled, not one string
+
+
+def test_carried_caches_continue_conversations_as_a_fresh_prefill_does(model_and_prompts):
+    """Round two's prompts extend round one's (the message written, then a reply): extending the carried
+    caches gives the fresh prefill's cache and `generate`'s tokens, each distinct prompt's cache is
+    kept for one round only, and a prompt that extends nothing stored is prefilled from scratch."""
+    from toolrl.decode import PrefixCaches, decode, prefill
+
+    model, tokenizer, prompt_ids = model_and_prompts
+    config = _config(tokenizer, [tokenizer.eos_token_id])
+    carry = PrefixCaches()
+    carry.next_round()
+    first = decode(model, prompt_ids, config, carry=carry)
+    reply = tokenizer("<|im_end|>\n<|im_start|>user\nAnd tomorrow?<|im_end|>\n<|im_start|>assistant\n",
+                      add_special_tokens=False)["input_ids"]
+    second_prompts = [p + c + reply for p, c in zip(prompt_ids, first, strict=True)]
+    second_prompts[-1] = prompt_ids[-1][:5] + reply  # extends no stored prompt
+    carry.next_round()
+    fed: list[int] = []  # the tokens each forward pass reads
+    hook = model.register_forward_pre_hook(lambda m, a, kw: fed.append(kw["input_ids"].size(1)), with_kwargs=True)
+    try:
+        carried, which = prefill(model, second_prompts, model.device, carry)
+    finally:
+        hook.remove()
+    # Greedy: a group's rows wrote the same message, so one pass per group reads its new tokens (the
+    # prompt's last token, the message, the reply but its last token); the unmatched prompt is read whole.
+    assert sorted(fed) == sorted([len(first[g]) + len(reply) for g in (0, 3, 6)] + [5 + len(reply) - 1])
+    fresh, fresh_which = prefill(model, second_prompts, model.device)
+    assert which == fresh_which
+    for a, b in zip(carried, fresh, strict=True):
+        for la, lb in zip(a.layers, b.layers, strict=True):
+            torch.testing.assert_close(la.keys, lb.keys, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(la.values, lb.values, rtol=1e-5, atol=1e-5)
+    carry.next_round()
+    assert decode(model, second_prompts, config, carry=carry) == _generate(model, second_prompts, config)
+    carry.next_round()
+    assert len(carry._previous) == len({tuple(p) for p in second_prompts})  # only the last round's

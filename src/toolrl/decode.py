@@ -12,6 +12,8 @@ output. It differs from `generate` in how, not in what:
    a boolean mask kept in a buffer too (no per-step mask building).
 3. **Finished rows leave the batch.** When a row emits a stop token its rows of the cache are dropped
    (`generate` keeps computing them to the end, padding), so later steps compute fewer rows.
+4. **Carried caches** (`PrefixCaches`, optional). A multi-turn conversation's next prompt extends
+   its last one, so its prefill extends the last prompt's cache by the new tokens only.
 
 The tokens are `generate`'s: the same positions (counted from each row's first real token, as
 `generate` derives them from the attention mask), the same logits processors (built by `generate`'s
@@ -30,6 +32,7 @@ engines side by side"; `bench/generation.py --engines generate,shared,lean`).
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -56,11 +59,50 @@ def prompt_cache(model: Any, tokens: list[int], device: torch.device) -> Any:
     return model(input_ids=head, use_cache=True, logits_to_keep=1).past_key_values
 
 
-def prefill(model: Any, prompt_ids: list[list[int]], device: torch.device) -> tuple[list[Any], list[int]]:
-    """The KV cache of each distinct prompt but its last token, and for every row the index of its
-    distinct prompt. Every prompt needs two tokens or more."""
+class PrefixCaches:
+    """The prompt caches of one round of `decode` calls, kept for the next round on the same weights.
+
+    A multi-turn conversation's next prompt is its last prompt plus the message the model wrote and
+    the environment's reply, so its cache is the last one extended by those few hundred tokens: the
+    ~4k-token opening is prefilled once per conversation instead of once per message. `next_round()`
+    makes the caches stored since the previous call the ones `decode` extends, and drops the older
+    ones: a round's conversations only ever continue the previous round's sequences. Holding one is
+    a promise that the weights do not change: a policy whose weights move (GRPO) uses one per set of
+    weights (one `converse` call). Memory: one round's prompt caches on top of `decode`'s own."""
+
+    def __init__(self) -> None:
+        self._previous: dict[tuple[int, ...], Any] = {}
+        self._current: dict[tuple[int, ...], Any] = {}
+
+    def next_round(self) -> None:
+        self._previous, self._current = self._current, {}
+
+    def cache(self, model: Any, tokens: tuple[int, ...], device: torch.device) -> Any:
+        """The cache of `tokens`: the longest stored prefix (copied: the forward pass extends a cache
+        in place, and a group's rollouts share one) extended by the rest, else one pass from scratch."""
+        known = max((k for k in self._previous if len(k) <= len(tokens) and tokens[:len(k)] == k), key=len,
+                    default=None)
+        if known is None:
+            cache = prompt_cache(model, list(tokens), device)
+        elif len(known) == len(tokens):
+            cache = self._previous[known]
+        else:
+            cache = copy.deepcopy(self._previous[known])
+            rest = torch.tensor(tokens[len(known):], device=device).unsqueeze(0)
+            cache = model(input_ids=rest, past_key_values=cache, use_cache=True, logits_to_keep=1).past_key_values
+        self._current[tokens] = cache
+        return cache
+
+
+def prefill(model: Any, prompt_ids: list[list[int]], device: torch.device,
+            carry: PrefixCaches | None = None) -> tuple[list[Any], list[int]]:
+    """The KV cache of each distinct prompt but its last token (extending `carry`'s when given), and for
+    every row the index of its distinct prompt. Every prompt needs two tokens or more."""
     distinct = list(dict.fromkeys(tuple(p) for p in prompt_ids))
-    caches = [prompt_cache(model, list(prompt[:-1]), device) for prompt in distinct]
+    if carry is None:
+        caches = [prompt_cache(model, list(prompt[:-1]), device) for prompt in distinct]
+    else:
+        caches = [carry.cache(model, prompt[:-1], device) for prompt in distinct]
     return caches, [distinct.index(tuple(p)) for p in prompt_ids]
 
 
@@ -117,12 +159,12 @@ def logits_processors(model: Any, generation_config: Any, input_ids: torch.Tenso
 
 @torch.no_grad()
 def decode(model: Any, prompt_ids: list[list[int]], generation_config: Any,
-           device: torch.device | None = None) -> list[list[int]]:
+           device: torch.device | None = None, carry: PrefixCaches | None = None) -> list[list[int]]:
     """Completions of these prompts (token ids, each up to and including its first stop token), as
     `model.generate(generation_config=...)` draws them from the left-padded prompts. Every prompt needs
-    two tokens or more."""
+    two tokens or more. `carry`: prefill by extending the caches of an earlier round (`PrefixCaches`)."""
     device = device if device is not None else model.device
-    caches, which = prefill(model, prompt_ids, device)
+    caches, which = prefill(model, prompt_ids, device, carry)
     rows = len(prompt_ids)
     longest = max(len(p) for p in prompt_ids)
     ids = torch.full((rows, longest), 0, dtype=torch.long, device=device)

@@ -2,7 +2,9 @@
 
 A thin adapter over what the project already has: the lean decode loop (`toolrl.decode`: each
 distinct sequence prefilled once, so the G rollouts of a GRPO group read their long opening once, a
-preallocated cache, finished rows leaving the batch; `generate`'s tokens exactly), stopping at the
+preallocated cache, finished rows leaving the batch; `generate`'s tokens exactly), with each
+conversation's cache carried from one message to the next (`decode.PrefixCaches`: a message's prefill
+is the tokens appended since the last one, not the whole ~4k-token conversation again), stopping at the
 end of the assistant turn (`evaluation.generation`'s stop tokens). Sampling is the `GenerationConfig`
 it is given (TRL's own in GRPO) or greedy. Per-token log-probs, a one-token sequence or a model the
 loop does not cover go through `model.generate` itself.
@@ -17,6 +19,7 @@ from typing import Any
 
 import torch
 
+from toolrl.decode import PrefixCaches
 from toolrl.multiturn.loop import Message
 
 
@@ -24,10 +27,13 @@ class HFPolicy:
     """`continue_messages` for a causal LM. `generation_config=None` (and `temperature=None`) is greedy;
     `temperature`/`top_p` sample. `seed` gives the policy its own random stream (reproducible, and the
     caller's global RNG untouched); without it sampling draws from torch's global generator, as TRL's
-    does. `batch_size` bounds how many sequences one `generate` call takes."""
+    does. `batch_size` bounds how many sequences one `generate` call takes. `prefixes` holds the caches
+    carried between calls (a new store when None); the model's weights must not change while one is
+    in use (a trainer passes a store per set of weights)."""
 
     def __init__(self, model: Any, tokenizer: Any, *, generation_config: Any = None, temperature: float | None = None,
-                 top_p: float = 1.0, seed: int | None = None, batch_size: int | None = None, logprobs: bool = False):
+                 top_p: float = 1.0, seed: int | None = None, batch_size: int | None = None, logprobs: bool = False,
+                 prefixes: PrefixCaches | None = None):
         from transformers import GenerationConfig
 
         from toolrl.evaluation.generation import END_OF_TURN, _stop_ids
@@ -44,6 +50,7 @@ class HFPolicy:
         self.stop_ids = set(self.config.eos_token_id)
         self.batch_size = batch_size
         self.logprobs = logprobs
+        self.prefixes = prefixes if prefixes is not None else PrefixCaches()
         self._rng_state: list[torch.Tensor] | None = None
         if seed is not None:
             with torch.random.fork_rng(devices=self._devices()):
@@ -52,6 +59,7 @@ class HFPolicy:
 
     def continue_messages(self, sequences: list[list[int]], max_new_tokens: list[int]) -> list[Message]:
         step = self.batch_size or len(sequences)
+        self.prefixes.next_round()
         out: list[Message] = []
         for start in range(0, len(sequences), step):
             out += self._batch(sequences[start:start + step], max_new_tokens[start:start + step])
@@ -65,7 +73,7 @@ class HFPolicy:
         scores = None
         with self._rng(), torch.no_grad():
             if not self.logprobs and min(len(s) for s in sequences) >= 2 and decode.supported(self.model):
-                new = decode.decode(self.model, sequences, config)
+                new = decode.decode(self.model, sequences, config, carry=self.prefixes)
             else:
                 ids, mask = self._padded(sequences)
                 config.return_dict_in_generate, config.output_scores = True, self.logprobs

@@ -64,6 +64,10 @@ class _TrainerPolicy:
         self.trainer = trainer
         self.tokenizer = trainer.processing_class
         self.end_of_turn = self.tokenizer.convert_tokens_to_ids(END_OF_TURN)
+        # One store of carried caches per rollout batch: the weights do not change within it.
+        from toolrl.decode import PrefixCaches
+
+        self.prefixes = PrefixCaches()
 
     def continue_messages(self, sequences: list[list[int]], max_new_tokens: list[int]) -> list[Any]:
         import torch
@@ -81,5 +85,5 @@ class _TrainerPolicy:
         ):
             # The shared-prefix trainer may generate with a bf16 copy of the policy, refreshed each step.
             model = t._rollout_weights(model) if hasattr(t, "_rollout_weights") else model
-            policy = HFPolicy(model, self.tokenizer, generation_config=t.generation_config)
+            policy = HFPolicy(model, self.tokenizer, generation_config=t.generation_config, prefixes=self.prefixes)
             return policy.continue_messages(sequences, max_new_tokens)
