@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -77,6 +78,22 @@ def free_port() -> int:
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def prefect_server(home: Path) -> Iterator[str]:
+    """A Prefect server on a free loopback port (what `make services` starts), its PREFECT_HOME at
+    `home`; yields its API URL. Stage processes pointed at it (PREFECT_API_URL) skip starting a
+    temporary server each (~20 s a stage on 2 cores, docs/BENCHMARKS.md "Pipeline overhead")."""
+    port = free_port()
+    log = home / "server.log"
+    proc = start([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                 home, base_env(home), log)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/api/health", proc, log)
+        yield f"http://127.0.0.1:{port}/api"
+    finally:
+        stop(proc)
 
 
 def start(cmd: list[str], cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen:

@@ -64,7 +64,12 @@ def test_broken_folder_error(tmp_path):
 
 
 def test_unreachable_hub_id_error(monkeypatch):
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # huggingface_hub reads the variable once, at import: once another test imported it, only the
+    # constant makes the lookup fail at once instead of waiting on the network (~40 s in the suite).
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(ModelError, match="cannot load model hub id 'no-such-org/no-such-model'"):
         load_model("no-such-org/no-such-model")
 

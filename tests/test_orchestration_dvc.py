@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from orchestration_repo import ROOT, base_env, make_repo, run
+from orchestration_repo import ROOT, base_env, make_repo, prefect_server, run
 
 pytestmark = pytest.mark.slow
 
 DVC = [sys.executable, "-m", "dvc"]
 # One override per stage that touches only that stage's params section.
-TOUCH = {
+TOUCH = {  # the first whose stage exists is changed: trm reruns three stages and trains the least
+    "trm": "trm.model.learning_rate=3.0e-05",
     "grpo": "grpo.reward.variant=coarse",
     "sft": "sft.seed=1",
     "evaluate": "evaluate.limit=1",
@@ -81,7 +82,15 @@ def _lookup(tree: dict, dotted: str) -> str:
 
 
 def test_smoke_dag_reruns_nothing_when_unchanged_and_only_what_a_change_touches(tmp_path):
-    env = base_env(tmp_path / "prefect-home")
+    home = tmp_path / "prefect-home"
+    home.mkdir()
+    with prefect_server(home) as api_url:  # one server for every stage process, as after `make services`
+        env = base_env(home)
+        env["PREFECT_API_URL"] = api_url
+        _smoke_dag(tmp_path, env)
+
+
+def _smoke_dag(tmp_path, env):
     repo = make_repo(tmp_path / "repo", env, params_text=smoke_params_text(tmp_path))
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
     params = yaml.safe_load((repo / "params.yaml").read_text())

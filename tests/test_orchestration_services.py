@@ -23,8 +23,8 @@ from orchestration_repo import (
     start,
     stop,
     wait_for_text,
-    wait_http,
 )
+from orchestration_repo import prefect_server as prefect_server_at
 
 pytestmark = pytest.mark.slow
 
@@ -32,16 +32,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect-home")
-    env = base_env(home)
-    port = free_port()
-    log = home / "server.log"
-    proc = start([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                 home, env, log)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/api/health", proc, log)
-        yield {"api_url": f"http://127.0.0.1:{port}/api", "home": home}
-    finally:
-        stop(proc)
+    with prefect_server_at(home) as api_url:
+        yield {"api_url": api_url, "home": home}
 
 
 @pytest.fixture(scope="module")
