@@ -97,10 +97,12 @@ def render(stats: dict[str, Any], sources: list[dict[str, Any]], examples: dict[
         "",
         "## Totals",
         "",
-        f"{t['read']} upstream records read + {t['generated']} extra examples generated (multi-turn) = "
+        f"{t['read']} upstream records read + {t['generated']} extra examples generated "
+        f"({'multi-turn, composed' if 'composed' in stats else 'multi-turn'}) = "
         f"{t['kept']} kept + {t['quarantined']} quarantined + {t['duplicates']} duplicates "
         f"({stats['duplicates']['exact']} exact, {stats['duplicates']['near']} near).",
         "",
+        *_composed_lines(stats.get("composed")),
         "## Per source",
         "",
         _table(["source", "read", "generated", "kept", "quarantined", "duplicates", *SPLITS],
@@ -136,6 +138,15 @@ def render(stats: dict[str, Any], sources: list[dict[str, Any]], examples: dict[
     parts += ["", "Quarantined records, with reason, detail and source line/index: `quarantine.jsonl`; "
               "removed duplicates and what they duplicate: `duplicates.jsonl`.", ""]
     return "\n".join(parts)
+
+
+def _composed_lines(c: dict[str, int] | None) -> list[str]:
+    """The totals' note on composed multi-call examples (only when data.compose_multi_call asks for some)."""
+    if c is None:
+        return []
+    return [f"Composed multi-call examples (`data.compose_multi_call` = {c['asked']}): {c['built']} built from "
+            f"pairs of training examples ({c['parallel']} parallel, {c['parallel_multiple']} parallel_multiple), "
+            f"{c['kept']} kept (train split only), {c['quarantined']} quarantined; source `composed`.", ""]
 
 
 def for_artifact(markdown: str, folder: Path) -> str:

@@ -2,6 +2,7 @@
 
     read (per source, sampled) -> convert -> validate -> deduplicate -> mask (optional)
       -> render views -> cap prompt tokens -> cap the no-call share -> stratified split
+      -> compose multi-call examples from train pairs (optional: validate, render, cap as above)
       -> write files + data card
 
 A `bfcl_multi_turn` source takes its own path (`curate_multi_turn`): its records are whole
@@ -9,7 +10,8 @@ conversations in an executable environment, split by scenario (`toolrl.multiturn
 written under `multi_turn/` with their own quarantine and card section.
 
 Every upstream record is accounted for: read + generated = kept + quarantined + duplicates
-(generated: the extra examples a multi-turn record yields). The same params give the same bytes.
+(generated: the extra examples a multi-turn record yields, and the composed examples). The same
+params give the same bytes.
 """
 
 from __future__ import annotations
@@ -23,7 +25,19 @@ from pathlib import Path
 from typing import Any
 
 from toolrl.config import DataParams, Params, SourceParams
-from toolrl.data import bfcl, bfcl_multi_turn, card, dedup, hammer, masking, rlla, toolace, validate, xlam
+from toolrl.data import (
+    bfcl,
+    bfcl_multi_turn,
+    card,
+    compose,
+    dedup,
+    hammer,
+    masking,
+    rlla,
+    toolace,
+    validate,
+    xlam,
+)
 from toolrl.data.schema import CanonicalExample, DataError, Rejected, clean_target, render_views
 from toolrl.data.split import SPLITS, assign, calls_bucket, rank
 from toolrl.jsonl import write_jsonl
@@ -135,6 +149,51 @@ def prompt_lengths(records: list[dict[str, Any]], tokenizer: Any) -> list[int]:
     return [len(x) for x in ids]
 
 
+def cap_prompts(examples: list[CanonicalExample], tokenizer: Any,
+                cap: int) -> tuple[list[dict[str, Any]], dict[str, int], list[Rejected]]:
+    """Render each example's views and count its prompt tokens: (records within `cap`, their
+    lengths by id, the ones over it as `prompt_too_long`)."""
+    rendered = [render_views(ex) for ex in examples]
+    records: list[dict[str, Any]] = []
+    lengths: dict[str, int] = {}
+    rejected: list[Rejected] = []
+    for ex, rec, n in zip(examples, rendered, prompt_lengths(rendered, tokenizer), strict=True):
+        if n > cap:
+            rejected.append(Rejected(PROMPT_TOO_LONG, f"prompt has {n} tokens > data.max_prompt_tokens={cap}",
+                                     ex.source, ex.provenance, ex.id, ex.model_dump(mode="json")))
+            continue
+        lengths[ex.id] = n
+        records.append(rec)
+    return records, lengths, rejected
+
+
+def shared_prompt_tokens(tokenizer: Any) -> int:
+    """Tokens by which a composed prompt is shorter than its two parts' prompts together (the system
+    prompt's fixed text and the chat template, held once, less the joining text), measured on a
+    sample pair: len(a) + len(b) - this is a composed prompt's length when a and b offer different
+    tools, and an overestimate when they share some."""
+    la, lb, lab = prompt_lengths([render_views(e) for e in compose.sample_pair()], tokenizer)
+    return la + lb - lab
+
+
+def compose_train(data: DataParams, final: list[CanonicalExample], splits: dict[str, str],
+                  lengths: dict[str, int], tokenizer: Any) -> tuple[list[CanonicalExample], list[dict[str, Any]],
+                                                               dict[str, int], list[Rejected]]:
+    """The composed examples (`toolrl.data.compose`) from the train split, through the same
+    validation, views and prompt cap as upstream ones: (built, kept records, their lengths, rejected).
+    Only pairs whose estimated prompt fits the cap are tried, so few are built just to be refused."""
+    shared = shared_prompt_tokens(tokenizer)
+
+    def fits(a: CanonicalExample, b: CanonicalExample) -> bool:
+        return lengths[a.id] + lengths[b.id] - shared <= data.max_prompt_tokens
+
+    train = [ex for ex in final if splits.get(ex.id) == "train"]
+    built = compose.compose(train, data, fits)
+    valid, rejected = validate_all(built)
+    records, kept_lengths, too_long = cap_prompts(valid, tokenizer, data.max_prompt_tokens)
+    return built, records, kept_lengths, rejected + too_long
+
+
 def no_call_excess(records: list[dict[str, Any]], max_share: float | None, seed: int) -> set[str]:
     """Ids of the no-call records to leave out so they are at most `max_share` of what is kept.
 
@@ -170,13 +229,14 @@ def build_stats(data: DataParams, counts: dict[str, Counter], records: list[dict
                 splits: dict[str, str], lengths: dict[str, int], rejected: list[Rejected],
                 dups: list[dedup.Duplicate]) -> dict[str, Any]:
     per_source: dict[str, Any] = {}
-    for s in single_turn_sources(data):
-        c = counts[s.tag]
-        mine = [r for r in records if r["source"] == s.tag]
-        per_source[s.tag] = {
+    tags = [s.tag for s in single_turn_sources(data)] + ([compose.SOURCE] if compose.SOURCE in counts else [])
+    for tag in tags:
+        c = counts[tag]
+        mine = [r for r in records if r["source"] == tag]
+        per_source[tag] = {
             "read": c["read"], "generated": c["generated"], "kept": len(mine),
-            "quarantined": sum(1 for r in rejected if r.source == s.tag),
-            "duplicates": sum(1 for d in dups if d.source == s.tag),
+            "quarantined": sum(1 for r in rejected if r.source == tag),
+            "duplicates": sum(1 for d in dups if d.source == tag),
             "splits": {sp: sum(1 for r in mine if splits[r["id"]] == sp) for sp in SPLITS},
         }
     per_calls: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(SPLITS, 0))
@@ -311,7 +371,6 @@ def curate(params: Params, *, track: bool = True) -> CurateResult:
     unique, dups = dedup.deduplicate(valid, data.near_duplicate_threshold)
 
     by_tag = {s.tag: s for s in data.sources}
-    rendered: list[dict[str, Any]] = []
     final: list[CanonicalExample] = []
     for ex in unique:
         src = by_tag[ex.source]
@@ -319,19 +378,10 @@ def curate(params: Params, *, track: bool = True) -> CurateResult:
             ex = masking.mask(ex, source_seed(src, data), tool_names=masks_names(src),
                               param_names=src.mask_param_names)
         final.append(ex)
-        rendered.append(render_views(ex))
 
     tokenizer = load_tokenizer(data.tokenizer)
-    lengths: dict[str, int] = {}
-    records: list[dict[str, Any]] = []
-    for ex, rec, n in zip(final, rendered, prompt_lengths(rendered, tokenizer), strict=True):
-        if n > data.max_prompt_tokens:
-            rejected.append(Rejected(PROMPT_TOO_LONG, f"prompt has {n} tokens > data.max_prompt_tokens="
-                                     f"{data.max_prompt_tokens}", ex.source, ex.provenance, ex.id,
-                                     ex.model_dump(mode="json")))
-            continue
-        lengths[ex.id] = n
-        records.append(rec)
+    records, lengths, too_long = cap_prompts(final, tokenizer, data.max_prompt_tokens)
+    rejected += too_long
     excess = no_call_excess(records, data.max_no_call_share, data.seed)
     if excess:
         n_no_call = sum(1 for r in records if not r["target"]["calls"])
@@ -345,7 +395,18 @@ def curate(params: Params, *, track: bool = True) -> CurateResult:
         records = [r for r in records if r["id"] not in excess]
 
     splits = assign([e for e in final if e.id in lengths], data.split, data.seed)
+    composed_counts: dict[str, int] | None = None
+    if data.compose_multi_call:  # after the split: pairs of train examples, added to train only
+        composed, more, more_lengths, refused = compose_train(data, final, splits, lengths, tokenizer)
+        counts[compose.SOURCE]["generated"] += len(composed)
+        records += more
+        lengths |= more_lengths
+        splits |= dict.fromkeys(more_lengths, "train")
+        rejected += refused
+        composed_counts = compose.summary(data.compose_multi_call, composed, set(more_lengths))
     stats = build_stats(data, counts, records, splits, lengths, rejected, dups)
+    if composed_counts is not None:
+        stats["composed"] = composed_counts
     t = stats["totals"]
     if t["read"] + t["generated"] != t["kept"] + t["quarantined"] + t["duplicates"]:
         raise RuntimeError(f"curation lost records (a bug): {t}")
@@ -376,6 +437,8 @@ def log_to_mlflow(params: Params, result: CurateResult, started: float | None = 
                     "multi_turn_eval_scenarios": mt["scenarios"]["eval"],
                     "multi_turn_trajectories": mt["trajectories"]["all"]["trajectories"],
                     "multi_turn_quarantined": sum(mt["quarantine_reasons"].values())}
+    if "composed" in result.stats:
+        metrics |= {f"composed_{k}": v for k, v in result.stats["composed"].items()}
     with tracking.stage_run(params, "curate", log_params=params.data, started=started) as run:
         tracking.log_metrics("curate", metrics)
         for key in ("card", "stats", "tools_png", "tokens_png"):

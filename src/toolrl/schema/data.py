@@ -88,6 +88,15 @@ class DataParams(Section):
         "chosen by a hash of (seed, id), is quarantined as `no_call_share_cap`. The BFCL live mix under the "
         "768-token cap is 53 % no-call, and a policy trained on that learns that abstaining is the safe "
         "answer. None: no cap."))
+    compose_multi_call: int = Field(default=0, ge=0, description=(
+        "How many two-call training examples to compose from pairs of kept single-call training examples "
+        "(train split only; validated and length-capped like the others, source `composed`). The BFCL live "
+        "mix has 16 multi-call examples of 346, and trained models score 0 on BFCL parallel and "
+        "parallel_multiple. 0: off."))
+    compose_parallel_share: float = Field(default=0.5, ge=0, le=1, description=(
+        "Share of the composed examples that call the same function twice with other arguments (BFCL "
+        "`parallel` style); the rest call two different functions (`parallel_multiple` style). Either kind "
+        "fills what the other lacks pairs for."))
     split: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1})
     output_dir: str = "data/curated"
 
@@ -115,4 +124,7 @@ class DataParams(Section):
             raise ValueError(f"data.sources: {dup} appear more than once; give each entry its own `label`")
         if not self.sources:
             raise ValueError("data.sources is empty: list at least one source")
+        if self.compose_multi_call and "composed" in tags:  # the composed examples' source label
+            raise ValueError("data.sources: the label 'composed' names the composed examples "
+                             "(data.compose_multi_call); give that source another `label`")
         return self
