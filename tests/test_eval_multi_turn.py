@@ -119,6 +119,10 @@ def test_tiny_model_end_to_end_cached_and_reported_with_the_single_turn_columns(
                      show_progress=False)
     assert again.models[0].generated == 0
     assert again.models[0].graded[(MULTI_TURN, "multi_turn_base")][0].trajectory == graded.trajectory
+    # what the environment says after the opening is in the key: rewording it runs the conversation again
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(conversations, "environment_digest", lambda: "reworded")
+        assert evaluate(p, show_progress=False).models[0].generated == 1
 
     files = report.write(again, p.evaluate)
     header = next(csv.reader(files["csv"].open()))

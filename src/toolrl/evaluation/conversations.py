@@ -16,6 +16,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
 from collections.abc import Callable
 from itertools import zip_longest
@@ -65,8 +67,22 @@ def load_category(category: str, split: MultiTurnParams, limit: int | None, seed
 
 def settings(ev: EvaluateParams) -> dict[str, Any]:
     """What changes a greedy conversation (the cache's generation key). Not `evaluate.max_new_tokens`
-    or `backend`: single-turn knobs, and conversations always run on the hf weights."""
-    return {"backend": "hf", "dtype": resolve_dtype(ev.dtype), "decoding": "greedy", "loop": ev.multi_turn.model_dump()}
+    or `backend`: single-turn knobs, and conversations always run on the hf weights. The case's
+    opening is in the key already; what the environment says later is not, hence `environment`."""
+    return {"backend": "hf", "dtype": resolve_dtype(ev.dtype), "decoding": "greedy", "loop": ev.multi_turn.model_dump(),
+            "environment": environment_digest()}
+
+
+@functools.cache
+def environment_digest() -> str:
+    """A digest of the code that writes what a model reads after its first message (results, errors,
+    the next requests): rewording any of it makes cached conversations stale."""
+    import inspect
+
+    from toolrl.multiturn import dialogue, environment, loop
+
+    text = "".join(inspect.getsource(m) for m in (dialogue, environment, loop))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def make_policy(folder: str | Path, ev: EvaluateParams, generator: Generator | None = None):
