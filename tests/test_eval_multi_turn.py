@@ -136,5 +136,11 @@ def test_tiny_model_end_to_end_cached_and_reported_with_the_single_turn_columns(
     assert [r["trajectory"]["case_id"] for r in rows if r["benchmark"] == MULTI_TURN] == [graded.example.id]
     text = files["markdown"].read_text()
     assert "bfcl_multi_turn/multi_turn_base (n=1)" in text and "held out for evaluation" in text
+    conv = json.loads(files["metrics"].read_text())[model.label]["conversations"]
+    steps = [s for t in graded.trajectory["turns"] for s in t["steps"]]
+    assert conv["conversations"] == 1 and conv["messages_per_trajectory"] == len(steps)
+    assert conv["calls_per_trajectory"] == sum(len(s["calls"]) for s in steps)
+    assert conv[f"stop/{graded.trajectory['stop']}"] == 1.0
+    assert "## Conversations (multi-turn)" in text
     if not graded.grade.correct:  # the failure shows the conversation's reading
         assert "turn 0: " in text and f"stop: {graded.trajectory['stop']}" in text

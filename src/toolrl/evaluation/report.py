@@ -156,8 +156,25 @@ def metrics_tree(results: EvalResults) -> dict[str, Any]:
             mean, weighted = overall(model, results, bench)
             sub[OVERALL], sub[WEIGHTED] = _round(mean), _round(weighted)
             node[bench] = sub
+        stats = conversation_stats(model)
+        if stats is not None:
+            node[CONVERSATIONS] = {k: _round(v) for k, v in stats.items()}
         tree[model.label] = node
     return tree
+
+
+CONVERSATIONS = "conversations"  # metrics.json / MLflow key of the multi-turn behaviour per model
+
+
+def conversation_stats(model: ModelResult) -> dict[str, float] | None:
+    """What a model's multi-turn conversations did (`multiturn.trajectory.summary`: calls, messages and
+    completed turns per conversation, stop reasons), or None when it had none: accuracy alone does not
+    say whether a model that fails calls too little, too much, or writes what cannot be parsed."""
+    from toolrl.multiturn.trajectory import Trajectory, summary
+
+    done = [Trajectory.from_dict(g.trajectory) for rows in model.graded.values() for g in rows
+            if g.trajectory is not None]
+    return {"conversations": float(len(done)), **summary(done)} if done else None
 
 
 def _round(x: float | None) -> float | None:
@@ -267,6 +284,18 @@ def _models_section(results: EvalResults) -> str:
     return _md_table(["model", "source", "content hash", "generated", "cached", "examples/s"], rows)
 
 
+def _conversations_section(results: EvalResults) -> str:
+    stats = {m.label: conversation_stats(m) for m in results.models}
+    if not any(stats.values()):
+        return ""
+    keys = [k for k in next(v for v in stats.values() if v) if k != "conversations"]
+    rows = [[label, int(v["conversations"]), *(f"{v[k]:.2f}" for k in keys)] for label, v in stats.items() if v]
+    return ("## Conversations (multi-turn)\n\nPer conversation: calls, model messages and user turns the model "
+            "completed (its last message in the turn made no call); the share of messages whose call block could "
+            "not be parsed; the share of conversations that stopped for each reason.\n\n"
+            + _md_table(["model", "conversations", *keys], rows) + "\n")
+
+
 def _errors_section(results: EvalResults) -> str:
     counts = {m.label: error_counts(m) for m in results.models}
     seen = [e for e in ERROR_CATEGORIES if any(c[e] for c in counts.values())]
@@ -322,6 +351,9 @@ def markdown(results: EvalResults, ev: EvaluateParams, plots: dict[str, Path], o
               ""]
     if "overall" in plots:
         lines += [f"![overall accuracy]({plots['overall'].relative_to(out_dir).as_posix()})", ""]
+    conversations = _conversations_section(results)
+    if conversations:
+        lines += [conversations]
     lines += ["## Models", "", _models_section(results), "", "## Error categories", "", _errors_section(results),
               "", "## Example failures", "", _failures_section(results, ev.failures_per_model), ""]
     per_category = [(k, p) for k, p in plots.items() if k != "overall"]

@@ -7,6 +7,7 @@ tables and trajectory files (`to_dict`/`from_dict`, one JSON object per line).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -91,3 +92,18 @@ class Trajectory:
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not a trajectory record ({type(exc).__name__}: {exc}): expected "
                              "{case_id, category, turns: [{user, steps: [{text, calls, results}]}], stop}") from None
+
+
+def summary(trajectories: Sequence[Trajectory]) -> dict[str, float]:
+    """Mean calls, model messages and completed user turns per trajectory, the share of messages the
+    environment could not read (`parse_error_share`), and the share that stopped for each reason:
+    what GRPO logs per step and the evaluation report shows per model."""
+    n = max(1, len(trajectories))
+    steps = [step for t in trajectories for turn in t.turns for step in turn.steps]
+    stats = {"calls_per_trajectory": sum(len(t.calls) for t in trajectories) / n,
+             "messages_per_trajectory": len(steps) / n,
+             "turns_completed": sum(t.turns_completed for t in trajectories) / n,
+             "parse_error_share": sum(step.error is not None for step in steps) / max(1, len(steps))}
+    for reason in STOPS:
+        stats[f"stop/{reason}"] = sum(t.stop == reason for t in trajectories) / n
+    return stats

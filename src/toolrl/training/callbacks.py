@@ -5,7 +5,7 @@
 - `RewardRecorder`: wraps the reward library's TRL reward functions without changing them; keeps the
   last batch (completions, ground truths, each component's rewards) for the sample tables, and
   reports `call_stats` through TRL's `log_metric` hook so they land beside `reward` in the logs.
-  Multi-turn batches (a `trajectory` per completion, `grpo.task: multi_turn`) report `trajectory_stats`
+  Multi-turn batches (a `trajectory` per completion, `grpo.task: multi_turn`) report `multiturn.trajectory.summary`
   instead, and the outcome rate once the outcome reward is known; their sample tables hold one row
   per call of each sampled trajectory (`trajectory_table`).
 - `StageCallback`: every log step, the stage's curated metrics to MLflow as `<stage>/<name>` and to
@@ -58,19 +58,6 @@ def call_stats(texts: Sequence[str]) -> dict[str, float]:
         "mean_calls": sum(len(p.calls) for p in parsed if p.ok) / len(parsed),
         "well_formed_share": len(well_formed) / len(parsed),
     }
-
-
-def trajectory_stats(trajectories: Sequence[Trajectory]) -> dict[str, float]:
-    """Per batch of multi-turn trajectories: mean calls and completed user turns per trajectory, and the
-    share that stopped for each reason (finished, step_limit, call_limit, length_limit)."""
-    from toolrl.multiturn.trajectory import STOPS
-
-    n = max(1, len(trajectories))
-    stats = {"calls_per_trajectory": sum(len(t.calls) for t in trajectories) / n,
-             "turns_completed": sum(t.turns_completed for t in trajectories) / n}
-    for reason in STOPS:
-        stats[f"stop/{reason}"] = sum(t.stop == reason for t in trajectories) / n
-    return stats
 
 
 def trajectory_table(trajectories: Sequence[Trajectory], rewards: dict[str, list[float | None]],
@@ -168,7 +155,9 @@ class RewardRecorder:
             self.trajectories = [t if isinstance(t, Trajectory) else Trajectory.from_dict(t) for t in raw]
         log_metric = kwargs.get("log_metric")
         if callable(log_metric):
-            stats = (("multi_turn", trajectory_stats(self.trajectories)) if self.trajectories
+            from toolrl.multiturn.trajectory import summary
+
+            stats = (("multi_turn", summary(self.trajectories)) if self.trajectories
                      else ("tool_calls", call_stats(self.completions)))
             for name, value in stats[1].items():
                 log_metric(f"{stats[0]}/{name}", value)
