@@ -64,10 +64,9 @@ class _TrainerPolicy:
         self.trainer = trainer
         self.tokenizer = trainer.processing_class
         self.end_of_turn = self.tokenizer.convert_tokens_to_ids(END_OF_TURN)
-        # One store of carried caches per rollout batch: the weights do not change within it.
-        from toolrl.decode import PrefixCaches
+        from toolrl.decode import PrefixCaches  # torch is imported where used, as below
 
-        self.prefixes = PrefixCaches()
+        self.prefixes = PrefixCaches()  # one store per rollout batch: the weights do not change within it
 
     def continue_messages(self, sequences: list[list[int]], max_new_tokens: list[int]) -> list[Any]:
         import torch
