@@ -53,9 +53,11 @@ stop:
 status:
 	@bash infra/services.sh status
 
-## test: the whole test suite (real models, real services), then lint
+## test: the whole test suite (real models, real services) in TEST_WORKERS pytest-xdist workers (whole
+## files each; the cores are shared among them, tests/conftest.py), then lint. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 	$(VENV)/bin/ruff check src tests bench flows tasks infra
 
 lint: venv

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs pytest-xdist workers side by side: each gets its share of the cores (inherited by
+    # the stage processes it starts), so torch's one thread per core in every worker does not
+    # oversubscribe the machine. Set before any test imports torch.
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+
+
+# The longest file (the smoke DAG, ~7 min) goes first: pytest-xdist workers then run it beside the
+# rest of the suite instead of after it.
+LONGEST_FIRST = ("test_orchestration_dvc.py",)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)  # stable: the rest keep their order
 
 
 @pytest.fixture(scope="session")

@@ -213,3 +213,24 @@ def test_bf16_rollout_weights_follow_the_policy(tiny_model_dir, tmp_path):
     completions, _ = trainer._generate_single_turn(_prompt_ids(tokenizer, prompts, 2), None, {}, 2)
     assert len(completions) == 4 and all(completions)
 
+
+
+@pytest.mark.parametrize("at_once", [1, 2])
+def test_rows_at_once_equal_the_whole_group(tiny_model_dir, tmp_path, monkeypatch, at_once):
+    """Scoring a group's rows a few at a time, each chunk recomputed in backward, changes no number: the
+    loss and every gradient equal TRL's path (and so the whole group at once), LoRA's adapters included."""
+    from toolrl.training import shared_prefix
+
+    trainer, tokenizer, prompts = _trainer(tiny_model_dir, tmp_path, lora=True)
+    batch = _batch(trainer, tokenizer, prompts, token_advantages=True)
+    loss_trl, grads_trl = _loss_and_grads(trainer, batch, shared=False)
+    chunks = []
+    monkeypatch.setattr(shared_prefix, "checkpoint",
+                        lambda fn, part, **kw: chunks.append(part) or torch.utils.checkpoint.checkpoint(fn, part, **kw))
+    trainer.loss_rows_at_once = at_once
+    loss_ours, grads_ours = _loss_and_grads(trainer, batch, shared=True)
+    assert len(chunks) == 2 * -(-3 // at_once)  # two groups of 3 rows, in chunks of at most `at_once`
+    assert abs(float(loss_ours - loss_trl)) <= 1e-5 * abs(float(loss_trl))
+    assert grads_ours.keys() == grads_trl.keys() and grads_trl
+    for name, g in grads_trl.items():
+        assert _rel(grads_ours[name], g) < 1e-4, name

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,8 +106,14 @@ def smollm2_tokenizer() -> PreTrainedTokenizerBase:
     gguf = embedded_gguf_path()
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     _fix_tokenizer(tokenizer)
-    folder.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_pretrained(str(folder))
+    # Written beside and renamed into place, so a process reading the cache never sees half a folder
+    # (parallel test workers, two stages starting at once); the first rename wins.
+    staging = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
+    tokenizer.save_pretrained(str(staging))
+    try:
+        staging.rename(folder)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
     return tokenizer
 
 

@@ -121,6 +121,13 @@ class GrpoParams(TrainCommon):
         "(tests/test_shared_prefix.py), ~3x fewer tokens through the model (docs/BENCHMARKS.md). Rollouts too: "
         "each prompt prefilled once, then toolrl.decode's lean loop (generate's tokens, greedy and seeded "
         "sampling; 1.15-1.3x over prefill + generate, 1.8-2.5x over TRL's generate on CPU). Off: TRL's own."))
+    loss_rows_at_once: int | None = Field(default=None, ge=1, description=(
+        "With shared_prefix: how many of a group's completions the policy's forward+backward scores against "
+        "the group's prompt at once. Each chunk's activations are recomputed in backward (activation "
+        "checkpointing per chunk of rows, the prompt still computed once), so a pass holds the prompt's "
+        "activations plus one chunk's: a multi-turn group of 4 x 600 tokens after a 3.5k-token opening "
+        "peaks at 9.6 GB at 1 instead of 16.4 GB, 3 % slower (docs/BENCHMARKS.md): the completions run twice. "
+        "Same numbers (tests/test_shared_prefix.py). None: the whole group at once."))
     generation_dtype: DtypeSetting = Field(default="auto", description=(
         "Weights the rollouts are generated with (a copy refreshed after every optimizer step, its cost "
         "logged as rollout/weight_sync_s); auto: bfloat16 where the hardware has fast bf16. The loss always "

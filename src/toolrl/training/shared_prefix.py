@@ -13,6 +13,9 @@ trainer overrides that one method (the idea of Prefix Grouper, arXiv 2506.05433;
    gradients of the G completions sum into the one prompt pass in backward);
 3. the group's rows then run `[last prompt token, completion...]` against that cache through TRL's
    own fused LM head (`fused_lm_head=True`), which scores exactly the completion tokens as TRL does.
+   With `loss_rows_at_once`, they run that many at a time under `torch.utils.checkpoint`: each chunk's
+   activations are dropped after its forward and recomputed in its backward, so a long multi-turn
+   group holds the prompt's activations plus one chunk's instead of every row's.
 
 Attention is causal, so a prompt token never sees a completion token: the prompt's keys and values
 are the same in every row of the group, and computing them once changes no number but rounding
@@ -39,11 +42,13 @@ does not cover (`toolrl.decode.supported`: sliding-window or non-attention layer
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from typing import Any
 
 import torch
+from torch.utils.checkpoint import checkpoint
 from trl import GRPOTrainer
 from trl.extras.profiling import profiling_context
 from trl.models import unwrap_model_for_generation
@@ -51,6 +56,16 @@ from trl.models import unwrap_model_for_generation
 from toolrl.decode import decode, prompt_cache, supported
 
 logger = logging.getLogger(__name__)
+
+
+def _repeated(cache: Any, rows: int) -> Any:
+    """A copy of a prompt's cache holding it `rows` times. The forward pass extends a cache by reassigning
+    its layers' tensors, never in place, so new layer objects over the same tensors leave `cache` intact
+    (and keep its autograd graph, which a deep copy cannot)."""
+    out = copy.copy(cache)
+    out.layers = [copy.copy(layer) for layer in cache.layers]
+    out.batch_repeat_interleave(rows)
+    return out
 
 
 def prompt_groups(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> list[tuple[list[int], list[int]]]:
@@ -65,12 +80,15 @@ def prompt_groups(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> list[t
 class SharedPrefixGRPOTrainer(GRPOTrainer):
     """GRPOTrainer whose log-prob passes and rollouts compute each group's prompt once (see the module doc)."""
 
-    def __init__(self, *args: Any, shared_prefix: bool = True, generation_dtype: str = "float32", **kwargs: Any):
+    def __init__(self, *args: Any, shared_prefix: bool = True, generation_dtype: str = "float32",
+                 loss_rows_at_once: int | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        self.loss_rows_at_once = loss_rows_at_once
         self.shared_prefix = shared_prefix and not self.args.activation_checkpointing
         if shared_prefix and not self.shared_prefix:
             logger.warning("shared_prefix is off: activation checkpointing replays layers without their KV cache "
-                           "(set gradient_checkpointing to false to compute each prompt once)")
+                           "(set gradient_checkpointing to false to compute each prompt once; for memory, "
+                           "grpo.loss_rows_at_once recomputes rows, not the prompt)")
         self.generation_dtype = getattr(torch, generation_dtype)
         self._rollout_model: Any = None
         self._rollout_step = -1
@@ -98,10 +116,10 @@ class SharedPrefixGRPOTrainer(GRPOTrainer):
         order, logps, entropies = [], [], []
         for prompt, rows in prompt_groups(prompt_ids, prompt_mask):
             index = torch.tensor(rows, device=input_ids.device)
-            out = self._group_logps(model, prompt, completion_ids[index], completion_mask[index])
+            log_probs, entropy = self._group_logps(model, prompt, completion_ids[index], completion_mask[index])
             order.extend(rows)
-            logps.append(out.log_probs)
-            entropies.append(out.entropy if compute_entropy else None)
+            logps.append(log_probs)
+            entropies.append(entropy if compute_entropy else None)
         # Back to the rows' own order (an index_select, so gradients flow back to each group's pass).
         inverse = torch.argsort(torch.tensor(order, device=input_ids.device))
         logps_out = torch.cat(logps)[inverse]
@@ -109,22 +127,33 @@ class SharedPrefixGRPOTrainer(GRPOTrainer):
         return logps_out, entropy_out
 
     def _group_logps(self, model, prompt: list[int], completion_ids: torch.Tensor,
-                     completion_mask: torch.Tensor) -> Any:
-        """One prompt pass, then its rows' completions against the cached prompt (TRL's fused LM head)."""
+                     completion_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One prompt pass, then its rows' completions against the cached prompt (TRL's fused LM head):
+        their per-token log-probs and entropies (None where the head computes none: the reference model)."""
         rows, device = completion_ids.size(0), completion_ids.device
         last = torch.full((rows, 1), prompt[-1], dtype=completion_ids.dtype, device=device)
         suffix = torch.cat([last, completion_ids], dim=1)  # (rows, 1 + C): the last prompt token predicts c_0
         suffix_mask = torch.cat([torch.ones_like(last), completion_mask.to(last.dtype)], dim=1)
         labels = suffix.masked_fill(suffix_mask == 0, -100)
         labels[:, 0] = -100
+        mask = torch.cat([suffix_mask.new_ones(rows, len(prompt) - 1), suffix_mask], dim=1)
+
+        def score(part: slice) -> tuple[torch.Tensor, torch.Tensor]:
+            """These rows against the prompt; rebuilds their cache, so a recomputation runs it again."""
+            cache = _repeated(prefix, part.stop - part.start) if prefix is not None else None
+            out = model(input_ids=suffix[part], attention_mask=mask[part], past_key_values=cache,
+                        labels=labels[part], fused_lm_head=True)
+            return out.log_probs, out.entropy
+
         with self.accelerator.autocast():
-            cache = None
-            if len(prompt) > 1:
-                cache = prompt_cache(model, prompt[:-1], device)
-                cache.batch_repeat_interleave(rows)
-            mask = torch.cat([suffix_mask.new_ones(rows, len(prompt) - 1), suffix_mask], dim=1)
-            return model(input_ids=suffix, attention_mask=mask, past_key_values=cache, labels=labels,
-                         fused_lm_head=True)
+            prefix = prompt_cache(model, prompt[:-1], device) if len(prompt) > 1 else None
+            at_once = self.loss_rows_at_once or rows
+            if at_once >= rows or not torch.is_grad_enabled():
+                return score(slice(0, rows))
+            parts = [checkpoint(score, slice(i, min(i + at_once, rows)), use_reentrant=False)
+                     for i in range(0, rows, at_once)]
+        entropies = [p[1] for p in parts]
+        return torch.cat([p[0] for p in parts]), (torch.cat(entropies) if entropies[0] is not None else None)
 
     # ---------------------------------------------------------------- rollouts
 
