@@ -54,10 +54,11 @@ status:
 	@bash infra/services.sh status
 
 ## test: the whole test suite (real models, real services) in TEST_WORKERS pytest-xdist workers (whole
-## files each; the cores are shared among them, tests/conftest.py), then lint. TEST_WORKERS=0: one process.
+## files each, in the order tests/conftest.py sets: the longest first; the cores are shared among them),
+## then lint. TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
 test: venv
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 	$(VENV)/bin/ruff check src tests bench flows tasks infra
 
 lint: venv
