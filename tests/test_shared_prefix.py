@@ -214,7 +214,6 @@ def test_bf16_rollout_weights_follow_the_policy(tiny_model_dir, tmp_path):
     assert len(completions) == 4 and all(completions)
 
 
-
 @pytest.mark.parametrize("at_once", [1, 2])
 def test_rows_at_once_equal_the_whole_group(tiny_model_dir, tmp_path, monkeypatch, at_once):
     """Scoring a group's rows a few at a time, each chunk recomputed in backward, changes no number: the

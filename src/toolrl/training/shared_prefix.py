@@ -138,7 +138,7 @@ class SharedPrefixGRPOTrainer(GRPOTrainer):
         labels[:, 0] = -100
         mask = torch.cat([suffix_mask.new_ones(rows, len(prompt) - 1), suffix_mask], dim=1)
 
-        def score(part: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        def score(part: slice) -> tuple[torch.Tensor, torch.Tensor | None]:
             """These rows against the prompt; rebuilds their cache, so a recomputation runs it again."""
             cache = _repeated(prefix, part.stop - part.start) if prefix is not None else None
             out = model(input_ids=suffix[part], attention_mask=mask[part], past_key_values=cache,
