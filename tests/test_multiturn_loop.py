@@ -145,6 +145,16 @@ def test_rollouts_of_one_case_do_not_share_state(case, tokenizer):
     assert rollouts[0].completion_ids == rollouts[1].completion_ids
 
 
+def test_progress_bar_counts_finished_conversations_and_changes_nothing(case, short_case, tokenizer, capsys):
+    script = [calls(call("cd", folder="workspace")), answer()]
+    quiet = converse([case, short_case], Scripted(tokenizer, script), Limits(max_total_tokens=6000))
+    shown = converse([case, short_case], Scripted(tokenizer, script), Limits(max_total_tokens=6000),
+                     progress="conversations")
+    assert [r.completion_ids for r in shown] == [r.completion_ids for r in quiet]
+    err = capsys.readouterr().err
+    assert "conversations: 100%" in err and "2/2" in err
+
+
 def test_call_limit_stops_and_says_what_was_not_run(case, tokenizer):
     script = [calls(call("ls"), call("pwd")), calls(call("ls"), call("pwd"))]
     (r,) = converse([case], Scripted(tokenizer, script), Limits(max_calls=3, max_total_tokens=6000))

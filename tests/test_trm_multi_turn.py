@@ -223,7 +223,7 @@ def test_multi_turn_trm_data_then_the_data_requirement_table(tmp_path, tiny_mode
         "trm.data.max_new_tokens=8", "trm.data.max_steps_per_turn=1", "trm.data.max_total_tokens=5000",
         "trm.data.val_fraction=0.5", "trm.data.hard_negatives_per_call=2", f"trm.data.output_dir={t}/data/trm",
         f"trm.model.output_dir={t}/models/trm", "trm.model.max_steps=2", "trm.model.eval_steps=2",
-        "trm.model.per_device_train_batch_size=2", "trm.model.max_length=128"])
+        "trm.model.per_device_train_batch_size=2", "trm.model.max_length=128", "trm.model.val_limit=3"])
     folder = t / "data" / "curated" / "multi_turn"
     with pytest.raises(FileNotFoundError, match="bfcl_multi_turn source"):
         run_trm_data(params)
@@ -239,9 +239,21 @@ def test_multi_turn_trm_data_then_the_data_requirement_table(tmp_path, tiny_mode
     train, val = read_steps(t / "data" / "trm" / "train.jsonl"), read_steps(t / "data" / "trm" / "val.jsonl")
     assert stats["completions"] == 2 and stats["task"] == "multi_turn" and "mean_calls_per_trajectory" in stats
     assert train and val and not {r["prompt_id"] for r in train} & {r["prompt_id"] for r in val}
-    assert "calls per trajectory" in (t / "data" / "trm" / "card.md").read_text()
+    card = (t / "data" / "trm" / "card.md").read_text()
+    assert "calls per trajectory" in card and "2 multi-turn cases of" in card
 
     rows = data_requirement(params, [4, 6], t / "sizes", say=lambda m: None)
     assert [r["train_records"] for r in rows] == [4, min(6, len(train))]
+    assert [r["val_records"] for r in rows] == [min(3, len(val))] * 2
     table = (t / "sizes" / "data_requirement.md").read_text()
     assert "ROC-AUC [95 % CI]" in table and (t / "sizes" / "data_requirement.csv").exists()
+
+
+def test_seeded_sample_keeps_file_order_and_repeats_with_the_seed():
+    from toolrl.trm.trainer import seeded_sample
+
+    records = [{"id": i} for i in range(50)]
+    some = seeded_sample(records, 10, seed=1)
+    assert len(some) == 10 and some == sorted(some, key=lambda r: r["id"]) and some == seeded_sample(records, 10, 1)
+    assert some != seeded_sample(records, 10, seed=2)
+    assert seeded_sample(records, None, 1) is records and seeded_sample(records, 80, 1) is records

@@ -213,21 +213,31 @@ class _Conversation:
 
 
 def converse(cases: list[MultiTurnCase], policy: Policy, limits: Limits = Limits(),
-             logprobs: bool = False) -> list[Rollout]:
+             logprobs: bool = False, progress: str | None = None) -> list[Rollout]:
     """One rollout per case (repeat a case for several rollouts of it; each gets its own environment).
 
     All conversations step together: each round, one batch of model messages, one per conversation
     still going. Nothing a model writes raises: bad calls and unreadable messages become tool
-    messages. `logprobs` keeps the policy's per-token log-probs (the policy must supply them)."""
+    messages. `logprobs` keeps the policy's per-token log-probs (the policy must supply them).
+    `progress` names a progress bar over the conversations finished (none when None)."""
+    from tqdm.auto import tqdm
+
     conversations = [_Conversation(case, policy, logprobs) for case in cases]
     for c in conversations:
         if c.rollout.length >= limits.max_total_tokens:
             c.stop = LENGTH_LIMIT  # the opening alone fills the context
-    while live := [c for c in conversations if c.stop is None]:
-        budgets = [c.budget(limits) for c in live]
-        messages = policy.continue_messages([c.rollout.prompt_ids + c.rollout.completion_ids for c in live], budgets)
-        for c, message in zip(live, messages, strict=True):
-            c.take(message, limits)
+    with tqdm(total=len(conversations), desc=progress, unit="conversation", disable=progress is None) as bar:
+        rounds = 0
+        while live := [c for c in conversations if c.stop is None]:
+            bar.update(len(conversations) - len(live) - bar.n)
+            bar.set_postfix(round=rounds, messages=len(live))
+            budgets = [c.budget(limits) for c in live]
+            messages = policy.continue_messages([c.rollout.prompt_ids + c.rollout.completion_ids for c in live],
+                                                budgets)
+            for c, message in zip(live, messages, strict=True):
+                c.take(message, limits)
+            rounds += 1
+        bar.update(len(conversations) - bar.n)
     for c in conversations:
         c.rollout.trajectory.stop = c.stop
     return [c.rollout for c in conversations]

@@ -101,6 +101,10 @@ class TrmModelParams(Section):
     train_limit: int | None = Field(default=None, ge=2, description=(
         "Train on a seeded sample of this many training records (all when None): the data-requirement "
         "study (`toolrl trm sizes`) sets it."))
+    val_limit: int | None = Field(default=None, ge=2, description=(
+        "Evaluate and measure on a seeded sample of this many validation records (all when None). Multi-turn "
+        "records fill max_length, so each evaluation of ~700 held-out calls costs minutes on a CPU; the "
+        "interval on ROC-AUC widens accordingly."))
     bf16: Bf16Setting = Field(default="auto", description="mixed precision, as in the training sections")
     logging_steps: int = Field(default=5, ge=1)
     eval_steps: int = Field(default=8, ge=1, description="evaluation (and checkpoint) every N steps")

@@ -47,6 +47,8 @@ def write_card(path: Path, params: Params, stats: dict[str, Any], splits: dict[s
     negatives = sorted((k.split("/", 1)[1], v, stats.get(f"negative_noop/{k.split('/', 1)[1]}", 0),
                         stats.get(f"negative_skipped/{k.split('/', 1)[1]}", 0))
                        for k, v in stats.items() if k.startswith("negative/"))
+    source = (f"multi-turn cases of `{params.data.output_dir}/multi_turn/train_rl.jsonl`, one conversation per sample"
+              if stats.get("task") == "multi_turn" else f"training prompts of `{params.data.output_dir}/train.jsonl`")
     examples = []
     for label in (1, 0):
         examples += [r for r in splits["train"] if r["label"] == label][:2]
@@ -57,7 +59,7 @@ and a label = necessity x quality. Written by the `trm_data` stage (`toolrl trm 
 
 ## Provenance
 
-- prompts: {stats.get('prompts')} training prompts of `{params.data.output_dir}/train.jsonl` (seed {sec.seed})
+- prompts: {stats.get('prompts')} {source} (seed {sec.seed})
 - policy: `{stats.get('policy', sec.policy)}` ({stats.get('policy_folder', '')}), {sec.samples_per_prompt} samples
   per prompt, temperature {sec.temperature}, up to {sec.max_new_tokens} new tokens
 - labels: {labeler}

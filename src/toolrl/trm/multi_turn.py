@@ -253,7 +253,8 @@ def sample_rollouts(folder: Any, cases: list[MultiTurnCase], sec: Any) -> tuple[
                       batch_size=sec.generation_batch_size)
     limits = Limits(max_new_tokens=sec.max_new_tokens, max_steps_per_turn=sec.max_steps_per_turn,
                     max_calls=sec.max_calls, max_total_tokens=sec.max_total_tokens)
-    return converse([c for c in cases for _ in range(sec.samples_per_prompt)], policy, limits), tokenizer
+    return converse([c for c in cases for _ in range(sec.samples_per_prompt)], policy, limits,
+                    progress="conversations"), tokenizer
 
 
 def rollout_steps(rollouts: list[Any], tokenizer: Any, stats: Any) -> list[dict[str, Any]]:

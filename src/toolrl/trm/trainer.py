@@ -200,6 +200,15 @@ def held_out_measures(scores: list[float], records: list[dict[str, Any]], thresh
     return out
 
 
+def seeded_sample(records: list[dict[str, Any]], limit: int | None, seed: int) -> list[dict[str, Any]]:
+    """`limit` records drawn by the seed, in file order (all of them when limit is None or not smaller)."""
+    if limit is None or limit >= len(records):
+        return records
+    import random
+
+    return [records[i] for i in sorted(random.Random(seed).sample(range(len(records)), limit))]
+
+
 def fingerprint(params: Params, backbone: Path, train_file: Path, val_file: Path) -> dict[str, Any]:
     from toolrl.training.data import file_digest
 
@@ -227,11 +236,8 @@ def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
     data_dir = Path(params.trm.data.output_dir)
     train_file, val_file = data_dir / "train.jsonl", data_dir / "val.jsonl"
     train_records, val_records = read_steps(train_file), read_steps(val_file)
-    if sec.train_limit is not None and sec.train_limit < len(train_records):
-        import random
-
-        keep = sorted(random.Random(sec.seed).sample(range(len(train_records)), sec.train_limit))
-        train_records = [train_records[i] for i in keep]
+    train_records = seeded_sample(train_records, sec.train_limit, sec.seed)
+    val_records = seeded_sample(val_records, sec.val_limit, sec.seed)
     if not val_records:
         raise ValueError(f"{val_file} is empty: raise trm.data.prompts or trm.data.val_fraction")
     backbone = backbone_folder(params)
