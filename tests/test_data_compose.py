@@ -40,8 +40,8 @@ def distinct(n: int) -> list[CanonicalExample]:
     return [example(i, Call(name=f"tool_{i}", arguments={"q": str(i)}), [tool(f"tool_{i}", "q")]) for i in range(n)]
 
 
-def data(n: int, share: float = 0.0, seed: int = 0) -> DataParams:
-    return DataParams(compose_multi_call=n, compose_parallel_share=share, seed=seed)
+def data(n: int, share: float = 0.0, seed: int = 0, max_calls: int = 2) -> DataParams:
+    return DataParams(compose_multi_call=n, compose_parallel_share=share, seed=seed, compose_max_calls=max_calls)
 
 
 # ---------------------------------------------------------------- the composer on its own
@@ -126,8 +126,38 @@ def test_the_seed_decides_the_pairs_and_the_same_seed_gives_the_same_bytes():
 def test_the_budget_check_leaves_out_pairs_that_do_not_fit():
     pool = distinct(6)
     big = {"s:0", "s:1", "s:2"}
-    got = compose.compose(pool, data(3), fits=lambda a, b: not ({a.id, b.id} & big))
+    got = compose.compose(pool, data(3), fits=lambda parts: not ({e.id for e in parts} & big))
     assert len(got) == 1 and not {p["id"] for p in got[0].provenance["parts"]} & big
+
+
+def test_up_to_max_calls_parts_in_rotation_each_of_its_kind():
+    weather = tool("weather", "city")
+    same = [example(100 + i, Call(name="weather", arguments={"city": f"c{i}"}), [weather], f"Weather in c{i}?")
+            for i in range(12)]
+    multiple = compose.compose(distinct(30), data(6, max_calls=4))
+    assert [len(c.target.calls) for c in multiple] == [2, 3, 4, 2, 3, 4]
+    for c in multiple:  # a different function each time, every part's tool offered, requests in call order
+        names = [call.name for call in c.target.calls]
+        assert len(set(names)) == len(names) and [t.name for t in c.tools] == names
+        assert c.conversation[0].content == "\n\nAlso: ".join(f"request number {n.split('_')[1]}" for n in names)
+        assert c.id == "composed:" + "+".join(p["id"] for p in c.provenance["parts"])
+        assert validate.check(c) is None
+    parallel = compose.compose(same, data(3, share=1.0, max_calls=4))
+    assert [len(c.target.calls) for c in parallel] == [2, 3, 4]  # 9 of the 12 used, each once
+    for c in parallel:
+        assert {call.name for call in c.target.calls} == {"weather"} and [t.name for t in c.tools] == ["weather"]
+        assert len({call.arguments["city"] for call in c.target.calls}) == len(c.target.calls)
+    used = [p["id"] for c in parallel for p in c.provenance["parts"]]
+    assert len(used) == len(set(used))
+
+
+def test_a_group_that_runs_out_of_partners_keeps_what_it_found():
+    weather = tool("weather", "city")
+    same = [example(i, Call(name="weather", arguments={"city": f"c{i}"}), [weather]) for i in range(3)]
+    [c] = compose.compose(same, data(5, share=1.0, max_calls=4))  # wants 2 first: gets 2; 1 left over
+    assert len(c.target.calls) == 2
+    [c] = compose.compose(same, data(1, share=1.0, max_calls=3), fits=lambda parts: len(parts) <= 2)
+    assert len(c.target.calls) == 2  # the budget stops at two parts
 
 
 def test_off_composes_nothing():
@@ -159,6 +189,23 @@ def test_composed_examples_are_validated_and_capped_like_upstream_ones():
     fine = example(4, Call(name="tool_4", arguments={"q": "4"}), [tool("tool_4", "q")])
     built, [record], kept, rejected = composed([fine, b])
     assert not rejected and kept == {record["id"]: kept[record["id"]]} and record["id"] == built[0].id
+
+
+def test_the_composed_cap_is_its_own_setting_and_must_leave_room_in_sft():
+    tokenizer = curate_mod.load_tokenizer("smollm2-135m-instruct")
+    a = example(1, Call(name="manual", arguments={"q": "1"}),
+                [tool("manual", "q", description="A long description of this tool. " * 30)])
+    b = example(2, Call(name="tool_2", arguments={"q": "2"}), [tool("tool_2", "q")])
+    pair, lengths = [a, b], {"s:1": 0, "s:2": 0}
+    built, _, _, [too_long] = curate_mod.compose_train(DataParams(compose_multi_call=1, compose_max_prompt_tokens=300),
+                                                       pair, dict.fromkeys(lengths, "train"), lengths, tokenizer)
+    assert "> data.compose_max_prompt_tokens=300" in too_long.detail
+    _, [record], _, _ = curate_mod.compose_train(DataParams(compose_multi_call=1, max_prompt_tokens=300,
+                                                            compose_max_prompt_tokens=900),
+                                                 pair, dict.fromkeys(lengths, "train"), lengths, tokenizer)
+    assert record["id"] == built[0].id
+    with pytest.raises(ValueError, match="compose_max_prompt_tokens .1024. must be below sft.max_length"):
+        Params(data=DataParams(compose_max_prompt_tokens=1024))
 
 
 def test_the_budget_estimate_is_the_composed_length_for_different_tools():
@@ -213,6 +260,7 @@ def test_composed_examples_join_train_only_from_train_parts(runs):
     c = on.stats["composed"]
     assert c["asked"] == 40 and c["built"] == len(composed) == c["kept"] and c["quarantined"] == 0
     assert c["parallel"] + c["parallel_multiple"] == c["built"] and c["parallel"] and c["parallel_multiple"]
+    assert c["calls_2"] == c["built"] and not any(k.startswith("calls_") and k != "calls_2" for k in c)
     for r in composed:  # the same views as every record, and a valid target with both calls
         assert len(r["target"]["calls"]) == 2 and r["prompt"][1]["content"].count("Also: ") == 1
         fields = ("id", "source", "tools", "conversation", "target", "provenance")
@@ -261,10 +309,15 @@ def test_the_label_composed_is_reserved_while_composing():
 
 def test_bfcl_live_curation_with_composed_examples(tmp_path):
     params = Params(data=DataParams(sources=[SourceParams(name="bfcl", categories=["live_simple"])],
-                                    compose_multi_call=20, output_dir=str(tmp_path / "out")))
+                                    compose_multi_call=20, compose_max_calls=4, compose_max_prompt_tokens=900,
+                                    output_dir=str(tmp_path / "out")))
     result = curate(params, track=False)
     c = result.stats["composed"]
     assert c["built"] == 20 and c["parallel"] and c["parallel_multiple"] and c["kept"] + c["quarantined"] == 20
+    assert sum(c[f"calls_{n}"] for n in (2, 3, 4)) == 20 and c["calls_3"] and c["calls_4"]
+    assert f"{c['calls_4']} of 4 calls" in (result.output_dir / "card.md").read_text()
+    tokens = result.stats["prompt_tokens"]
+    assert tokens["cap"] == 768 and 768 < tokens["max"] <= 900  # the composed examples' own, larger cap
     t = result.totals
     assert t["read"] + t["generated"] == t["kept"] + t["quarantined"] + t["duplicates"]
     train = {r["id"]: r for r in read_jsonl(result.output_dir / "train.jsonl")}

@@ -72,6 +72,11 @@ class Params(Section):
             raise ValueError(f"data.max_prompt_tokens ({self.data.max_prompt_tokens}) must be below sft.max_length "
                              f"({self.sft.max_length}), or SFT examples have no room for their completion: lower "
                              "the first or raise the second")
+        composed = self.data.compose_max_prompt_tokens
+        if composed is not None and composed >= self.sft.max_length:
+            raise ValueError(f"data.compose_max_prompt_tokens ({composed}) must be below sft.max_length "
+                             f"({self.sft.max_length}), or composed SFT examples have no room for their calls: "
+                             "lower the first or raise the second")
         return self
 
 

@@ -144,9 +144,10 @@ def _composed_lines(c: dict[str, int] | None) -> list[str]:
     """The totals' note on composed multi-call examples (only when data.compose_multi_call asks for some)."""
     if c is None:
         return []
+    sizes = ", ".join(f"{v} of {k.removeprefix('calls_')} calls" for k, v in c.items() if k.startswith("calls_"))
     return [f"Composed multi-call examples (`data.compose_multi_call` = {c['asked']}): {c['built']} built from "
-            f"pairs of training examples ({c['parallel']} parallel, {c['parallel_multiple']} parallel_multiple), "
-            f"{c['kept']} kept (train split only), {c['quarantined']} quarantined; source `composed`.", ""]
+            f"single-call training examples ({c['parallel']} parallel, {c['parallel_multiple']} parallel_multiple; "
+            f"{sizes}), {c['kept']} kept (train split only), {c['quarantined']} quarantined; source `composed`.", ""]
 
 
 def for_artifact(markdown: str, folder: Path) -> str:

@@ -2,7 +2,7 @@
 
     read (per source, sampled) -> convert -> validate -> deduplicate -> mask (optional)
       -> render views -> cap prompt tokens -> cap the no-call share -> stratified split
-      -> compose multi-call examples from train pairs (optional: validate, render, cap as above)
+      -> compose multi-call examples from train examples (optional: validate, render, cap as above)
       -> write files + data card
 
 A `bfcl_multi_turn` source takes its own path (`curate_multi_turn`): its records are whole
@@ -149,8 +149,8 @@ def prompt_lengths(records: list[dict[str, Any]], tokenizer: Any) -> list[int]:
     return [len(x) for x in ids]
 
 
-def cap_prompts(examples: list[CanonicalExample], tokenizer: Any,
-                cap: int) -> tuple[list[dict[str, Any]], dict[str, int], list[Rejected]]:
+def cap_prompts(examples: list[CanonicalExample], tokenizer: Any, cap: int,
+                setting: str = "data.max_prompt_tokens") -> tuple[list[dict[str, Any]], dict[str, int], list[Rejected]]:
     """Render each example's views and count its prompt tokens: (records within `cap`, their
     lengths by id, the ones over it as `prompt_too_long`)."""
     rendered = [render_views(ex) for ex in examples]
@@ -159,7 +159,7 @@ def cap_prompts(examples: list[CanonicalExample], tokenizer: Any,
     rejected: list[Rejected] = []
     for ex, rec, n in zip(examples, rendered, prompt_lengths(rendered, tokenizer), strict=True):
         if n > cap:
-            rejected.append(Rejected(PROMPT_TOO_LONG, f"prompt has {n} tokens > data.max_prompt_tokens={cap}",
+            rejected.append(Rejected(PROMPT_TOO_LONG, f"prompt has {n} tokens > {setting}={cap}",
                                      ex.source, ex.provenance, ex.id, ex.model_dump(mode="json")))
             continue
         lengths[ex.id] = n
@@ -171,7 +171,7 @@ def shared_prompt_tokens(tokenizer: Any) -> int:
     """Tokens by which a composed prompt is shorter than its two parts' prompts together (the system
     prompt's fixed text and the chat template, held once, less the joining text), measured on a
     sample pair: len(a) + len(b) - this is a composed prompt's length when a and b offer different
-    tools, and an overestimate when they share some."""
+    tools, and an overestimate when they share some; each further part saves as much again."""
     la, lb, lab = prompt_lengths([render_views(e) for e in compose.sample_pair()], tokenizer)
     return la + lb - lab
 
@@ -180,17 +180,29 @@ def compose_train(data: DataParams, final: list[CanonicalExample], splits: dict[
                   lengths: dict[str, int], tokenizer: Any) -> tuple[list[CanonicalExample], list[dict[str, Any]],
                                                                dict[str, int], list[Rejected]]:
     """The composed examples (`toolrl.data.compose`) from the train split, through the same
-    validation, views and prompt cap as upstream ones: (built, kept records, their lengths, rejected).
-    Only pairs whose estimated prompt fits the cap are tried, so few are built just to be refused."""
+    validation, views and prompt cap as upstream ones (`data.compose_max_prompt_tokens` when set):
+    (built, kept records, their lengths, rejected).
+    Only groups whose prompt fits the cap (estimated, or measured when parts share tools) are formed,
+    so few are built just to be refused."""
     shared = shared_prompt_tokens(tokenizer)
+    cap = data.compose_max_prompt_tokens or data.max_prompt_tokens
 
-    def fits(a: CanonicalExample, b: CanonicalExample) -> bool:
-        return lengths[a.id] + lengths[b.id] - shared <= data.max_prompt_tokens
+    def fits(parts: list[CanonicalExample]) -> bool:
+        if sum(lengths[e.id] for e in parts) - shared * (len(parts) - 1) <= cap:
+            return True
+        # The estimate counts a tool the parts share once per part: measure such a group (parallel ones
+        # share their function, so most of their prompt) instead of refusing it.
+        tools = compose.merged_tools(parts)
+        if tools is None or len(tools) == sum(len(e.tools) for e in parts):
+            return False
+        [n] = prompt_lengths([render_views(compose.build(parts, compose.PARALLEL, tools))], tokenizer)
+        return n <= cap
 
     train = [ex for ex in final if splits.get(ex.id) == "train"]
     built = compose.compose(train, data, fits)
     valid, rejected = validate_all(built)
-    records, kept_lengths, too_long = cap_prompts(valid, tokenizer, data.max_prompt_tokens)
+    setting = "data.compose_max_prompt_tokens" if data.compose_max_prompt_tokens else "data.max_prompt_tokens"
+    records, kept_lengths, too_long = cap_prompts(valid, tokenizer, cap, setting)
     return built, records, kept_lengths, rejected + too_long
 
 
@@ -396,7 +408,7 @@ def curate(params: Params, *, track: bool = True) -> CurateResult:
 
     splits = assign([e for e in final if e.id in lengths], data.split, data.seed)
     composed_counts: dict[str, int] | None = None
-    if data.compose_multi_call:  # after the split: pairs of train examples, added to train only
+    if data.compose_multi_call:  # after the split: groups of train examples, added to train only
         composed, more, more_lengths, refused = compose_train(data, final, splits, lengths, tokenizer)
         counts[compose.SOURCE]["generated"] += len(composed)
         records += more

@@ -89,10 +89,18 @@ class DataParams(Section):
         "768-token cap is 53 % no-call, and a policy trained on that learns that abstaining is the safe "
         "answer. None: no cap."))
     compose_multi_call: int = Field(default=0, ge=0, description=(
-        "How many two-call training examples to compose from pairs of kept single-call training examples "
-        "(train split only; validated and length-capped like the others, source `composed`). The BFCL live "
+        "How many multi-call training examples to compose from kept single-call training examples (pairs, "
+        "or up to compose_max_calls; train split only; validated and length-capped like the others, source "
+        "`composed`). The BFCL live "
         "mix has 16 multi-call examples of 346, and trained models score 0 on BFCL parallel and "
         "parallel_multiple. 0: off."))
+    compose_max_calls: int = Field(default=2, ge=2, le=8, description=(
+        "Most calls in a composed example: the composed examples join 2, 3, ... this many single-call "
+        "examples in rotation (BFCL's parallel answers hold 2-4 calls). 2: pairs only."))
+    compose_max_prompt_tokens: int | None = Field(default=None, ge=64, description=(
+        "Prompt length cap of the composed examples (None: max_prompt_tokens). A composed prompt holds every "
+        "part's request and tools: under the 768-token cap (~405 tokens of system prompt and template), three "
+        "BFCL live parts rarely fit, so groups of 3-4 need more room."))
     compose_parallel_share: float = Field(default=0.5, ge=0, le=1, description=(
         "Share of the composed examples that call the same function twice with other arguments (BFCL "
         "`parallel` style); the rest call two different functions (`parallel_multiple` style). Either kind "
