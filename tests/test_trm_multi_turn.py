@@ -124,6 +124,27 @@ def test_keys_make_turn_level_compare_the_same_turn():
         call_advantages(scores, 2, keys=[[0], [0]])
 
 
+def test_paired_auc_difference_on_known_scores():
+    import random
+
+    from sklearn.metrics import roc_auc_score
+
+    from toolrl.trm.compare import paired_auc_difference
+
+    rng = random.Random(0)
+    y = [k % 2 for k in range(120)]
+    noise = [rng.random() for _ in y]
+    sharp = [0.3 * n + 0.7 * t for n, t in zip(noise, y, strict=True)]  # separates the classes perfectly
+    diff, low, high = paired_auc_difference(y, noise, sharp)
+    assert diff == pytest.approx(roc_auc_score(y, sharp) - roc_auc_score(y, noise)) and low <= diff <= high
+    assert low > 0  # the better model is called better
+    assert paired_auc_difference(y, noise, noise) == (0.0, 0.0, 0.0)  # the same scores: no difference, no width
+    diff, low, high = paired_auc_difference(y, noise, [rng.random() for _ in y])
+    assert low < 0 < high  # two uninformative models: no difference called
+    with pytest.raises(ValueError, match="one class"):
+        paired_auc_difference([1, 1], [0.2, 0.3], [0.4, 0.5])
+
+
 def test_roc_auc_interval_and_calibration():
     from toolrl.trm.trainer import calibration, held_out_measures, roc_auc_interval
 
@@ -169,6 +190,7 @@ def test_grpo_scores_multi_turn_calls_on_their_tokens(case, tiny_model_dir, tmp_
 
     model, t = init_trm(tiny_model_dir)
     scorer = TrmScorer(save_trm(model, t, tmp_path / "trm", {"max_length": 512, "threshold": 0.5}))
+    assert not scorer.keep_called_tool  # a TRM saved without the switch is read with the plain cut it was trained on
     args = GRPOConfig(output_dir=str(tmp_path / "out"), per_device_train_batch_size=2, num_generations=2, max_steps=1,
                       beta=0.0, bf16=False, report_to=[], use_cpu=True, learning_rate=1e-4, logging_steps=1,
                       save_strategy="no", model_init_kwargs={"dtype": "float32"})

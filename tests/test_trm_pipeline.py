@@ -54,7 +54,8 @@ def test_trm_data_trm_grpo_trm(params, tmp_path):
     assert m["global_step"] <= 4 and m["val"]["n"] == len(val)
     for key in ("accuracy", "precision", "recall", "f1", "roc_auc"):
         assert 0.0 <= m["val"][key] <= 1.0
-    assert (tmp_path / "models" / "trm" / "trm.json").exists()
+    meta = json.loads((tmp_path / "models" / "trm" / "trm.json").read_text())
+    assert meta["max_length"] == 256 and meta["keep_called_tool"] is True  # scoring reads steps as training did
     curve = (tmp_path / "reports" / "plots" / "trm_train.csv").read_text().splitlines()[0].split(",")
     assert "loss" in curve and "eval_roc_auc" in curve
     assert (tmp_path / "reports" / "plots" / "trm_calibration.png").stat().st_size > 0
@@ -84,6 +85,29 @@ def test_trm_data_trm_grpo_trm(params, tmp_path):
     assert scored[3]["error"].startswith("line 4: not valid JSON")
     assert len(scored[0]["calls"]) == 1 and scored[0]["calls"][0]["score"] == pytest.approx(scores[0][0], abs=1e-4)
     assert scored[1]["calls"] == [] and "needs `prompt`" in scored[2]["error"]
+
+    # toolrl trm compare: the same TRM read with and without the called tool's entry, on the same held-out calls
+    import shutil
+
+    from toolrl.trm.compare import compare_trms
+
+    plain = shutil.copytree(tmp_path / "models" / "trm", tmp_path / "models" / "trm_plain")
+    meta = json.loads((plain / "trm.json").read_text())
+    (plain / "trm.json").write_text(json.dumps({**meta, "keep_called_tool": False}))
+    rows = compare_trms(params, [tmp_path / "models" / "trm", plain], tmp_path / "cmp", say=lambda m: None)
+    assert rows[0]["diff_to_first"] is None and rows[0]["roc_auc"] == pytest.approx(m["val"]["roc_auc"], abs=1e-3)
+    assert rows[1]["diff_to_first"] == pytest.approx(rows[1]["roc_auc"] - rows[0]["roc_auc"])
+    assert rows[1]["diff_low"] <= rows[1]["diff_to_first"] <= rows[1]["diff_high"]
+    scored = [json.loads(line) for line in (tmp_path / "cmp" / "scores.jsonl").read_text().splitlines()]
+    assert len(scored) == len(val) and scored[0]["scores"].keys() == {str(tmp_path / "models" / "trm"), str(plain)}
+    assert scored != [{**r, "scores": {k: r["scores"][str(tmp_path / "models" / "trm")] for k in r["scores"]}}
+                      for r in scored]  # the 256-token cut took the tool list away: the two readings differ
+    assert "paired difference to the first" in (tmp_path / "cmp" / "compare.md").read_text()
+    with pytest.raises(ValueError, match="two or more different"):
+        compare_trms(params, [plain, plain], tmp_path / "cmp")
+    done = subprocess.run([sys.executable, "-m", "toolrl.cli", "trm", "compare", "--models", f"{plain},{tmp_path}"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "is not a trained TRM" in done.stderr + done.stdout
 
     # grpo_trm: same init and budget as grpo, own output folder, registered
     res = run_grpo_trm(params)

@@ -52,6 +52,57 @@ def test_left_truncation_keeps_the_call_and_its_label(tokenizer):
     assert label_position(short["labels"]) == 39 and short["labels"][39] == 1
 
 
+MANY_TOOLS = [{"name": f"tool_{i}", "description": f"Tool number {i}, which does thing {i}.",
+               "parameters": {"type": "object", "properties": {f"arg_{i}": {"type": "integer"}},
+                              "required": [f"arg_{i}"]}} for i in range(30)]
+LONG_PROMPT = formats.prompt_messages(MANY_TOOLS, [{"role": "user", "content": "Run tool 0 with 3."}])
+
+
+def test_listed_tool_is_the_inverse_of_render_tool():
+    text = formats.system_prompt([*MANY_TOOLS, {"name": "tool_1", "description": "Listed again, later.",
+                                                "parameters": {"type": "object", "properties": {}}}])
+    assert formats.listed_tool(text, "tool_0") == formats.render_tool(1, MANY_TOOLS[0])
+    assert formats.listed_tool(text, "tool_2") == formats.render_tool(3, MANY_TOOLS[2])  # not tool_20..29
+    assert formats.listed_tool(text, "tool_1") == "31. Name: tool_1\nDescription: Listed again, later.\nParameters: {}"
+    assert formats.listed_tool(text, "tool_99") is None
+    assert formats.listed_tool(text, "tool_.") is None  # a name is matched literally
+
+
+def test_a_cut_step_keeps_the_called_tools_entry(tokenizer):
+    prefix = "<think> x </think>\n<tool_call>\n"
+    call = formats.ToolCall("tool_0", {"arg_0": 3}).to_json()
+    plain = encode_step(tokenizer, LONG_PROMPT, prefix, call, label=0, max_length=120)
+    kept = encode_step(tokenizer, LONG_PROMPT, prefix, call, label=0, max_length=120, keep_called_tool=True)
+    assert len(kept["input_ids"]) == 120 and kept["labels"][119] == 0 and label_position(kept["labels"]) == 119
+    decoded = tokenizer.decode(kept["input_ids"])
+    assert decoded.startswith("The called tool:\n" + formats.render_tool(1, MANY_TOOLS[0]) + "\n")
+    assert decoded.endswith(call)
+    assert "Name: tool_0" not in tokenizer.decode(plain["input_ids"])  # the plain cut loses it
+    head = len(tokenizer(decoded.split(formats.render_tool(1, MANY_TOOLS[0]) + "\n")[0] + formats.render_tool(
+        1, MANY_TOOLS[0]) + "\n", add_special_tokens=False)["input_ids"])
+    assert kept["input_ids"][head:] == plain["input_ids"][-(120 - head):]  # then the plain window's tail
+    # a tool the prompt does not list is named as such; an unparseable call gets the plain cut
+    ghost = encode_step(tokenizer, LONG_PROMPT, prefix, '{"name": "ghost", "parameters": {}}', max_length=120,
+                        keep_called_tool=True)
+    assert tokenizer.decode(ghost["input_ids"]).startswith("The called tool ghost is not in the tool list.\n")
+    broken = '{"name": "tool_0", "parameters": '
+    assert (encode_step(tokenizer, LONG_PROMPT, prefix, broken, max_length=120, keep_called_tool=True)
+            == encode_step(tokenizer, LONG_PROMPT, prefix, broken, max_length=120))
+
+
+def test_keeping_the_called_tool_changes_nothing_where_it_is_in_the_window(tokenizer):
+    prefix = "<think> x </think>\n<tool_call>\n"
+    last = formats.ToolCall("tool_29", {"arg_29": 1}).to_json()  # listed last, next to the dialogue
+    text = prompt_text(tokenizer, LONG_PROMPT) + prefix + last
+    after = len(tokenizer(text[text.index("30. Name: tool_29"):], add_special_tokens=False)["input_ids"])
+    for max_length in (None, 10_000, after + 2):  # the last: a window that just holds tool_29's entry
+        assert (encode_step(tokenizer, LONG_PROMPT, prefix, last, 1, max_length, keep_called_tool=True)
+                == encode_step(tokenizer, LONG_PROMPT, prefix, last, 1, max_length))
+    first = formats.ToolCall("tool_0", {"arg_0": 3}).to_json()  # steps that fit are never changed
+    assert (encode_step(tokenizer, LONG_PROMPT, prefix, first, 1, 10_000, keep_called_tool=True)
+            == encode_step(tokenizer, LONG_PROMPT, prefix, first, 1))
+
+
 def test_scoring_marks_the_position_and_empty_calls_fail(tokenizer):
     enc = encode_step(tokenizer, PROMPT, "", '{"name": "x", "parameters": {}}')
     assert enc["labels"][-1] == 1

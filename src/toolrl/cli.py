@@ -130,4 +130,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m toolrl.cli` runs this file as __main__, whose UserError is not the class the sub-commands
+    # import and raise: run the imported module's main, so their errors exit 2 in one line here too
+    from toolrl.cli import main as imported_main
+
+    imported_main()

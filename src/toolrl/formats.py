@@ -20,6 +20,7 @@ cut (`reference=True`) and keeps its own reference-exact scoring on top of it.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +99,16 @@ def render_tool(index: int, tool: dict[str, Any]) -> str:
     if required:
         text += f"\nRequired: {json.dumps(list(required), ensure_ascii=False)}"
     return text
+
+
+def listed_tool(text: str, name: str) -> str | None:
+    """The last entry `render_tool` wrote for the tool `name` in rendered text, or None when the text
+    lists no tool of that name. Readers that keep only a window of a long prompt use it to keep the
+    called tool's description (`toolrl.trm.steps.encode_step`)."""
+    entry = re.compile(rf"^\d+\. Name: {re.escape(name)}\nDescription: .*?\nParameters: [^\n]*(?:\nRequired: [^\n]*)?",
+                       re.MULTILINE | re.DOTALL)
+    listings = list(entry.finditer(text))  # the last wins: a later turn may list tools again
+    return listings[-1].group(0) if listings else None
 
 
 def system_prompt(tools: list[dict[str, Any]]) -> str:

@@ -98,6 +98,10 @@ class TrmModelParams(Section):
     weight_decay: float = Field(default=0.0, ge=0)
     warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
     max_length: int = Field(default=1024, ge=32, description="longer steps lose tokens from the left")
+    keep_called_tool: bool = Field(default=True, description=(
+        "A step cut to max_length opens with the called tool's entry from the tool list when the cut took it "
+        "away (multi-turn openings are ~3.5k tokens of tool descriptions). Saved with the TRM, so scoring "
+        "reads steps as training did. Steps that fit are unchanged."))
     train_limit: int | None = Field(default=None, ge=2, description=(
         "Train on a seeded sample of this many training records (all when None): the data-requirement "
         "study (`toolrl trm sizes`) sets it."))

@@ -1,8 +1,9 @@
-"""`toolrl trm data|train|score|grpo`: the Tool-call Reward Model's stages and its scorer.
+"""`toolrl trm data|train|sizes|compare|score|grpo`: the Tool-call Reward Model's stages and its scorer.
 
     toolrl trm data                  # trm_data: policy rollouts -> data/trm/{train,val}.jsonl, card, stats
     toolrl trm train                 # trm: train the TRM -> models/trm, metrics, calibration plot
     toolrl trm sizes --sizes 64,256,1024  # the data-requirement study: one TRM per training-set size
+    toolrl trm compare --models models/trm,models/trm_new  # paired ROC-AUC on the same held-out calls
     toolrl trm score --model models/trm --input completions.jsonl [--output scores.jsonl]
     toolrl trm grpo                  # grpo_trm: GRPO with turn-level TRM advantages -> models/grpo_trm
     toolrl trm grpo -S trm.grpo.advantage=pooled -S trm.grpo.output_dir=models/grpo_trm_pooled \
@@ -92,6 +93,27 @@ def sizes(
         raise UserError(f"--sizes takes whole numbers separated by commas, got {sizes_!r}") from None
     data_requirement(load(params, set_), wanted, output, say=lambda m: console.print(m, highlight=False, markup=False))
     console.print(f"[green]wrote {output}/data_requirement.md[/green]", highlight=False)
+
+
+@app.command("compare")
+@_user_errors
+def compare(
+    models: Annotated[str, typer.Option("--models", help="comma-separated TRM folders; the first is the reference")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="folder for the table and scores")] = Path(
+        "reports/trm_compare"),
+    params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None,
+) -> None:
+    """TRMs on the same held-out calls: ROC-AUC (95 % interval) of each, and each one's paired difference to
+    the first (95 % bootstrap interval over calls) -> compare.md, compare.csv, scores.jsonl."""
+    from toolrl.trm.compare import compare_trms
+    from toolrl.trm.model import META_FILE
+
+    folders = [m.strip() for m in models.split(",") if m.strip()]
+    for folder in folders:
+        if not (Path(folder) / META_FILE).exists():
+            raise UserError(f"{folder} is not a trained TRM (no trm.json): give folders written by `toolrl trm train`")
+    compare_trms(load(params, set_), folders, output, say=lambda m: console.print(m, highlight=False, markup=False))
+    console.print((output / "compare.md").read_text(encoding="utf-8"), highlight=False, markup=False)
 
 
 @app.command("score")

@@ -25,6 +25,7 @@ class TrmScorer:
         self.model, self.tokenizer, self.meta = load_trm(folder, device, dtype)
         self.batch_size = batch_size
         self.max_length = max_length or int(self.meta.get("max_length", 1024))
+        self.keep_called_tool = bool(self.meta.get("keep_called_tool", False))  # TRMs saved before it cut plainly
         self.threshold = float(self.meta.get("threshold", 0.5))
 
     @property
@@ -37,7 +38,8 @@ class TrmScorer:
 
         if not steps:
             return []
-        encoded = [encode_step(self.tokenizer, p, prefix, call, max_length=self.max_length) for p, prefix, call in steps]
+        encoded = [encode_step(self.tokenizer, p, prefix, call, max_length=self.max_length,
+                               keep_called_tool=self.keep_called_tool) for p, prefix, call in steps]
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]["input_ids"]))
         scores = [0.0] * len(encoded)
         pad = self.tokenizer.pad_token_id

@@ -16,7 +16,10 @@ after the call, and the label sits on the LAST token of the call; every other po
 (ignored by the loss). Because the LM is causal, the hidden state there has read the whole context
 and the whole call and nothing after it. Training and scoring share `encode_step`, so they see the
 same token boundaries. Too long a sequence loses tokens from the left (the system prompt first):
-the call and the text just before it matter most.
+the call and the text just before it matter most. With `keep_called_tool`, a cut step opens with the
+called tool's entry from the tool list (or a line saying the list has no such tool) whenever the cut
+took it away: in a multi-turn step the ~3.5k-token opening is mostly tool descriptions, and without
+its tool's parameters the TRM cannot see a missing or mistyped argument.
 """
 
 from __future__ import annotations
@@ -49,11 +52,28 @@ def token_at_char(offsets: list[tuple[int, int]], char: int) -> int:
     raise ValueError(f"no token covers character {char}")
 
 
+def called_tool_head(tokenizer: Any, text: str, call: str, limit: int) -> tuple[list[int], int | None]:
+    """(tokens that name the called tool's entry, where the entry starts in `text`), for a step cut to a
+    window: the entry's own tokens, at most `limit` of them, or a line saying the prompt lists no such
+    tool; nothing for a call that does not parse."""
+    from toolrl.formats import listed_tool, parse_call
+
+    try:
+        name = parse_call(call).name
+    except ValueError:
+        return [], None
+    entry = listed_tool(text, name)
+    line = f"The called tool:\n{entry}\n" if entry else f"The called tool {name} is not in the tool list.\n"
+    return tokenizer(line, add_special_tokens=False)["input_ids"][:limit], None if entry is None else text.rfind(entry)
+
+
 def encode_step(tokenizer: Any, prompt: list[dict[str, str]], prefix: str, call: str,
-                label: int | None = None, max_length: int | None = None) -> dict[str, list[int]]:
+                label: int | None = None, max_length: int | None = None,
+                keep_called_tool: bool = False) -> dict[str, list[int]]:
     """input_ids, attention_mask and labels (the label on the call's last token, -100 elsewhere).
 
     `label=None` (scoring) still marks the position, with 1, so callers find it in `labels`.
+    `keep_called_tool`: see the module doc.
     """
     if not call:
         raise ValueError("a step needs a non-empty call text")
@@ -63,7 +83,12 @@ def encode_step(tokenizer: Any, prompt: list[dict[str, str]], prefix: str, call:
     pos = token_at_char(offsets, len(text) - 1)
     ids = ids[: pos + 1]  # nothing after the call's last token (a merged trailing token is impossible: the text ends here)
     if max_length is not None and len(ids) > max_length:
-        ids = ids[len(ids) - max_length:]
+        head: list[int] = []
+        if keep_called_tool:
+            head, at = called_tool_head(tokenizer, text, call, max_length // 2)
+            if at is not None and at >= offsets[len(ids) - max_length][0]:
+                head = []  # the plain cut keeps the entry
+        ids = head + ids[len(ids) - max_length + len(head):]
         pos = len(ids) - 1
     labels = [IGNORE] * len(ids)
     labels[pos] = 1 if label is None else int(label)

@@ -104,11 +104,12 @@ def make_compute_metrics(threshold: float) -> Callable[[Any], dict[str, float]]:
     return compute
 
 
-def encode_records(tokenizer: Any, records: list[dict[str, Any]], max_length: int, desc: str) -> Any:
+def encode_records(tokenizer: Any, records: list[dict[str, Any]], max_length: int, desc: str,
+                   keep_called_tool: bool = False) -> Any:
     from datasets import Dataset
     from tqdm.auto import tqdm
 
-    rows = [encode_step(tokenizer, r["prompt"], r["prefix"], r["call"], r["label"], max_length)
+    rows = [encode_step(tokenizer, r["prompt"], r["prefix"], r["call"], r["label"], max_length, keep_called_tool)
             for r in tqdm(records, desc=desc, unit="step")]
     return Dataset.from_list(rows)
 
@@ -140,26 +141,38 @@ def calibration_plot(y: list[int], p: list[float], path: str | Path, bins: int =
     return save_figure(fig, path)
 
 
-def roc_auc_interval(y: list[int], p: list[float], resamples: int = 2000, seed: int = 0,
-                     level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the ROC-AUC over held-out calls (seeded); resamples that draw
-    one class only are redrawn by skipping them. (nan, nan) when y holds one class."""
+def rank_auc(y: Any, p: Any) -> float:
+    """ROC-AUC as the Mann-Whitney U (ties count half), as roc_auc_score; y must hold both classes."""
     import numpy as np
     from scipy.stats import rankdata
 
-    def auc(yy: np.ndarray, pp: np.ndarray) -> float:  # Mann-Whitney U (ties count half), as roc_auc_score
-        pos = int(yy.sum())
-        return float((rankdata(pp)[yy == 1].sum() - pos * (pos + 1) / 2) / (pos * (len(yy) - pos)))
+    y, p = np.asarray(y), np.asarray(p, dtype=float)
+    pos = int(y.sum())
+    return float((rankdata(p)[y == 1].sum() - pos * (pos + 1) / 2) / (pos * (len(y) - pos)))
 
-    y_arr, p_arr = np.asarray(y), np.asarray(p, dtype=float)
-    if len(set(y)) < 2:
-        return float("nan"), float("nan")
+
+def bootstrap_indices(y: list[int], resamples: int, seed: int) -> Any:
+    """Seeded resamples of the held-out calls (index arrays); those that draw one class only are skipped."""
+    import numpy as np
+
+    y_arr = np.asarray(y)
     rng = np.random.default_rng(seed)
-    aucs = []
     for _ in range(resamples):
         idx = rng.integers(0, len(y_arr), len(y_arr))
         if 0 < y_arr[idx].sum() < len(idx):
-            aucs.append(auc(y_arr[idx], p_arr[idx]))
+            yield idx
+
+
+def roc_auc_interval(y: list[int], p: list[float], resamples: int = 2000, seed: int = 0,
+                     level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the ROC-AUC over held-out calls (seeded). (nan, nan) when y
+    holds one class."""
+    import numpy as np
+
+    if len(set(y)) < 2:
+        return float("nan"), float("nan")
+    y_arr, p_arr = np.asarray(y), np.asarray(p, dtype=float)
+    aucs = [rank_auc(y_arr[idx], p_arr[idx]) for idx in bootstrap_indices(y, resamples, seed)]
     tail = (1 - level) / 2 * 100
     return float(np.percentile(aucs, tail)), float(np.percentile(aucs, 100 - tail))
 
@@ -247,8 +260,8 @@ def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
     def build(state: checkpoints.OutputState) -> Any:
         model, tokenizer = init_trm(backbone, params.model.dtype, seed=sec.seed)
         tokenizer.padding_side = "right"  # positions must not shift: scoring feeds unpadded-left sequences too
-        train_ds = encode_records(tokenizer, train_records, sec.max_length, "encode train")
-        val_ds = encode_records(tokenizer, val_records, sec.max_length, "encode val")
+        train_ds = encode_records(tokenizer, train_records, sec.max_length, "encode train", sec.keep_called_tool)
+        val_ds = encode_records(tokenizer, val_records, sec.max_length, "encode val", sec.keep_called_tool)
         args = TrainingArguments(
             output_dir=str(state.checkpoint_dir), run_name=STAGE, max_steps=sec.max_steps,
             learning_rate=sec.learning_rate, per_device_train_batch_size=sec.per_device_train_batch_size,
@@ -273,7 +286,8 @@ def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
 
         best = trainer.state.best_model_checkpoint
         step = trainer.state.global_step
-        meta = {"backbone": str(backbone), "max_length": sec.max_length, "threshold": sec.threshold,
+        meta = {"backbone": str(backbone), "max_length": sec.max_length, "keep_called_tool": sec.keep_called_tool,
+                "threshold": sec.threshold,
                 "labels": ID2LABEL, "global_step": step, "best_checkpoint": best,
                 "best_val_roc_auc": trainer.state.best_metric, "mlflow_run_id": run.info.run_id}
         save_trm(trainer.model, trainer.processing_class, state.output_dir, meta)
