@@ -66,7 +66,9 @@ def trajectory_table(trajectories: Sequence[Trajectory], rewards: dict[str, list
     """One row per call of each trajectory (a message without a call is one row with an empty call):
     where it happened (turn, message), what the model wrote and called, what came back, the
     trajectory's rewards, and with `call_scores` (grpo_trm's `last_call_scores`: per trajectory, the
-    TRM's score of each call with its turn and message) a `trm_score` column."""
+    TRM's score of each call with its turn and message) a `trm_score` column. The TRM also scores the
+    call lines of a message the loop could not parse (never run; the `error` column says why): they
+    are rows of their own, with the call text the TRM read."""
     table: dict[str, list[Any]] = {k: [] for k in ("step", "rollout", "case_id", "stop", "turn", "user", "message",
                                                    "text", "call", "result", "error")}
     table.update({f"reward/{name}": [] for name in rewards})
@@ -77,9 +79,11 @@ def trajectory_table(trajectories: Sequence[Trajectory], rewards: dict[str, list
         messages = iter(range(sum(len(turn.steps) for turn in t.turns)))  # numbered across the conversation
         for turn_no, turn in enumerate(t.turns):
             for msg_no, msg in enumerate(turn.steps):
-                calls = [c.to_json() for c in msg.calls] or [""]
+                scored_calls = scored.get(next(messages), [])
+                scores = [score for _, score in scored_calls]
+                unparsed = [call for call, _ in scored_calls] if msg.error and not msg.calls else []
+                calls = [c.to_json() for c in msg.calls] or unparsed or [""]
                 results = msg.results if msg.calls else [msg.results[0] if msg.results else ""]
-                scores = scored.get(next(messages), [])
                 for k, (call, result) in enumerate(zip(calls, results + [""] * (len(calls) - len(results)),
                                                        strict=False)):
                     row = {"step": step, "rollout": i, "case_id": t.case_id, "stop": t.stop, "turn": turn_no,
@@ -93,11 +97,11 @@ def trajectory_table(trajectories: Sequence[Trajectory], rewards: dict[str, list
     return table
 
 
-def _scores_by_message(calls: Sequence[dict[str, Any]]) -> dict[int, list[float]]:
-    """Model message number in the conversation -> the TRM scores of that message's calls, in order."""
-    out: dict[int, list[float]] = {}
+def _scores_by_message(calls: Sequence[dict[str, Any]]) -> dict[int, list[tuple[str, float]]]:
+    """Model message number in the conversation -> (call text, TRM score) of that message's calls, in order."""
+    out: dict[int, list[tuple[str, float]]] = {}
     for c in calls:
-        out.setdefault(int(c["message"]), []).append(float(c["score"]))
+        out.setdefault(int(c["message"]), []).append((str(c["call"]), float(c["score"])))
     return out
 
 
