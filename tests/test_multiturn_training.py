@@ -173,13 +173,14 @@ def test_the_sample_table_shows_each_calls_trm_score():
     ])
     # grpo_trm's last_call_scores: messages numbered across the conversation (the second turn's are 2, 3);
     # the TRM also read the call lines of the unparsed message 3, which the loop never ran
-    scores = [[{"turn": 0, "message": 0, "call": "ls", "score": 0.9},
+    scores = [[{"turn": 0, "message": 0, "call": "ls", "score": 0.9, "advantage": 0.5},
                {"turn": 0, "message": 0, "call": "cd", "score": 0.2},
                {"turn": 1, "message": 2, "call": "ls", "score": 0.7},
                {"turn": 1, "message": 3, "call": '{"name": "ls"}', "score": 0.1},
                {"turn": 1, "message": 3, "call": "{bad", "score": 0.05}]]
     table = trajectory_table([t], {"outcome_reward": [1.0]}, step=3, call_scores=scores)
     assert table["trm_score"] == [0.9, 0.2, None, 0.7, 0.1, 0.05]  # every scored call has its row
+    assert table["call_advantage"] == [0.5, None, None, None, None, None]
     assert table["call"][2] == "" and table["turn"] == [0, 0, 0, 1, 1, 1]
     assert table["call"][4:] == ['{"name": "ls"}', "{bad"] and table["error"][4:] == ["line 2: not JSON"] * 2
     assert table["result"][4:] == ["Error: line 2: not JSON", ""]

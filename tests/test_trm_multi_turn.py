@@ -216,8 +216,10 @@ def test_grpo_scores_multi_turn_calls_on_their_tokens(case, tiny_model_dir, tmp_
         base = adv[b, :n][torch.tensor(r.env_mask) == 0]
         assert torch.allclose(base, base[0].expand_as(base))  # environment tokens: the outcome advantage only
         peers = {c.key: j for j, c in enumerate(steps[1 - b])}
-        for c, s in zip(row, scores[b], strict=True):
+        for j, (c, s) in enumerate(zip(row, scores[b], strict=True)):
             term = adv[b, c.tokens[0]:c.tokens[1]] - base[0]
+            # the sample table's call advantage is the call's term before alpha
+            assert trainer.last_call_scores[b][j]["advantage"] == pytest.approx(float(term.mean()) / 0.5, abs=2e-3)
             if c.key in peers:  # compared with the same (turn, call in turn) of the other conversation only
                 want = 0.5 * z2(s, scores[1 - b][peers[c.key]])
                 assert torch.allclose(term, torch.full_like(term, want), atol=1e-3)

@@ -66,22 +66,23 @@ def trajectory_table(trajectories: Sequence[Trajectory], rewards: dict[str, list
     """One row per call of each trajectory (a message without a call is one row with an empty call):
     where it happened (turn, message), what the model wrote and called, what came back, the
     trajectory's rewards, and with `call_scores` (grpo_trm's `last_call_scores`: per trajectory, the
-    TRM's score of each call with its turn and message) a `trm_score` column. The TRM also scores the
-    call lines of a message the loop could not parse (never run; the `error` column says why): they
-    are rows of their own, with the call text the TRM read."""
+    TRM's score of each call with its turn and message) a `trm_score` column, and a `call_advantage`
+    column (the call's normalised advantage, which grpo_trm adds to the call's tokens times
+    `trm.grpo.alpha`: turn-level and pooled runs differ here). The TRM also scores the call lines of a
+    message the loop could not parse (never run; the `error` column says why): they are rows of their
+    own, with the call text the TRM read."""
     table: dict[str, list[Any]] = {k: [] for k in ("step", "rollout", "case_id", "stop", "turn", "user", "message",
                                                    "text", "call", "result", "error")}
     table.update({f"reward/{name}": [] for name in rewards})
     if call_scores is not None:
-        table["trm_score"] = []
+        table["trm_score"], table["call_advantage"] = [], []
     for i, t in enumerate(trajectories):
         scored = _scores_by_message(call_scores[i] if call_scores is not None and i < len(call_scores) else [])
         messages = iter(range(sum(len(turn.steps) for turn in t.turns)))  # numbered across the conversation
         for turn_no, turn in enumerate(t.turns):
             for msg_no, msg in enumerate(turn.steps):
                 scored_calls = scored.get(next(messages), [])
-                scores = [score for _, score in scored_calls]
-                unparsed = [call for call, _ in scored_calls] if msg.error and not msg.calls else []
+                unparsed = [str(c["call"]) for c in scored_calls] if msg.error and not msg.calls else []
                 calls = [c.to_json() for c in msg.calls] or unparsed or [""]
                 results = msg.results if msg.calls else [msg.results[0] if msg.results else ""]
                 for k, (call, result) in enumerate(zip(calls, results + [""] * (len(calls) - len(results)),
@@ -90,18 +91,19 @@ def trajectory_table(trajectories: Sequence[Trajectory], rewards: dict[str, list
                            "user": turn.user[-500:], "message": msg_no, "text": msg.text[-2000:], "call": call,
                            "result": result[-1000:], "error": msg.error or ""}
                     if call_scores is not None:
-                        row["trm_score"] = scores[k] if call and k < len(scores) else None
+                        entry = scored_calls[k] if call and k < len(scored_calls) else {}
+                        row["trm_score"], row["call_advantage"] = entry.get("score"), entry.get("advantage")
                     row.update({f"reward/{name}": values[i] for name, values in rewards.items()})
                     for key, value in row.items():
                         table[key].append(value)
     return table
 
 
-def _scores_by_message(calls: Sequence[dict[str, Any]]) -> dict[int, list[tuple[str, float]]]:
-    """Model message number in the conversation -> (call text, TRM score) of that message's calls, in order."""
-    out: dict[int, list[tuple[str, float]]] = {}
+def _scores_by_message(calls: Sequence[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """Model message number in the conversation -> that message's scored calls, in order."""
+    out: dict[int, list[dict[str, Any]]] = {}
     for c in calls:
-        out.setdefault(int(c["message"]), []).append((str(c["call"]), float(c["score"])))
+        out.setdefault(int(c["message"]), []).append(c)
     return out
 
 

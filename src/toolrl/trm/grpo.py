@@ -70,6 +70,10 @@ class TrmGRPOTrainer(SharedPrefixGRPOTrainer):
                                   keys=all_keys)
         start = self.accelerator.process_index * len(inputs)
         adv = adv_all[start:start + len(inputs)]
+        if multi_turn:  # the sample table shows each call's advantage: where turn-level and pooled differ
+            for row, row_adv in zip(self.last_call_scores, adv, strict=True):
+                for call, a in zip(row, row_adv, strict=True):
+                    call["advantage"] = a
         out["advantages"] = token_advantages(out["advantages"], adv, token_spans, out["completion_ids"].size(1),
                                              self.alpha)
         self._log_trm(mode, all_scores, adv_all, groups)
