@@ -100,8 +100,8 @@ def test_trm_data_trm_grpo_trm(params, tmp_path):
     assert rows[1]["diff_low"] <= rows[1]["diff_to_first"] <= rows[1]["diff_high"]
     scored = [json.loads(line) for line in (tmp_path / "cmp" / "scores.jsonl").read_text().splitlines()]
     assert len(scored) == len(val) and scored[0]["scores"].keys() == {str(tmp_path / "models" / "trm"), str(plain)}
-    assert scored != [{**r, "scores": {k: r["scores"][str(tmp_path / "models" / "trm")] for k in r["scores"]}}
-                      for r in scored]  # the 256-token cut took the tool list away: the two readings differ
+    # the 256-token cut took the tool list away: the two readings differ
+    assert any(len(set(r["scores"].values())) > 1 for r in scored)
     assert "paired difference to the first" in (tmp_path / "cmp" / "compare.md").read_text()
     with pytest.raises(ValueError, match="two or more different"):
         compare_trms(params, [plain, plain], tmp_path / "cmp")

@@ -60,12 +60,12 @@ def compare_trms(params: Params, folders: list[str | Path], out_dir: str | Path,
         scores[str(folder)] = TrmScorer(folder, batch_size=sec.per_device_eval_batch_size).score_steps(steps)
     first = scores[str(folders[0])]
     rows = []
-    for name, p in scores.items():
+    for k, (name, p) in enumerate(scores.items()):
         low, high = roc_auc_interval(y, p)
-        diff = paired_auc_difference(y, first, p) if name != str(folders[0]) else (None, None, None)
+        diff, diff_low, diff_high = paired_auc_difference(y, first, p) if k else (None, None, None)
         rows.append({"model": name, "roc_auc": rank_auc(y, p), "roc_auc_low": low, "roc_auc_high": high,
-                     "ece": calibration(y, p)["ece"], **dict(zip(("diff_to_first", "diff_low", "diff_high"), diff,
-                                                                 strict=True))})
+                     "ece": calibration(y, p)["ece"], "diff_to_first": diff, "diff_low": diff_low,
+                     "diff_high": diff_high})
     write(rows, records, scores, Path(out_dir))
     return rows
 
