@@ -25,7 +25,7 @@ def test_curate_flow_publishes_the_data_card(tmp_path, mlflow_uri, project_root,
         "tracking": {"tracking_uri": mlflow_uri, "artifact_root": str(tmp_path / "art")},
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=120):  # 30 s (the default) is too short on 2 loaded cores
         summary = curate(params_path=str(tmp_path / "params.yaml"), overrides=["data.seed=3"])
         with get_client(sync_client=True) as client:
             cards = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["data-card"])))
