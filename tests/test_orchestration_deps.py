@@ -59,8 +59,12 @@ def test_a_change_to_the_grpo_schema_or_trainer_leaves_sft_cached(tmp_path):
     assert "grpo" in stale and "sft" not in stale
     assert stale == {"grpo", "grpo_trm"}  # grpo_trm takes its budget and reward from the grpo section
 
-    # The same for GRPO's own code: the shared-prefix trainer is no module of sft's. evaluate's
-    # multi-turn policy prefills conversations with it (multiturn/policy.py), so evaluate reruns too.
+    # The same for GRPO's own code: the shared-prefix trainer is no module of sft's, nor of evaluate's.
     trainer = repo / "src" / "toolrl" / "training" / "shared_prefix.py"
     trainer.write_text(trainer.read_text() + "\n# a comment in GRPO's trainer\n")
-    assert _stale(repo, env) == {"grpo", "grpo_trm", "evaluate"}
+    assert _stale(repo, env) == {"grpo", "grpo_trm"}
+
+    # The lean decode loop samples GRPO's rollouts, the TRM data and the evaluated completions.
+    loop = repo / "src" / "toolrl" / "decode.py"
+    loop.write_text(loop.read_text() + "\n# a comment in the decode loop\n")
+    assert _stale(repo, env) == {"grpo", "grpo_trm", "trm_data", "evaluate"}

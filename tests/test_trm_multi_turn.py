@@ -237,8 +237,9 @@ def test_multi_turn_trm_data_then_the_data_requirement_table(tmp_path, tiny_mode
 
     from toolrl.data.bfcl_multi_turn import replay
     from toolrl.multiturn.answers import case_by_id
-    from toolrl.trm.data import read_steps, run_trm_data
+    from toolrl.trm.data import run_trm_data
     from toolrl.trm.requirement import data_requirement
+    from toolrl.trm.steps import read_steps
 
     t = tmp_path
     ids = ["multi_turn_base_1", "multi_turn_base_3"]

@@ -29,8 +29,9 @@ def params(tmp_path, tiny_model_dir, mlflow_uri):
 def test_trm_data_trm_grpo_trm(params, tmp_path):
     import mlflow
 
-    from toolrl.trm.data import read_steps, run_trm_data
+    from toolrl.trm.data import run_trm_data
     from toolrl.trm.grpo import run_grpo_trm
+    from toolrl.trm.steps import read_steps
     from toolrl.trm.trainer import run_trm
 
     # trm_data

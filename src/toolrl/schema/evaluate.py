@@ -40,8 +40,8 @@ class EvaluateMultiTurnParams(Section):
         "force_terminated when turns remain)."))
     max_calls: int = Field(default=20, ge=1, description="Tool calls per conversation; past it the conversation ends.")
     max_total_tokens: int = Field(default=8192, ge=256, description=(
-        "Prompt + conversation, in tokens (SmolLM2's context). Openings are ~3.5-4k tokens (tools and first "
-        "request); long_context cases grow faster."))
+        "Prompt + conversation, in tokens (SmolLM2's context). Openings are ~2.1-4.7k tokens, median ~3.5k "
+        "(tools and first request); long_context cases grow faster."))
 
 
 class EvaluateParams(Section):

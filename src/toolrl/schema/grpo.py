@@ -89,7 +89,8 @@ class GrpoParams(TrainCommon):
     init: Literal["sft", "base"] = Field(default="sft",
         description="warm from the SFT model or cold from the base model")
     max_steps: int = Field(default=8,
-        description="16 prompts; ~80 s a step on 2 CPU cores (bf16, completions of ~80 tokens): ~12 min")
+        description=("16 prompts; ~55-80 s a step on 2 CPU cores (completions of ~80 tokens): ~10 min "
+                     "(74 s a step in the fourth default run, docs/RESULTS.md)"))
     save_steps: int = 8
     learning_rate: float = Field(default=5e-6, description=(
         "[paper, GPU: 1e-6] Adam moves every weight by about lr per step whatever the gradient's size, and "

@@ -28,7 +28,8 @@ class LimitsParams(Section):
         "Tool calls per conversation; calls past it are not run and the conversation stops (call_limit)."))
     max_total_tokens: int = Field(default=8192, ge=2, description=(
         "Prompt + completion of one conversation, at most the model's context (SmolLM2: 8192; BFCL's "
-        "openings are ~1-4k tokens); the conversation stops when it is full (length_limit)."))
+        "openings are ~2.1-4.7k tokens, median ~3.5k); the conversation stops when it is full "
+        "(length_limit)."))
 
 
 class MultiTurnParams(Section):

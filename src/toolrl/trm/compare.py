@@ -42,8 +42,8 @@ def paired_auc_difference(y: list[int], first: list[float], other: list[float], 
 def compare_trms(params: Params, folders: list[str | Path], out_dir: str | Path,
                  say: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Score the held-out records with each TRM in `folders`; write and return the table (see the module doc)."""
-    from toolrl.trm.data import read_steps
     from toolrl.trm.score import TrmScorer
+    from toolrl.trm.steps import read_steps
     from toolrl.trm.trainer import calibration, rank_auc, roc_auc_interval, seeded_sample
 
     if len(folders) < 2 or len({str(f) for f in folders}) < len(folders):

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from toolrl.config import Params, TrmDataParams
-from toolrl.jsonl import read_jsonl, write_jsonl
+from toolrl.jsonl import write_jsonl
 from toolrl.trm.calls import call_spans
 from toolrl.trm.labels import ground_truth_calls, rule_labels
 from toolrl.trm.negatives import balance, hard_negatives
@@ -245,21 +245,6 @@ def summarise(stats: Counter, splits: dict[str, list[dict[str, Any]]], quarantin
             out[f"{name}/source/{source}"] = n
     out["labeler"] = sec.labeler
     return out
-
-
-def read_steps(path: str | Path) -> list[dict[str, Any]]:
-    """Step records of a `data/trm` split, each checked for the fields the trainer needs."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: run `toolrl trm data` (or `dvc repro trm_data`) first")
-    rows = []
-    for n, row in read_jsonl(path, "rerun `toolrl trm data`"):
-        missing = [k for k in ("prompt", "prefix", "call", "label") if k not in row]
-        if missing or row["label"] not in (0, 1):
-            raise ValueError(f"{path} line {n}: a step record needs prompt, prefix, call and a 0/1 label "
-                             f"(missing {missing or 'a valid label'}); rerun `toolrl trm data`")
-        rows.append(row)
-    return rows
 
 
 def run_trm_data(params: Params, say: Callable[[str], None] = print) -> dict[str, Any]:

@@ -24,8 +24,10 @@ its tool's parameters the TRM cannot see a missing or mistyped argument.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from toolrl.jsonl import read_jsonl
 from toolrl.trm.calls import CallSpan
 
 IGNORE = -100
@@ -120,3 +122,18 @@ def policy_steps(prompt_id: str, sample: int, prompt: list[dict[str, str]], comp
         }
         for span in spans
     ]
+
+
+def read_steps(path: str | Path) -> list[dict[str, Any]]:
+    """Step records of a `data/trm` split, each checked for the fields the trainer needs."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `toolrl trm data` (or `dvc repro trm_data`) first")
+    rows = []
+    for n, row in read_jsonl(path, "rerun `toolrl trm data`"):
+        missing = [k for k in ("prompt", "prefix", "call", "label") if k not in row]
+        if missing or row["label"] not in (0, 1):
+            raise ValueError(f"{path} line {n}: a step record needs prompt, prefix, call and a 0/1 label "
+                             f"(missing {missing or 'a valid label'}); rerun `toolrl trm data`")
+        rows.append(row)
+    return rows

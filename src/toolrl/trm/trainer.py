@@ -242,7 +242,7 @@ def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
     from toolrl.training import checkpoints
     from toolrl.training.callbacks import StageCallback
     from toolrl.training.stage import TrainingStage, TrainResult, record, run_training
-    from toolrl.trm.data import read_steps
+    from toolrl.trm.steps import read_steps
     from toolrl.trm.tracking import log_trm
 
     sec = params.trm.model
