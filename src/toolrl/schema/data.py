@@ -87,7 +87,7 @@ class DataParams(Section):
         "Largest share of no-call examples (no tool call in the target) in the curated set; the excess, "
         "chosen by a hash of (seed, id), is quarantined as `no_call_share_cap`. The BFCL live mix under the "
         "768-token cap is 53 % no-call, and a policy trained on that learns that abstaining is the safe "
-        "answer. None: no cap."))
+        "answer (at 0.5, GRPO collapsed onto abstaining by step 51 of 100: docs/RESULTS.md). None: no cap."))
     compose_multi_call: int = Field(default=0, ge=0, description=(
         "How many multi-call training examples to compose from kept single-call training examples (pairs, "
         "or up to compose_max_calls; train split only; validated and length-capped like the others, source "
