@@ -204,8 +204,9 @@ def _tracked(path: Path) -> bool:
     import ast
 
     rel = path.relative_to(ROOT / "src" / "toolrl")
-    if path.name == "__init__.py" and all(isinstance(n, ast.Expr) or isinstance(n, ast.ImportFrom)
-                                          and n.module == "__future__" for n in ast.parse(path.read_text()).body):
+    if path.name == "__init__.py" and all(
+            isinstance(n, ast.Expr) or (isinstance(n, ast.ImportFrom) and n.module == "__future__")
+            for n in ast.parse(path.read_text()).body):
         return False
     return (len(rel.parts) > 1 and rel.parts[0] in TRACKED_PACKAGES) or str(rel) in TRACKED_MODULES
 
