@@ -3,6 +3,7 @@ the dvc.yaml stage contract, the team docker compose file, and the pipeline's sm
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 import subprocess
@@ -193,7 +194,8 @@ STAGE_ENTRIES = {
     "evaluate": (["evaluation/stage.py"], set()),
 }
 # The modules whose code decides what a stage writes: its training / TRM code, the multi-turn loop,
-# the rewards, and the shared decode loop, formats and model loading. (Schema modules have their own
+# the rewards, the evaluation (its generation, checkers and sampling), and the shared decode loop,
+# formats and model loading. (Schema modules have their own
 # test above; config, tracking and dicts load params and log, and change no output.)
 TRACKED_PACKAGES = {"training", "trm", "multiturn", "rewards", "evaluation"}
 TRACKED_MODULES = {"decode.py", "formats.py", "jsonl.py", "models.py", "hardware.py"}
@@ -201,8 +203,6 @@ TRACKED_MODULES = {"decode.py", "formats.py", "jsonl.py", "models.py", "hardware
 
 def _tracked(path: Path) -> bool:
     """A tracked module; a package's `__init__.py` only when it holds more than its docstring."""
-    import ast
-
     rel = path.relative_to(ROOT / "src" / "toolrl")
     if path.name == "__init__.py" and all(
             isinstance(n, ast.Expr) or (isinstance(n, ast.ImportFrom) and n.module == "__future__")
@@ -214,8 +214,6 @@ def _tracked(path: Path) -> bool:
 def _imported_modules(path: Path) -> set[Path]:
     """The tracked project files that `path` imports anywhere (functions included; not the imports of
     an `if TYPE_CHECKING:` block, which never run)."""
-    import ast
-
     tree = ast.parse(path.read_text())
     type_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
                  and getattr(node.test, "id", None) == "TYPE_CHECKING" for n in ast.walk(node)}
