@@ -98,11 +98,12 @@ def render(stats: dict[str, Any], sources: list[dict[str, Any]], examples: dict[
         "## Totals",
         "",
         f"{t['read']} upstream records read + {t['generated']} extra examples generated "
-        f"({'multi-turn, composed' if 'composed' in stats else 'multi-turn'}) = "
+        f"({', '.join(['multi-turn', *(k for k in ('composed', 'mismatched') if k in stats)])}) = "
         f"{t['kept']} kept + {t['quarantined']} quarantined + {t['duplicates']} duplicates "
         f"({stats['duplicates']['exact']} exact, {stats['duplicates']['near']} near).",
         "",
         *_composed_lines(stats.get("composed")),
+        *_mismatched_lines(stats.get("mismatched")),
         "## Per source",
         "",
         _table(["source", "read", "generated", "kept", "quarantined", "duplicates", *SPLITS],
@@ -148,6 +149,16 @@ def _composed_lines(c: dict[str, int] | None) -> list[str]:
     return [f"Composed multi-call examples (`data.compose_multi_call` = {c['asked']}): {c['built']} built from "
             f"single-call training examples ({c['parallel']} parallel, {c['parallel_multiple']} parallel_multiple; "
             f"{sizes}), {c['kept']} kept (train split only), {c['quarantined']} quarantined; source `composed`.", ""]
+
+
+def _mismatched_lines(c: dict[str, int] | None) -> list[str]:
+    """The totals' note on mismatched no-call examples (only when data.mismatch_no_call asks for some)."""
+    if c is None:
+        return []
+    return [f"Mismatched no-call examples (`data.mismatch_no_call` = {c['asked']}): {c['built']} built, each a "
+            f"training request offered its own example's other tools without the one it calls ({c['left_out_alike']} "
+            f"also without a tool too like that one), {c['kept']} kept (train split only), {c['quarantined']} "
+            f"quarantined; source `mismatched`.", ""]
 
 
 def for_artifact(markdown: str, folder: Path) -> str:

@@ -3,6 +3,7 @@
     read (per source, sampled) -> convert -> validate -> deduplicate -> mask (optional)
       -> render views -> cap prompt tokens -> cap the no-call share -> stratified split
       -> compose multi-call examples from train examples (optional: validate, render, cap as above)
+      -> mismatched no-call examples from train examples (optional: validate, render, cap as above)
       -> write files + data card
 
 A `bfcl_multi_turn` source takes its own path (`curate_multi_turn`): its records are whole
@@ -10,7 +11,7 @@ conversations in an executable environment, split by scenario (`toolrl.multiturn
 written under `multi_turn/` with their own quarantine and card section.
 
 Every upstream record is accounted for: read + generated = kept + quarantined + duplicates
-(generated: the extra examples a multi-turn record yields, and the composed examples). The same
+(generated: the extra examples a multi-turn record yields, and the composed and mismatched examples). The same
 params give the same bytes.
 """
 
@@ -33,6 +34,7 @@ from toolrl.data import (
     dedup,
     hammer,
     masking,
+    mismatch,
     rlla,
     toolace,
     validate,
@@ -200,10 +202,26 @@ def compose_train(data: DataParams, final: list[CanonicalExample], splits: dict[
 
     train = [ex for ex in final if splits.get(ex.id) == "train"]
     built = compose.compose(train, data, fits)
-    valid, rejected = validate_all(built)
     setting = "data.compose_max_prompt_tokens" if data.compose_max_prompt_tokens else "data.max_prompt_tokens"
+    return built, *admit(built, tokenizer, cap, setting)
+
+
+def mismatch_train(data: DataParams, final: list[CanonicalExample], splits: dict[str, str],
+                   tokenizer: Any) -> tuple[list[CanonicalExample], list[dict[str, Any]], dict[str, int],
+                                            list[Rejected]]:
+    """The mismatched no-call examples (`toolrl.data.mismatch`) from the train split, through the same
+    validation, views and prompt cap as upstream ones: (built, kept records, their lengths, rejected)."""
+    built = mismatch.mismatch([ex for ex in final if splits.get(ex.id) == "train"], data)
+    return built, *admit(built, tokenizer, data.max_prompt_tokens, "data.max_prompt_tokens")
+
+
+def admit(built: list[CanonicalExample], tokenizer: Any, cap: int, setting: str
+          ) -> tuple[list[dict[str, Any]], dict[str, int], list[Rejected]]:
+    """Generated train examples through validation, views and the prompt cap: (kept records, their
+    lengths, rejected)."""
+    valid, rejected = validate_all(built)
     records, kept_lengths, too_long = cap_prompts(valid, tokenizer, cap, setting)
-    return built, records, kept_lengths, rejected + too_long
+    return records, kept_lengths, rejected + too_long
 
 
 def no_call_excess(records: list[dict[str, Any]], max_share: float | None, seed: int) -> set[str]:
@@ -241,7 +259,7 @@ def build_stats(data: DataParams, counts: dict[str, Counter], records: list[dict
                 splits: dict[str, str], lengths: dict[str, int], rejected: list[Rejected],
                 dups: list[dedup.Duplicate]) -> dict[str, Any]:
     per_source: dict[str, Any] = {}
-    tags = [s.tag for s in single_turn_sources(data)] + ([compose.SOURCE] if compose.SOURCE in counts else [])
+    tags = [s.tag for s in single_turn_sources(data)] + [g for g in (compose.SOURCE, mismatch.SOURCE) if g in counts]
     for tag in tags:
         c = counts[tag]
         mine = [r for r in records if r["source"] == tag]
@@ -407,18 +425,21 @@ def curate(params: Params, *, track: bool = True) -> CurateResult:
         records = [r for r in records if r["id"] not in excess]
 
     splits = assign([e for e in final if e.id in lengths], data.split, data.seed)
-    composed_counts: dict[str, int] | None = None
-    if data.compose_multi_call:  # after the split: groups of train examples, added to train only
-        composed, more, more_lengths, refused = compose_train(data, final, splits, lengths, tokenizer)
-        counts[compose.SOURCE]["generated"] += len(composed)
+    # Generated train examples, after the split and from train examples only (composed, then mismatched).
+    makers = ((compose, data.compose_multi_call, lambda: compose_train(data, final, splits, lengths, tokenizer)),
+              (mismatch, data.mismatch_no_call, lambda: mismatch_train(data, final, splits, tokenizer)))
+    generated: dict[str, dict[str, int]] = {}
+    for module, asked, make in makers:
+        if not asked:
+            continue
+        built, more, more_lengths, refused = make()
+        counts[module.SOURCE]["generated"] += len(built)
         records += more
         lengths |= more_lengths
         splits |= dict.fromkeys(more_lengths, "train")
         rejected += refused
-        composed_counts = compose.summary(data.compose_multi_call, composed, set(more_lengths))
-    stats = build_stats(data, counts, records, splits, lengths, rejected, dups)
-    if composed_counts is not None:
-        stats["composed"] = composed_counts
+        generated[module.SOURCE] = module.summary(asked, built, set(more_lengths))
+    stats = build_stats(data, counts, records, splits, lengths, rejected, dups) | generated
     t = stats["totals"]
     if t["read"] + t["generated"] != t["kept"] + t["quarantined"] + t["duplicates"]:
         raise RuntimeError(f"curation lost records (a bug): {t}")
@@ -451,6 +472,8 @@ def log_to_mlflow(params: Params, result: CurateResult, started: float | None = 
                     "multi_turn_quarantined": sum(mt["quarantine_reasons"].values())}
     if "composed" in result.stats:
         metrics |= {f"composed_{k}": v for k, v in result.stats["composed"].items()}
+    if "mismatched" in result.stats:
+        metrics |= {f"mismatched_{k}": v for k, v in result.stats["mismatched"].items()}
     with tracking.stage_run(params, "curate", log_params=params.data, started=started) as run:
         tracking.log_metrics("curate", metrics)
         for key in ("card", "stats", "tools_png", "tokens_png"):

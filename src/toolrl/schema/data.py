@@ -105,6 +105,14 @@ class DataParams(Section):
         "Share of the composed examples that call the same function twice with other arguments (BFCL "
         "`parallel` style); the rest call two different functions (`parallel_multiple` style). Either kind "
         "fills what the other lacks pairs for."))
+    mismatch_no_call: int = Field(default=0, ge=0, description=(
+        "How many no-call examples to build the way BFCL's non-live irrelevance is built (a request next to "
+        "same-topic tools that cannot serve it): a kept single-call training request that offers two or more "
+        "tools, offered them without the one it calls (and any too like it), answered directly (train split "
+        "only; validated and length-capped like the others; source `mismatched`). The BFCL live irrelevance "
+        "examples offer off-topic tools, and trained models abstain on those but not on BFCL's same-topic "
+        "ones (docs/RESULTS.md). Added after the no-call share cap: lower data.max_no_call_share to keep the "
+        "share. 0: off."))
     split: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1})
     output_dir: str = "data/curated"
 
@@ -132,7 +140,9 @@ class DataParams(Section):
             raise ValueError(f"data.sources: {dup} appear more than once; give each entry its own `label`")
         if not self.sources:
             raise ValueError("data.sources is empty: list at least one source")
-        if self.compose_multi_call and "composed" in tags:  # the composed examples' source label
-            raise ValueError("data.sources: the label 'composed' names the composed examples "
-                             "(data.compose_multi_call); give that source another `label`")
+        for on, label, setting in ((self.compose_multi_call, "composed", "compose_multi_call"),
+                                   (self.mismatch_no_call, "mismatched", "mismatch_no_call")):
+            if on and label in tags:  # the generated examples' source label
+                raise ValueError(f"data.sources: the label {label!r} names the {label} examples "
+                                 f"(data.{setting}); give that source another `label`")
         return self
