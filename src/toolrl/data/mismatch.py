@@ -36,9 +36,12 @@ SOURCE = "mismatched"  # the examples' `source`: their own row in the card's per
 SAME_TOOL = 0.5  # a tool at least this like the called one (name + description words) may serve the request
 _WORD = re.compile(r"[a-z0-9]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-# Words that say nothing about a topic: without them "the", "of" and "a" decide most pairs.
-_STOP = frozenset(
-    ["a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from", "get", "give", "given", "how", "i", "in", "is", "it", "me", "my", "of", "on", "or", "please", "the", "this", "to", "what", "when", "which", "with", "you", "your"])
+# Words that say nothing about what a tool does: with them, `get_x` and `get_y` would look alike.
+_STOP = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from", "get", "give",
+    "given", "how", "i", "in", "is", "it", "me", "my", "of", "on", "or", "please", "the", "this", "to",
+    "what", "when", "which", "with", "you", "your",
+})
 
 
 def words(text: str) -> frozenset[str]:
