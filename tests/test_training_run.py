@@ -148,6 +148,20 @@ def test_grpo_runs_on_the_reward_library_and_reports_each_component(tmp_path, ti
     assert Path(result.plot_png).exists()
 
 
+def test_grpo_with_dynamic_sampling_logs_its_passes(tmp_path, tiny_model_dir, mlflow_uri):
+    from toolrl.training.grpo import run_grpo
+
+    params = tiny_params(tmp_path, tiny_model_dir, mlflow_uri, ["grpo.dynamic_sampling=1", "grpo.max_steps=2"])
+    result = run_grpo(params, say=lambda _: None)
+    assert result.global_step == 2
+    rows = read_csv(params.grpo.plots_file)
+    for r in rows:
+        assert float(r["dynamic_sampling/passes"]) in (0.0, 1.0)
+        assert 0.0 <= float(r["dynamic_sampling/silent_kept"]) <= float(r["dynamic_sampling/silent_first"]) <= 1.0
+    metrics = json.loads(Path(params.grpo.metrics_file).read_text())
+    assert "dynamic_sampling/replaced" in metrics
+
+
 def test_grpo_warm_start_needs_the_sft_model(tmp_path, tiny_model_dir, mlflow_uri):
     from toolrl.training.grpo import run_grpo
 

@@ -186,7 +186,7 @@ def run_grpo(params: Params, fresh: bool = False, say: Callable[[str], None] = p
         trainer = (trainer_cls or SharedPrefixGRPOTrainer)(
             model=str(init), args=args, **data, processing_class=tokenizer, peft_config=stage.lora_config(sec.lora),
             callbacks=[callback], shared_prefix=sec.shared_prefix, loss_rows_at_once=sec.loss_rows_at_once,
-            generation_dtype=resolve_dtype(sec.generation_dtype), **(trainer_kwargs or {}))
+            dynamic_sampling=sec.dynamic_sampling, generation_dtype=resolve_dtype(sec.generation_dtype), **(trainer_kwargs or {}))
         # grpo_trm's trainer keeps the last batch's per-call TRM scores: the sample tables show them
         recorder.call_scores = lambda: getattr(trainer, "last_call_scores", None)
         return trainer
@@ -218,7 +218,7 @@ def curve_summary(plots_file: str | Path) -> dict[str, Any]:
     k = max(1, len(rows) // 5)
     for col in ["reward", *component_columns(rows), "completions/mean_length", "tool_calls/parseable_call_share",
                 "tool_calls/mean_calls", "tool_calls/well_formed_share",
-                *sorted({c for r in rows for c in r if c.startswith(("trm/", "multi_turn/"))})]:  # grpo_trm's TRM statistics
+                *sorted({c for r in rows for c in r if c.startswith(("trm/", "multi_turn/", "dynamic_sampling/"))})]:
         vals = [float(r[col]) for r in rows if r.get(col) not in (None, "")]
         if vals:
             first, last = sum(vals[:k]) / len(vals[:k]), sum(vals[-k:]) / len(vals[-k:])

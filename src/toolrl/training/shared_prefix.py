@@ -33,6 +33,10 @@ also run on a bf16 copy of the policy (`grpo.generation_dtype`), refreshed after
 the loss still scores the completions with the trained weights, as TRL does when vLLM generates in
 bf16 on a GPU.
 
+The trainer also hosts dynamic sampling (`grpo.dynamic_sampling`, toolrl.training.dynamic_sampling): a
+step's groups without signal replaced by further generation passes (`_rollouts`, one pass, which
+grpo_trm extends).
+
 Off (`grpo.shared_prefix: false`) is TRL's own method, untouched. TRL's path is also taken where the
 shared prefix does not apply: multimodal inputs, MoE auxiliary losses, and activation checkpointing
 (re-running a layer in backward would append its keys to the cache a second time); and for rollouts,
@@ -54,6 +58,7 @@ from trl.extras.profiling import profiling_context
 from trl.models import unwrap_model_for_generation
 
 from toolrl.decode import decode, prompt_cache, supported
+from toolrl.training import dynamic_sampling
 
 logger = logging.getLogger(__name__)
 
@@ -81,9 +86,10 @@ class SharedPrefixGRPOTrainer(GRPOTrainer):
     """GRPOTrainer whose log-prob passes and rollouts compute each group's prompt once (see the module doc)."""
 
     def __init__(self, *args: Any, shared_prefix: bool = True, generation_dtype: str = "float32",
-                 loss_rows_at_once: int | None = None, **kwargs: Any):
+                 loss_rows_at_once: int | None = None, dynamic_sampling: int = 0, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.loss_rows_at_once = loss_rows_at_once
+        self.dynamic_sampling = dynamic_sampling
         self.shared_prefix = shared_prefix and not self.args.activation_checkpointing
         if shared_prefix and not self.shared_prefix:
             logger.warning("shared_prefix is off: activation checkpointing replays layers without their KV cache "
@@ -92,6 +98,17 @@ class SharedPrefixGRPOTrainer(GRPOTrainer):
         self.generation_dtype = getattr(torch, generation_dtype)
         self._rollout_model: Any = None
         self._rollout_step = -1
+
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = self._rollouts(inputs)
+        if self.dynamic_sampling and self.model.training:
+            batch = dynamic_sampling.fill(self, batch, self.dynamic_sampling, self._rollouts)
+        return batch
+
+    def _rollouts(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        """One generation pass over `inputs`: TRL's generate, score and advantages. Subclasses extend this
+        (grpo_trm adds its call term), so dynamic sampling's further passes are scored the same way."""
+        return super()._generate_and_score_completions(inputs)
 
     def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
                                            compute_entropy=False, compute_aux_loss=False, **multimodal):

@@ -2,8 +2,9 @@
 
 TRL 1.16 computes the outcome advantage of each completion in `_generate_and_score_completions`
 (ToolRL reward, normalised within the group as `grpo.scale_rewards` says) and its `_compute_loss`
-accepts advantages of shape (B, T) as well as (B,). So the subclass only overrides
-`_generate_and_score_completions`: after TRL has generated and scored, it
+accepts advantages of shape (B, T) as well as (B,). So the subclass only extends one generation pass
+(`_rollouts`, the shared-prefix trainer's wrapper of that method, which dynamic sampling's further
+passes also run): after TRL has generated and scored, it
 
 1. decodes each completion and finds its calls (`call_spans`),
 2. scores every call with the TRM (one batched pass),
@@ -55,8 +56,8 @@ class TrmGRPOTrainer(SharedPrefixGRPOTrainer):
         self.alpha = alpha
         self.call_advantage = call_advantage
 
-    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
-        out = super()._generate_and_score_completions(inputs)
+    def _rollouts(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        out = super()._rollouts(inputs)
         mode = "train" if self.model.training else "eval"
         # multi-turn rollouts (multiturn.rollouts.bfcl_rollout_func) hand TRL a `trajectory` per row,
         # which TRL merges into `inputs`
