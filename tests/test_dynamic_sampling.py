@@ -51,6 +51,35 @@ def test_silent_groups_are_read_from_the_advantages():
     assert ds.silent_groups(tokens, mask, 2) == [1]
 
 
+def test_a_tied_group_off_zero_by_rounding_is_silent():
+    # TRL's advantage of a tied group: (r - mean) / (std + 1e-4), where the mean of equal rewards can be one
+    # rounding step off r; the 1e-4 then makes |A| ~ 1e-3, equal on every row
+    from trl.trainer.utils import nanstd
+
+    r = torch.full((3,), 0.9)
+    adv = (r - r.mean()) / (nanstd(r) + 1e-4)
+    assert adv.abs().max() > 1e-6  # the case at hand: not 0
+    both = torch.cat([adv, torch.tensor([0.5, -0.25, -0.25])])
+    assert ds.silent_groups(both, torch.ones(6, 2), 3) == [0]
+
+
+def test_a_batch_whose_every_completion_is_masked_keeps_one_column():
+    # grpo.mask_truncated_completions can zero every row's completion mask; TRL's loss needs a width
+    b = _batch([[5], [5]], [[1, 2], [3, 4]], [0.0, 0.0])
+    b["completion_mask"] = torch.zeros_like(b["completion_mask"])
+    assert ds.trim(b)["completion_ids"].shape == (2, 1)
+
+
+def test_each_pass_metrics_fold_into_one_value_weighted_by_rows():
+    metrics = {"reward": [9.0, 1.0, 4.0], "completions/min_length": [3.0, 7.0], "completions/max_length": [5.0, 9.0],
+               "completions/mean_terminated_length": [2.0, float("nan")], "num_tokens": [100.0], "kl": [0.5]}
+    ds.fold_pass_metrics(metrics, {"reward": 1, "num_tokens": 1, "kl": 1}, rows=[8, 4])
+    assert metrics["reward"] == [9.0, pytest.approx((1.0 * 8 + 4.0 * 4) / 12)]  # the earlier step's value stays
+    assert metrics["completions/min_length"] == [3.0] and metrics["completions/max_length"] == [9.0]
+    assert metrics["completions/mean_terminated_length"] == [2.0]  # a mean, NaN left out
+    assert metrics["num_tokens"] == [100.0] and metrics["kl"] == [0.5]  # not one value per pass: untouched
+
+
 def test_groups_must_be_whole_and_together():
     b = _batch([[5, 6], [5, 6], [7], [7]], [[1], [2], [3], [4]], [0, 0, 1, -1])
     assert ds.group_rows(b["prompt_ids"], b["prompt_mask"], 2) == 2
@@ -153,7 +182,8 @@ def test_passes_are_bounded_and_off_is_one_pass(tiny_model_dir, tmp_path):
     assert out["completion_ids"].size(0) == 6  # nothing with signal to draw: the silent groups stay
     m = trainer._metrics["train"]
     assert m["dynamic_sampling/passes"] == [2.0] and m["dynamic_sampling/silent_kept"] == [1.0]
-    assert len(m["frac_reward_zero_std"]) == 3  # TRL logged the step's pass and the two further ones
+    # TRL logged the step's pass and the two further ones; folded into one value, every group silent
+    assert m["frac_reward_zero_std"] == [1.0] and len(m["reward"]) == 1
 
     off, data = _trainer(tiny_model_dir, tmp_path, 0, [("Weather in Paris?", "tie"), ("Weather in Rome?", "tie")])
     off._generate_and_score_completions([dict(data[i // 3]) for i in range(6)])

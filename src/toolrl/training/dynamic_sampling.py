@@ -10,13 +10,18 @@ training set (seeded by seed, step, pass and process), for at most k further pas
 silent after them stays. The step's batch keeps its size and its rows keep their layout, so the loss, the
 optimizer step and everything after generation are TRL's: only which groups make the batch changes.
 
-"Silent" is read from the advantages themselves (every |A| <= `SILENT` on the group's completion tokens), so
-grpo_trm's groups whose outcome rewards tie but whose calls the TRM scores apart keep their place. With
-`scale_rewards: batch`, each pass's groups keep the scale of their own pass.
+"Silent" is read from the advantages themselves: a group whose advantages on its completion tokens all
+agree (spread at most `SILENT`) has no signal, so grpo_trm's groups whose outcome rewards tie but whose calls
+the TRM scores apart keep their place. The spread, not the size, is the test because a tied group's
+advantage is (r - mean) / (std + 1e-4) in TRL: the group mean of equal rewards can be one rounding step off
+r, which the 1e-4 turns into |A| ~ 1e-3, the same value on every row. With `scale_rewards: batch`, each
+pass's groups keep the scale of their own pass.
 
-What a step logs about its rollouts (rewards, call statistics, TRL's `frac_reward_zero_std`) covers every
-generated group, the replaced ones too; `dynamic_sampling/*` says how many were silent in the step's first
-pass, how many were replaced, and how many silent ones the batch kept.
+What a step logs about its rollouts (rewards, call statistics, TRL's `frac_reward_zero_std`, grpo_trm's
+`trm/*`) covers every generated group, the replaced ones too: each pass appends one value per metric, which
+`fill` folds into one value weighted by the pass's rows (a mean; the least or the greatest for min and max
+metrics). `dynamic_sampling/*` says how many groups were silent in the step's first pass (comparable with a
+run without it), how many were replaced, and how many silent ones the batch kept.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Any
 
 import torch
 
-SILENT = 1e-6  # |advantage| at or below this is no signal (a tied group's (r - mean) can be a rounding error off 0)
+SILENT = 1e-6  # a group's advantages spread no wider than this carry no signal (see the module doc)
 PROMPT_KEYS = ("prompt_ids", "prompt_mask")  # left-padded; every other (rows, width) tensor is completion-aligned
 
 
@@ -53,13 +58,17 @@ def group_rows(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, group: int) 
 
 
 def silent_groups(advantages: torch.Tensor, completion_mask: torch.Tensor, group: int) -> list[int]:
-    """Indices of the groups whose every advantage is (numerically) 0: (rows,) advantages, or grpo_trm's
-    (rows, tokens) ones read on the completion tokens only."""
-    adv = advantages.abs()
+    """Indices of the groups whose advantages all agree (spread at most `SILENT`): (rows,) advantages, or
+    grpo_trm's (rows, tokens) ones read on the completion tokens only."""
+    adv = advantages.float()
     if adv.dim() == 2:
-        adv = (adv * completion_mask[:, :adv.size(1)]).amax(dim=1)
-    per_group = adv.view(-1, group).amax(dim=1)
-    return [g for g, a in enumerate(per_group.tolist()) if a <= SILENT]
+        used = completion_mask[:, :adv.size(1)].bool()
+        hi = adv.masked_fill(~used, float("-inf")).amax(dim=1)
+        lo = adv.masked_fill(~used, float("inf")).amin(dim=1)
+    else:
+        hi = lo = adv
+    spread = hi.view(-1, group).amax(dim=1) - lo.view(-1, group).amin(dim=1)  # no completion token: -inf, silent
+    return [g for g, a in enumerate(spread.tolist()) if not a > SILENT]
 
 
 def _pad(t: torch.Tensor, width: int, left: bool, value: float) -> torch.Tensor:
@@ -103,7 +112,9 @@ def replace_groups(batch: dict[str, Any], extra: dict[str, Any], pairs: list[tup
 def trim(batch: dict[str, Any], pad_to_multiple_of: int | None = None) -> dict[str, Any]:
     """Drop the padding columns no row uses: leading prompt columns, trailing completion columns."""
     def width(mask: torch.Tensor) -> int:
-        w = int(mask.sum(dim=1).max()) if mask.numel() else 0
+        # at least one column: with mask_truncated_completions every row's mask can be 0, and TRL's loss
+        # reads logits_to_keep from the completion width
+        w = max(int(mask.sum(dim=1).max()) if mask.numel() else 0, 1)
         m = pad_to_multiple_of or 1
         return min(mask.size(1), -(-w // m) * m)
 
@@ -129,12 +140,38 @@ def draw_inputs(dataset: Any, groups: int, group: int, seed: str) -> list[dict[s
     return [dict(dataset[i]) for i in picks for _ in range(group)]
 
 
-def fill(trainer: Any, batch: dict[str, Any], passes: int, rollouts: Callable[[list[dict[str, Any]]], dict[str, Any]]
-         ) -> dict[str, Any]:
-    """The step's scored `batch` with its silent groups replaced, through at most `passes` further passes of
-    `rollouts` (the trainer's one-pass generate-and-score). Logs `dynamic_sampling/*`."""
+def fold_pass_metrics(metrics: dict[str, list[float]], before: dict[str, int], rows: list[int]) -> None:
+    """Fold the values each of a step's generation passes appended to a metric into one, weighted by the
+    pass's rows: a metric's min or max stays the least or greatest, anything else becomes the row-weighted
+    mean (NaN values, e.g. a length over no terminated completion, left out). Metrics that did not get
+    exactly one value per pass are left as they are."""
+    for key, values in metrics.items():
+        start = before.get(key, 0)
+        if len(values) - start != len(rows) or len(rows) < 2:
+            continue
+        step = values[start:]
+        words = key.rsplit("/", 1)[-1].split("_")  # "min_length", "low_min", "max"; not "mean_terminated_length"
+        if "min" in words or "max" in words:
+            kept = [v for v in step if v == v]
+            folded = (min if "min" in words else max)(kept) if kept else float("nan")
+        else:
+            pairs = [(v, w) for v, w in zip(step, rows, strict=True) if v == v]
+            folded = sum(v * w for v, w in pairs) / sum(w for _, w in pairs) if pairs else float("nan")
+        del values[start:]
+        values.append(float(folded))
+
+
+def fill(trainer: Any, inputs: list[dict[str, Any]], passes: int,
+         rollouts: Callable[[list[dict[str, Any]]], dict[str, Any]]) -> dict[str, Any]:
+    """The step's batch: one pass of `rollouts` (the trainer's one-pass generate-and-score) over `inputs`,
+    its silent groups then replaced through at most `passes` further passes. Logs `dynamic_sampling/*` and
+    folds the passes' rollout metrics into one value each (`fold_pass_metrics`)."""
     acc = trainer.accelerator
     group = trainer.num_generations
+    metrics = trainer._metrics["train"]
+    before = {k: len(v) for k, v in metrics.items()}
+    batch = rollouts(inputs)
+    rows = [len(inputs)]
     groups = group_rows(batch["prompt_ids"], batch["prompt_mask"], group)
     silent = silent_groups(batch["advantages"], batch["completion_mask"], group)
     first, replaced, used = len(silent), 0, 0
@@ -145,6 +182,7 @@ def fill(trainer: Any, batch: dict[str, Any], passes: int, rollouts: Callable[[l
             break
         seed = f"{trainer.args.seed}/{trainer.state.global_step}/{n}/{acc.process_index}"
         extra = rollouts(draw_inputs(trainer.train_dataset, need, group, seed))
+        rows.append(need * group)
         dead = set(silent_groups(extra["advantages"], extra["completion_mask"], group))
         pairs = list(zip(silent, [g for g in range(need) if g not in dead], strict=False))  # as many as both have
         batch = replace_groups(batch, extra, pairs, group, trainer.processing_class.pad_token_id,
@@ -152,9 +190,9 @@ def fill(trainer: Any, batch: dict[str, Any], passes: int, rollouts: Callable[[l
         replaced += len(pairs)
         used = n
         silent = silent[len(pairs):]
+    fold_pass_metrics(metrics, before, rows)
     mask = batch["completion_mask"] * batch.get("tool_mask", 1)
     batch["num_items_in_batch"] = acc.gather(mask.sum()).sum()
-    metrics = trainer._metrics["train"]
     for key, value in {"dynamic_sampling/silent_first": first / groups, "dynamic_sampling/replaced": replaced / groups,
                        "dynamic_sampling/silent_kept": len(silent) / groups, "dynamic_sampling/passes": used}.items():
         metrics[key].append(float(acc.gather(torch.tensor([float(value)], device=acc.device)).mean()))

@@ -100,10 +100,9 @@ class SharedPrefixGRPOTrainer(GRPOTrainer):
         self._rollout_step = -1
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
-        batch = self._rollouts(inputs)
         if self.dynamic_sampling and self.model.training:
-            batch = dynamic_sampling.fill(self, batch, self.dynamic_sampling, self._rollouts)
-        return batch
+            return dynamic_sampling.fill(self, inputs, self.dynamic_sampling, self._rollouts)
+        return self._rollouts(inputs)
 
     def _rollouts(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         """One generation pass over `inputs`: TRL's generate, score and advantages. Subclasses extend this
