@@ -42,6 +42,20 @@ def test_a_clear_difference_is_called_with_its_size():
     assert f"[{100 * -reverse.high:.1f}, {100 * -reverse.low:.1f}]" in reverse.words()  # in the better's favour
 
 
+def test_an_interval_touching_0_calls_nothing_whatever_the_rounding():
+    # a real pair (a GRPO checkpoint against the final model, 2026-11-30): the upper bound is 0 exactly, but
+    # the mean over five categories once came out -2.8e-18 and the report called the difference
+    cases = {"simple_python": ("0100100001000011000101100111010111010001", "0110100001010011000101100111110111010001"),
+             "multiple": ("0101000100000000000000011000000000000010", "0101000100000000000010011000000000000010"),
+             "parallel": ("0000000000000000000000000000000010000000", "0001000000100000000000000000000010000000"),
+             "parallel_multiple": ("1" + "0" * 39, "1" + "0" * 39),
+             "irrelevance": ("0" * 18 + "1" + "0" * 21, "0" * 40)}
+    strata = {k: ([c == "1" for c in a], [c == "1" for c in b]) for k, (a, b) in cases.items()}
+    c = compare("checkpoint-50", "final", "bfcl/overall", strata)
+    assert c.diff == pytest.approx(-0.025) and c.low == pytest.approx(-0.05) and c.high == 0.0
+    assert not c.called and "no difference shown" in c.words() and "+0.0] points includes 0" in c.words()
+
+
 def test_one_case_of_twenty_is_noise():
     a = [True] * 11 + [False] * 9
     b = [True] * 10 + [False] * 10

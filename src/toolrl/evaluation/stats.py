@@ -66,7 +66,9 @@ def paired_bootstrap(strata: Strata, resamples: int = BOOTSTRAP_RESAMPLES, seed:
     draws = np.mean([d[rng.integers(0, len(d), size=(resamples, len(d)))].mean(axis=1) for d in diffs], axis=0)
     tail = (1 - level) / 2
     low, high = np.quantile(draws, [tail, 1 - tail])
-    return estimate, float(low), float(high)
+    # A mean over strata of case means lands a bound that is 0 in exact arithmetic some 1e-18 off it, which
+    # would call a difference whose interval touches 0; no real difference is that small (1 case in 10^6).
+    return tuple(round(float(x), 12) + 0.0 for x in (estimate, low, high))
 
 
 def min_detectable_difference(n: int, discordance: float, alpha: float = 0.05, power: float = 0.8) -> float | None:
