@@ -364,3 +364,34 @@ def test_a_disk_too_small_for_the_checkpoints_stops_the_run_before_it_starts(tmp
         checkpoints.ensure_disk_space(tmp_path / "models" / "sft", init, 2, "sft")  # not made yet: its parent is
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 8000, 8000))
     checkpoints.ensure_disk_space(tmp_path / "models" / "sft", init, 2, "sft")
+
+
+def test_windows_tables_means_over_steps_side_by_side_and_explains_bad_input(tmp_path, mlflow_uri):
+    """The table a reading of a run rests on: window means by step number, runs side by side, a column a
+    run did not log shown as "-", from a CSV and from MLflow alike."""
+    from mlflow.tracking import MlflowClient
+    from typer.testing import CliRunner
+
+    from toolrl.cli import _register_subcommands, app
+    from toolrl.training.publish import window_means
+
+    assert window_means([(1, 1.0), (2, 0.0), (3, 0.5), (5, 1.0)], 2) == {(1, 2): 0.5, (3, 3): 0.5, (5, 5): 1.0}
+    _register_subcommands()
+    a = tmp_path / "a.csv"
+    a.write_text("step,reward,dynamic_sampling/passes\n1,0.5,1\n2,0.7,0\n3,0.9,2\n")
+    client = MlflowClient(mlflow_uri)
+    run = client.create_run(client.create_experiment("plain"))
+    for step, value in [(3, 0.3), (1, 0.1), (2, 0.2)]:
+        client.log_metric(run.info.run_id, "reward", value, step=step)
+    args = ["train", "windows", "--run", f"ds={a}", "--run", f"plain=mlflow:{run.info.run_id}", "--size", "2",
+            "--tracking-uri", mlflow_uri, "--column", "reward", "--column", "dynamic_sampling/passes"]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    assert done.output.splitlines() == [
+        "| run | steps | reward | dynamic_sampling/passes |", "|---|---|---|---|",
+        "| ds | 1-2 | 0.600 | 0.500 |", "| ds | 3-3 | 0.900 | 2.000 |",
+        "| plain | 1-2 | 0.150 | - |", "| plain | 3-3 | 0.300 | - |"]
+    nowhere = CliRunner().invoke(app, [*args[:4], "--column", "nope"])
+    assert nowhere.exit_code != 0 and "no run has values in column(s) 'nope'" in str(nowhere.exception)
+    twice = CliRunner().invoke(app, ["train", "windows", "--run", f"x={a}", "--run", f"x={a}"])
+    assert twice.exit_code != 0 and "given twice" in str(twice.exception)

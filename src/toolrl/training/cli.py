@@ -4,6 +4,7 @@ Without `<stage>.launch.accelerate_config` the stage trains in this process (CPU
 the command runs `accelerate launch ... -m toolrl.training.launch <stage> ...` and waits for it.
 `--dry-run` validates the configuration (down to TRL's config object) and prints the exact commands
 without running anything. A stopped run started again resumes from its last checkpoint.
+`compare` plots one column of several runs; `windows` tables their means over windows of steps.
 """
 
 from __future__ import annotations
@@ -35,32 +36,63 @@ def grpo(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None, fresh: Fr
     _train("grpo", params, set_ or [], fresh, dry_run)
 
 
+RunOpt = Annotated[list[str], typer.Option("--run", help="LABEL=CSV or LABEL=mlflow:RUN_ID: a stage's per-step "
+                                                           "CSV, or an MLflow run's metric history (repeat)")]
+TrackingUriOpt = Annotated[str | None, typer.Option(help="MLflow store of mlflow: runs (default: MLFLOW_TRACKING_URI)")]
+
+
 @app.command("compare")
 def compare(
-    run: Annotated[list[str], typer.Option("--run", help="LABEL=CSV or LABEL=mlflow:RUN_ID: a stage's per-step "
-                                                        "CSV, or an MLflow run's metric history (repeat)")],
+    run: RunOpt,
     column: Annotated[str, typer.Option(help="the CSV column / metric to plot, e.g. reward, tool_calls/mean_calls")],
     out: Annotated[Path, typer.Option(help="PNG to write")],
     title: Annotated[str, typer.Option()] = "",
     window: Annotated[int, typer.Option(min=1, help="running mean over this many steps")] = 1,
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow store of mlflow: runs (default: MLFLOW_TRACKING_URI)")] = None,
+    tracking_uri: TrackingUriOpt = None,
 ) -> None:
     """Plot one column of several runs side by side (e.g. GRPO vs GRPO+TRM call counts, or the grid's
     experiments from MLflow)."""
-    from toolrl.training.publish import MLFLOW_SOURCE, plot_runs
+    from toolrl.training.publish import plot_runs
+
+    try:
+        png = plot_runs(_runs(run), column, out, title or column, window, tracking_uri)
+    except (ValueError, KeyError) as exc:
+        raise UserError(str(exc)) from None
+    console.print(f"wrote {png}")
+
+
+@app.command("windows")
+def windows(
+    run: RunOpt,
+    column: Annotated[list[str] | None, typer.Option(help="a CSV column / metric (repeat); default: reward, "
+                                                          "correctness, calls, zero-variance groups, entropy, KL")] = None,
+    size: Annotated[int, typer.Option(min=1, help="steps in a window")] = 25,
+    tracking_uri: TrackingUriOpt = None,
+) -> None:
+    """Means over windows of steps of a run, or of several side by side, as a markdown table (for
+    docs/RESULTS.md): the evidence that reading a run rests on, e.g. GRPO with and without dynamic sampling."""
+    from toolrl.training.publish import WINDOW_COLUMNS, windows_table
+
+    try:
+        typer.echo(windows_table(_runs(run), column or list(WINDOW_COLUMNS), size, tracking_uri))
+    except (ValueError, KeyError) as exc:
+        raise UserError(str(exc)) from None
+
+
+def _runs(items: list[str]) -> dict[str, str]:
+    """`--run LABEL=CSV|LABEL=mlflow:RUN_ID` options as {label: source}, each source checked."""
+    from toolrl.training.publish import MLFLOW_SOURCE
 
     runs: dict[str, str] = {}
-    for item in run:
+    for item in items:
         label, sep, source = item.partition("=")
         if not sep or not label or not (source.startswith(MLFLOW_SOURCE) or Path(source).is_file()):
             raise UserError(f"--run {item!r}: give LABEL=CSV with an existing CSV file (e.g. grpo=reports/plots/grpo_rewards.csv) "
                             "or LABEL=mlflow:RUN_ID")
+        if label in runs:
+            raise UserError(f"--run {item!r}: the label {label!r} is given twice; give each run its own label")
         runs[label] = source
-    try:
-        png = plot_runs(runs, column, out, title or column, window, tracking_uri)
-    except (ValueError, KeyError) as exc:
-        raise UserError(str(exc)) from None
-    console.print(f"wrote {png}")
+    return runs
 
 
 def _train(stage: str, params_path: Path, overrides: list[str], fresh: bool, dry_run: bool) -> None:

@@ -120,6 +120,14 @@ def plot_columns(csv_path: str | Path, png_path: str | Path, columns: list[str],
 
 
 MLFLOW_SOURCE = "mlflow:"
+# What a reading of a GRPO run rests on (docs/RESULTS.md): is it learning, is it calling, how many
+# groups carry no signal, is it still exploring, how far has it moved.
+WINDOW_COLUMNS = ("reward", "rewards/correctness_reward/mean", "tool_calls/mean_calls", "frac_reward_zero_std",
+                  "entropy", "kl")
+
+
+class MissingColumn(ValueError):
+    """A run has no values in the asked column (its other errors are plain ValueErrors)."""
 
 
 def run_points(source: str | Path, column: str, tracking_uri: str | None = None) -> list[tuple[float, float]]:
@@ -140,8 +148,45 @@ def run_points(source: str | Path, column: str, tracking_uri: str | None = None)
     else:
         pts = [(float(r["step"]), float(r[column])) for r in read_csv(source) if r.get(column) not in (None, "")]
     if not pts:
-        raise ValueError(f"{source} has no values in column {column!r}")
+        raise MissingColumn(f"{source} has no values in column {column!r}")
     return pts
+
+
+def window_means(points: list[tuple[float, float]], size: int) -> dict[tuple[int, int], float]:
+    """Mean of (step, value) points over steps 1..size, size+1..2*size, ...: {(first, last step): mean}.
+    Windows are cut by step number, so runs with the same size line up row by row; a run's last window
+    ends at its last step."""
+    groups: dict[int, list[tuple[float, float]]] = {}
+    for step, value in points:
+        groups.setdefault(int(step - 1) // size, []).append((step, value))
+    return {(k * size + 1, int(max(s for s, _ in pts))): sum(v for _, v in pts) / len(pts)
+            for k, pts in sorted(groups.items())}
+
+
+def windows_table(runs: dict[str, str | Path], columns: list[str], size: int,
+                  tracking_uri: str | None = None) -> str:
+    """Markdown: a row per run and window of `size` steps, each column's mean there ("-" where the run
+    did not log it, as a run without dynamic sampling has no `dynamic_sampling/*`)."""
+    table: dict[str, dict[tuple[int, int], dict[str, float]]] = {}
+    logged: set[str] = set()
+    for label, source in runs.items():
+        rows = table.setdefault(label, {})
+        for column in columns:
+            try:
+                means = window_means(run_points(source, column, tracking_uri), size)
+            except MissingColumn:
+                continue
+            logged.add(column)
+            for window, mean in means.items():
+                rows.setdefault(window, {})[column] = mean
+    if missing := [c for c in columns if c not in logged]:
+        raise MissingColumn(f"no run has values in column(s) {', '.join(map(repr, missing))}")
+    lines = ["| run | steps | " + " | ".join(columns) + " |", "|---" * (len(columns) + 2) + "|"]
+    for label, rows in table.items():
+        for (first, last), values in sorted(rows.items()):
+            cells = [f"{values[c]:.3f}" if c in values else "-" for c in columns]
+            lines.append(f"| {label} | {first}-{last} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def plot_runs(runs: dict[str, str | Path], column: str, png_path: str | Path, title: str,
