@@ -124,8 +124,9 @@ def test_grpo_runs_on_the_reward_library_and_reports_each_component(tmp_path, ti
     rows = read_csv(params.grpo.plots_file)
     assert [int(r["step"]) for r in rows] == [1, 2, 3]
     for col in ("reward", "reward_std", "rewards/format_reward/mean", "rewards/correctness_reward/std",
-                "completions/mean_length", "tool_calls/parseable_call_share", "tool_calls/mean_calls"):
+                "completions/mean_length", "tool_calls/parseable_call_share", "tool_calls/mean_calls", "step_time"):
         assert col in rows[0], col
+    assert all(float(r["step_time"]) > 0 for r in rows)  # windows of it give a run's cost by phase
 
     client = _client(mlflow_uri)
     assert [m.step for m in client.get_metric_history(result.run_id, "grpo/rewards/format_reward/mean")] == [1, 2, 3]

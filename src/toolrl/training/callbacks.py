@@ -35,7 +35,7 @@ KEEP = {
     "sft": ("loss", "learning_rate", "grad_norm", "mean_token_accuracy", "entropy", "num_tokens"),
     "grpo": ("loss", "learning_rate", "grad_norm", "reward", "reward_std", "rewards/", "completions/mean_length",
              "completions/clipped_ratio", "tool_calls/", "multi_turn/", "kl", "entropy", "clip_ratio/region_mean",
-             "frac_reward_zero_std", "dynamic_sampling/"),
+             "frac_reward_zero_std", "dynamic_sampling/", "step_time"),  # TRL's step wall time, generation included
 }
 # The TRM stages (toolrl.trm): the classifier's training and validation curves; GRPO's keys plus the
 # TRM's call statistics and scores for TRM-guided GRPO.
