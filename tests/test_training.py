@@ -378,7 +378,7 @@ def test_windows_tables_means_over_steps_side_by_side_and_explains_bad_input(tmp
     assert window_means([(1, 1.0), (2, 0.0), (3, 0.5), (5, 1.0)], 2) == {(1, 2): 0.5, (3, 3): 0.5, (5, 5): 1.0}
     _register_subcommands()
     a = tmp_path / "a.csv"
-    a.write_text("step,reward,dynamic_sampling/passes\n1,0.5,1\n2,0.7,0\n3,0.9,2\n")
+    a.write_text("step,reward,dynamic_sampling/passes\n1,0.5,1\n2,0.7,\n3,0.9,2\n")  # a column without step 2
     client = MlflowClient(mlflow_uri)
     run = client.create_run(client.create_experiment("plain"))
     for step, value in [(3, 0.3), (1, 0.1), (2, 0.2)]:
@@ -389,7 +389,7 @@ def test_windows_tables_means_over_steps_side_by_side_and_explains_bad_input(tmp
     assert done.exit_code == 0, done.output
     assert done.output.splitlines() == [
         "| run | steps | reward | dynamic_sampling/passes |", "|---|---|---|---|",
-        "| ds | 1-2 | 0.600 | 0.500 |", "| ds | 3-3 | 0.900 | 2.000 |",
+        "| ds | 1-2 | 0.600 | 1.000 |", "| ds | 3-3 | 0.900 | 2.000 |",
         "| plain | 1-2 | 0.150 | - |", "| plain | 3-3 | 0.300 | - |"]
     nowhere = CliRunner().invoke(app, [*args[:4], "--column", "nope"])
     assert nowhere.exit_code != 0 and "no run has values in column(s) 'nope'" in str(nowhere.exception)

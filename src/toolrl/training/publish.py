@@ -167,7 +167,9 @@ def windows_table(runs: dict[str, str | Path], columns: list[str], size: int,
                   tracking_uri: str | None = None) -> str:
     """Markdown: a row per run and window of `size` steps, each column's mean there ("-" where the run
     did not log it, as a run without dynamic sampling has no `dynamic_sampling/*`)."""
-    table: dict[str, dict[tuple[int, int], dict[str, float]]] = {}
+    # run -> window's first step -> column -> (window's last logged step, mean); a window's row spans
+    # the last step any of its columns logged (a sparse column does not split it)
+    table: dict[str, dict[int, dict[str, tuple[int, float]]]] = {}
     logged: set[str] = set()
     for label, source in runs.items():
         rows = table.setdefault(label, {})
@@ -177,14 +179,15 @@ def windows_table(runs: dict[str, str | Path], columns: list[str], size: int,
             except MissingColumn:
                 continue
             logged.add(column)
-            for window, mean in means.items():
-                rows.setdefault(window, {})[column] = mean
+            for (first, last), mean in means.items():
+                rows.setdefault(first, {})[column] = (last, mean)
     if missing := [c for c in columns if c not in logged]:
         raise MissingColumn(f"no run has values in column(s) {', '.join(map(repr, missing))}")
     lines = ["| run | steps | " + " | ".join(columns) + " |", "|---" * (len(columns) + 2) + "|"]
     for label, rows in table.items():
-        for (first, last), values in sorted(rows.items()):
-            cells = [f"{values[c]:.3f}" if c in values else "-" for c in columns]
+        for first, values in sorted(rows.items()):
+            last = max(end for end, _ in values.values())
+            cells = [f"{values[c][1]:.3f}" if c in values else "-" for c in columns]
             lines.append(f"| {label} | {first}-{last} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
