@@ -391,7 +391,9 @@ def test_windows_tables_means_over_steps_side_by_side_and_explains_bad_input(tmp
         "| run | steps | reward | dynamic_sampling/passes |", "|---|---|---|---|",
         "| ds | 1-2 | 0.600 | 1.000 |", "| ds | 3-3 | 0.900 | 2.000 |",
         "| plain | 1-2 | 0.150 | - |", "| plain | 3-3 | 0.300 | - |"]
-    nowhere = CliRunner().invoke(app, [*args[:4], "--column", "nope"])
+    nowhere = CliRunner().invoke(app, [*args[:4], "--column", "reward", "--column", "nope"])
     assert nowhere.exit_code != 0 and "no run has values in column(s) 'nope'" in str(nowhere.exception)
+    only_ds = CliRunner().invoke(app, [*args[:-4], "--column", "dynamic_sampling/passes"])
+    assert only_ds.exit_code != 0 and "run 'plain'" in str(only_ds.exception)
     twice = CliRunner().invoke(app, ["train", "windows", "--run", f"x={a}", "--run", f"x={a}"])
     assert twice.exit_code != 0 and "given twice" in str(twice.exception)

@@ -181,6 +181,8 @@ def windows_table(runs: dict[str, str | Path], columns: list[str], size: int,
             logged.add(column)
             for (first, last), mean in means.items():
                 rows.setdefault(first, {})[column] = (last, mean)
+        if not rows:  # a row of dashes would say nothing, and leaving the run out would hide it
+            raise MissingColumn(f"run {label!r} ({source}) has no values in any of the columns {', '.join(map(repr, columns))}")
     if missing := [c for c in columns if c not in logged]:
         raise MissingColumn(f"no run has values in column(s) {', '.join(map(repr, missing))}")
     lines = ["| run | steps | " + " | ".join(columns) + " |", "|---" * (len(columns) + 2) + "|"]
