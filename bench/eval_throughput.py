@@ -2,11 +2,11 @@
 completions agree with the reference backend (`hf`, transformers' `generate`).
 
     .venv/bin/python bench/eval_throughput.py --model base --categories simple_python,irrelevance \
-        --limit 8 --backends hf,ort --batch-sizes 8 [--max-new-tokens 192] [--threads 1]
+        --limit 8 --backends hf,vllm --batch-sizes 8 [--max-new-tokens 192] [--threads 1]
 
 Runs the evaluation runner itself (prompt rendering, batched greedy generation, grading) with a fresh
-completion cache per row, so every case is generated; loading the model (and, for `ort`, exporting it
-once) is timed apart and not in the rate. Prints a markdown table: backend, batch size, cases/s,
+completion cache per row, so every case is generated; loading the model (an engine's own export
+included) is timed apart and not in the rate. Prints a markdown table: backend, batch size, cases/s,
 completion tokens/s, seconds, load seconds, correct, and the share of cases whose completion is
 character for character the first backend's at the same batch size. Rows alternate backends, so
 ratios are measured side by side.

@@ -6,11 +6,6 @@
   batched `model.generate` with left padding (tests/test_decode.py), which it falls back to for a model
   the loop does not cover (`decode.supported`). Prompts are sorted by length so a batch holds prompts
   of similar length, and put back in order after.
-- `OrtGenerator` (CPU, `evaluate.backend: ort`): onnxruntime-genai's own decode loop on the model
-  exported once by its model builder (`onnx_export`, cached per model content), fp32, the same token ids
-  as the hf backend in right-padded batches (what onnxruntime-genai expects: it masks the pad token and
-  places each row's new tokens after its own prompt). Its greedy tokens are `generate`'s
-  (tests/test_eval_ort.py); docs/BENCHMARKS.md has its speed and agreement on BFCL.
 - `VllmGenerator` (GPU, `evaluate.backend: vllm`): the same prompts, tokenized by the same tokenizer
   and chat template, handed to `vllm.LLM.generate` as token ids with greedy `SamplingParams`. vLLM is
   imported only when this backend is chosen.
@@ -21,7 +16,6 @@ prompt added), and return the completion text only.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -47,8 +41,6 @@ def settings(ev: EvaluateParams) -> dict[str, Any]:
     out: dict[str, Any] = {"backend": ev.backend, "max_new_tokens": ev.max_new_tokens, "decoding": "greedy"}
     if ev.backend == "hf":
         out["dtype"] = resolve_dtype(ev.dtype)
-    elif ev.backend == "ort":
-        out["dtype"] = "float32"
     else:
         out["dtype"] = ev.vllm.dtype
         out["max_model_len"] = ev.vllm.max_model_len
@@ -128,66 +120,6 @@ class HFGenerator:
         del self.model
 
 
-class OrtGenerator:
-    """onnxruntime-genai on CPU: greedy, fp32, batches of `batch_size` prompts of similar length."""
-
-    def __init__(self, folder: str | Path, ev: EvaluateParams):
-        try:
-            import onnxruntime_genai as og
-        except ImportError:
-            raise ConfigError("evaluate.backend=ort needs onnxruntime-genai (a project dependency: run "
-                              "`bash infra/bootstrap.sh`), or set evaluate.backend=hf") from None
-        from transformers import AutoTokenizer
-
-        from toolrl.evaluation.onnx_export import exported
-
-        onnx_dir = exported(folder, ev.cache_dir)
-        config = og.Config(str(onnx_dir))
-        if ev.threads:
-            config.overlay(json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": ev.threads}}}}))
-        self._og = og
-        self.model = og.Model(config)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        self.batch_size = ev.batch_size
-        self.max_new_tokens = ev.max_new_tokens
-        self.stop_ids = set(_stop_ids(self.tokenizer))
-        self.pad_id = json.loads((onnx_dir / "genai_config.json").read_text())["model"]["pad_token_id"]
-
-    def generate(self, prompts: list[list[dict[str, str]]], on_done: OnDone | None = None) -> list[str]:
-        import numpy as np
-
-        texts = [self.tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in prompts]
-        token_ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-        for ids in token_ids:
-            if self.pad_id in ids:  # onnxruntime-genai masks every pad-token id, the prompt's own too
-                raise ConfigError(f"a prompt holds token {self.pad_id}, the model's pad token, which onnxruntime-genai "
-                                  "masks out of attention: set evaluate.backend=hf for this model")
-        order = sorted(range(len(texts)), key=lambda i: -len(token_ids[i]))
-        out: list[str] = [""] * len(texts)
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
-            width = max(len(token_ids[i]) for i in batch)
-            ids = np.full((len(batch), width), self.pad_id, dtype=np.int32)
-            for row, i in enumerate(batch):
-                ids[row, : len(token_ids[i])] = token_ids[i]
-            params = self._og.GeneratorParams(self.model)
-            params.set_search_options(max_length=width + self.max_new_tokens, do_sample=False, batch_size=len(batch))
-            generator = self._og.Generator(self.model, params)
-            generator.append_tokens(ids)
-            while not generator.is_done():
-                generator.generate_next_token()
-            for row, i in enumerate(batch):
-                new = list(generator.get_sequence(row))[width:]
-                end = next((k for k, t in enumerate(new) if t in self.stop_ids), len(new))
-                out[i] = _cut_at_end_of_turn(self.tokenizer.decode(new[:end], skip_special_tokens=True))
-            if on_done:
-                on_done(batch, [out[i] for i in batch])
-        return out
-
-    def close(self) -> None:
-        del self.model
-
-
 class VllmGenerator:
     """vLLM offline inference (GPU). Not exercised on the CPU machines the project is developed on."""
 
@@ -238,6 +170,4 @@ class VllmGenerator:
 def make_generator(folder: str | Path, ev: EvaluateParams) -> Generator:
     if ev.backend == "vllm":
         return VllmGenerator(folder, ev)
-    if ev.backend == "ort":
-        return OrtGenerator(folder, ev)
     return HFGenerator(folder, ev.batch_size, ev.max_new_tokens, resolve_dtype(ev.dtype), ev.threads)

@@ -78,16 +78,13 @@ class EvaluateParams(Section):
             "bfcl_multi_turn: the multi_turn_* categories of bfcl_categories."))
     batch_size: int = Field(default=8, ge=1)
     max_new_tokens: int = Field(default=192, ge=8)
-    backend: Literal["hf", "ort", "vllm"] = Field(default="hf", description=(
-        "hf: transformers weights with toolrl.decode's loop (the reference); ort: onnxruntime-genai on CPU, the "
-        "model exported once per content (docs/BENCHMARKS.md); vllm: GPU."))
+    backend: Literal["hf", "vllm"] = "hf"
     dtype: DtypeSetting = Field(default="auto", description=(
         "hf backend weights; auto: bfloat16 where the hardware has fast bf16 (3x faster prefill on an AMX "
         "CPU, docs/BENCHMARKS.md), else float32."))
     threads: int | None = Field(default=None, ge=1, description=(
-        "CPU threads of the hf backend (torch.set_num_threads) and of the ort backend (onnxruntime's intra-op "
-        "threads); None: their default (one per core). On a shared, oversubscribed machine 1 thread can be several "
-        "times faster (docs/BENCHMARKS.md)."))
+        "CPU threads of the hf backend (torch.set_num_threads); None: torch's default (one per core). On a "
+        "shared, oversubscribed machine 1 thread can be several times faster (docs/BENCHMARKS.md)."))
     vllm: EvaluateVllmParams = Field(default_factory=EvaluateVllmParams)
     multi_turn: EvaluateMultiTurnParams = Field(default_factory=EvaluateMultiTurnParams, description=(
         "BFCL multi_turn_* categories: the model runs each conversation (hf weights, greedy, whatever `backend`)."))
