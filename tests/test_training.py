@@ -15,7 +15,16 @@ from toolrl import formats
 from toolrl.config import ConfigError, GrpoParams, validate
 from toolrl.training import checkpoints, launch
 from toolrl.training.callbacks import MetricsCsv, RewardRecorder, call_stats
-from toolrl.training.data import TrainingError, check_sft_lengths, load_view, read_records, to_dataset
+from toolrl.training.data import (
+    TrainingError,
+    check_sft_lengths,
+    is_no_call,
+    load_view,
+    no_call_mix,
+    read_records,
+    to_dataset,
+)
+from toolrl.training.grpo import rl_records
 
 # ---------------------------------------------------------------- data views
 
@@ -63,6 +72,47 @@ def test_rl_view_needs_a_string_ground_truth_and_json_lines(tmp_path):
 def test_missing_split_says_how_to_make_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="toolrl data curate"):
         load_view(tmp_path, "train", "sft")
+
+
+def test_no_call_mix_repeats_or_thins_the_no_call_records_to_the_share():
+    records = [record(i) for i in range(12)]  # every third one is a no-call record: 8 call, 4 no-call
+    calls = [r for r in records if not is_no_call(r)]
+    for share, n_no_call in ((0.5, 8), (0.6, 12), (0.55, 10), (0.2, 2), (0.0, 0), (1 / 3, 4)):
+        mixed, before, after = no_call_mix(records, share, seed=0)
+        assert (before, after) == (4, n_no_call) and len(mixed) == 8 + n_no_call
+        assert [r for r in mixed if not is_no_call(r)] == calls  # call records untouched, in order
+        assert sum(is_no_call(r) for r in mixed) == n_no_call
+        assert len({r["id"] for r in mixed}) == len(mixed)  # a repeat is named as one
+    mixed, _, _ = no_call_mix(records, 0.55, seed=0)  # 2 whole copies, then 2 of the 4 drawn by the seed
+    drawn = [r["id"] for r in mixed if r["id"].endswith("#r2")]
+    assert len(drawn) == 2 and drawn == [r["id"] for r in no_call_mix(records, 0.55, seed=0)[0] if r["id"].endswith("#r2")]
+    assert {r["id"].split("#")[0] for r in mixed if is_no_call(r)} == {r["id"] for r in records if is_no_call(r)}
+    assert len({tuple(r["id"] for r in no_call_mix(records, 0.2, seed=s)[0][8:]) for s in range(20)}) > 1  # seeds differ
+
+
+def test_no_call_mix_explains_what_it_cannot_do():
+    calls_only = [record(i) for i in (0, 1, 3, 4)]
+    with pytest.raises(TrainingError, match="has none: curate some"):
+        no_call_mix(calls_only, 0.5, seed=0)
+    assert no_call_mix(calls_only, 0.0, seed=0)[0] == calls_only
+    with pytest.raises(TrainingError, match="every training record is a no-call record"):
+        no_call_mix([record(2), record(5)], 0.5, seed=0)
+    with pytest.raises(TrainingError, match="no 'target' object"):
+        no_call_mix([{"id": "x", "prompt": []}], 0.5, seed=0)
+
+
+def test_grpo_reads_the_curated_mix_or_the_share_it_is_given(tmp_path, tiny_model_dir, mlflow_uri):
+    said: list[str] = []
+    params = tiny_params(tmp_path, tiny_model_dir, mlflow_uri)
+    assert [r["id"] for r in rl_records(params, params.grpo, said.append)] == [f"fx-{i}" for i in range(12)] and not said
+    params = tiny_params(tmp_path, tiny_model_dir, mlflow_uri, ["grpo.no_call_share=0.5", "grpo.train_limit=6"])
+    records = rl_records(params, params.grpo, said.append)  # the first 6: 4 call, 2 no-call -> 4 no-call
+    assert len(records) == 8 and sum(is_no_call(r) for r in records) == 4
+    assert said == ["grpo.no_call_share=0.5: 4 no-call prompts of 8 (the curated set had 2 of 6)"]
+    with pytest.raises(ConfigError, match="set it to null with task: multi_turn"):
+        validate({"grpo": {"task": "multi_turn", "no_call_share": 0.5}})
+    with pytest.raises(ConfigError, match="no_call_share"):
+        validate({"grpo": {"no_call_share": 1.0}})
 
 
 def test_prompts_longer_than_max_length_fail_instead_of_being_dropped(tiny_model_dir):

@@ -140,6 +140,13 @@ class GrpoParams(TrainCommon):
         "without signal (every advantage 0: all completions rewarded alike) by groups with signal; the batch "
         "keeps its size. Each pass costs a generation and scoring of the groups it replaces. 0: off (TRL's "
         "sampling; 28-44 % of groups were without signal in the 100-step runs, docs/RESULTS.md)."))
+    no_call_share: float | None = Field(default=None, ge=0, lt=1, description=(
+        "Share of GRPO's prompts whose ground truth has no call (abstain prompts), set apart from the "
+        "curated set's (data.max_no_call_share, which SFT sees too): the training set's no-call records are "
+        "repeated, or thinned, by grpo.seed until they make up this share. Each group of a call prompt in "
+        "which some completions abstain pushes abstaining down; only no-call prompts push it up, and at the "
+        "curated 0.25 every GRPO run lost the SFT's abstaining on BFCL irrelevance (docs/RESULTS.md). "
+        "single_turn only. None: the curated mix as it is."))
     reward: RewardParams = Field(default_factory=RewardParams)
     vllm: VllmParams = Field(default_factory=VllmParams)
     sample_every: int = Field(default=10, ge=1, description="log sample completions every N steps")
@@ -166,4 +173,11 @@ class GrpoParams(TrainCommon):
                 f"per_device_train_batch_size x gradient_accumulation_steps x launch.num_processes = {batch} "
                 f"completions per step is not a multiple of num_generations = {self.num_generations}: change one "
                 "of them (e.g. per_device_train_batch_size to a multiple of num_generations)")
+        return self
+
+    @model_validator(mode="after")
+    def _no_call_share_single_turn(self) -> GrpoParams:
+        if self.no_call_share is not None and self.task != "single_turn":
+            raise ValueError("grpo.no_call_share mixes the curated single-turn prompts; multi-turn scenarios have "
+                             "no such mix: set it to null with task: multi_turn")
         return self

@@ -103,6 +103,37 @@ def load_view(data_dir: str | Path, split: str, view: View, limit: int | None = 
     return to_dataset(read_records(split_path(data_dir, split), view, limit), view)
 
 
+def is_no_call(record: dict[str, Any]) -> bool:
+    """Whether a curated record's target has no tool call (the model should answer directly)."""
+    target = record.get("target")
+    if not isinstance(target, dict):
+        raise TrainingError(f"record {record.get('id')!r} has no 'target' object, which the no-call mix reads: "
+                            "re-run `toolrl data curate`")
+    return not target.get("calls")
+
+
+def no_call_mix(records: list[dict[str, Any]], share: float, seed: int) -> tuple[list[dict[str, Any]], int, int]:
+    """`records` with their no-call records repeated (whole copies, then a seeded sample of the rest) or
+    thinned (a seeded sample) until they are `share` of the result, call records kept as they are; a
+    repeat's id gets `#r<k>`. Returns (records, no-call records before, no-call records after)."""
+    import random
+
+    calls = [r for r in records if not is_no_call(r)]
+    no_call = [r for r in records if is_no_call(r)]
+    if not calls:
+        raise TrainingError("every training record is a no-call record, so no share of them can be set: "
+                            "curate data with tool calls, or set grpo.no_call_share to null")
+    want = round(share * len(calls) / (1 - share))
+    if want and not no_call:
+        raise TrainingError(f"grpo.no_call_share={share} asks for no-call prompts, but the training set has none: "
+                            "curate some (BFCL live irrelevance, data.mismatch_no_call) or set it to null")
+    rng = random.Random(seed)
+    whole, rest = divmod(want, len(no_call)) if no_call else (0, 0)
+    mixed = [dict(r, id=f"{r.get('id')}#r{k}") if k else r for k in range(whole) for r in no_call]
+    mixed += [dict(r, id=f"{r.get('id')}#r{whole}") if whole else r for r in rng.sample(no_call, rest)]
+    return calls + mixed, len(no_call), len(mixed)
+
+
 MULTI_TURN_DIR = "multi_turn"  # toolrl.data.curate writes the bfcl_multi_turn records there
 MULTI_TURN_FIX = "add {name: bfcl_multi_turn} to data.sources and rerun curate (`toolrl data curate`)"
 

@@ -33,10 +33,12 @@ from toolrl.training.callbacks import RewardRecorder, StageCallback
 from toolrl.training.data import (
     MULTI_TURN_FIX,
     TrainingError,
-    load_view,
     multi_turn_path,
+    no_call_mix,
     read_multi_turn,
+    read_records,
     split_path,
+    to_dataset,
 )
 
 STAGE = "grpo"
@@ -149,6 +151,18 @@ class MultiTurnTask:
         return scorer.outcome_range.max if scorer.reward.outcome else None
 
 
+def rl_records(params: Params, sec: GrpoParams, say: Callable[[str], None]) -> list[dict[str, Any]]:
+    """GRPO's single-turn prompts: the curated training records (the first grpo.train_limit), their no-call
+    share set to grpo.no_call_share where it is given."""
+    records = read_records(split_path(params.data.output_dir, "train"), "rl", sec.train_limit)
+    if sec.no_call_share is None:
+        return records
+    mixed, before, after = no_call_mix(records, sec.no_call_share, sec.seed)
+    say(f"grpo.no_call_share={sec.no_call_share}: {after} no-call prompts of {len(mixed)} "
+        f"(the curated set had {before} of {len(records)})")
+    return mixed
+
+
 def run_grpo(params: Params, fresh: bool = False, say: Callable[[str], None] = print, *, name: str = STAGE,
              section: GrpoParams | None = None, trainer_cls: type | None = None,
              trainer_kwargs: dict[str, Any] | None = None,
@@ -179,7 +193,7 @@ def run_grpo(params: Params, fresh: bool = False, say: Callable[[str], None] = p
         if task:
             data = task.trainer_kwargs(tokenizer)
         else:
-            data = {"train_dataset": load_view(params.data.output_dir, "train", "rl", sec.train_limit),
+            data = {"train_dataset": to_dataset(rl_records(params, sec, say), "rl"),
                     "reward_funcs": reward_functions(sec.reward)}
         data["reward_funcs"] = recorder.wrap(data["reward_funcs"])
         args = GRPOConfig(**config_kwargs(params, state, sec, name))
