@@ -14,7 +14,7 @@ from training_fixtures import TOOLS, record, tiny_params, write_curated
 from toolrl import formats
 from toolrl.config import ConfigError, GrpoParams, validate
 from toolrl.training import checkpoints, launch
-from toolrl.training.callbacks import MetricsCsv, RewardRecorder, call_stats
+from toolrl.training.callbacks import MetricsCsv, RewardRecorder, abstain_stats, call_stats
 from toolrl.training.data import (
     TrainingError,
     check_sft_lengths,
@@ -197,6 +197,19 @@ def test_call_stats_count_parseable_calls_and_well_formed_answers():
     assert call_stats([]) == {"parseable_call_share": 0.0, "mean_calls": 0.0, "well_formed_share": 0.0}
 
 
+def test_abstain_stats_split_abstaining_by_what_the_prompt_asks():
+    call_gt, no_call_gt = record(0)["ground_truth"], record(2)["ground_truth"]
+    call = formats.render_completion("t", [formats.ToolCall("get_weather", {"city": "Oslo"})], None)
+    answer = formats.render_completion("t", [], "No tool fits.")
+    broken = "<think> t </think>\n<tool_call>\n{not json}\n</tool_call>"  # no parseable call: counts as abstaining
+    stats = abstain_stats([call, answer, broken, answer, call, call],
+                          [call_gt, call_gt, call_gt, no_call_gt, no_call_gt, None])
+    assert stats == {"no_call_prompt_share": 0.4, "abstain_on_no_call": 0.5, "abstain_on_call": 2 / 3}
+    only_calls = abstain_stats([call], [call_gt])
+    assert only_calls["abstain_on_call"] == 0.0 and only_calls["abstain_on_no_call"] != only_calls["abstain_on_no_call"]
+    assert abstain_stats([call], [None]) == {}  # no ground truth (e.g. a custom dataset): nothing to split by
+
+
 def test_recorder_observes_the_reward_library_without_changing_it():
     from types import SimpleNamespace
 
@@ -215,8 +228,11 @@ def test_recorder_observes_the_reward_library_without_changing_it():
     for fn, raw in zip(wrapped, fns, strict=True):
         assert fn(prompts=[record(0)["prompt"]] * 2, completions=completions, **kwargs) == \
             raw(prompts=[record(0)["prompt"]] * 2, completions=completions, **kwargs)
-    assert logged == {"tool_calls/parseable_call_share": 0.5, "tool_calls/mean_calls": 0.5,
-                      "tool_calls/well_formed_share": 0.5}
+    nan_free = {k: v for k, v in logged.items() if v == v}
+    assert nan_free == {"tool_calls/parseable_call_share": 0.5, "tool_calls/mean_calls": 0.5,
+                        "tool_calls/well_formed_share": 0.5, "tool_calls/no_call_prompt_share": 0.0,
+                        "tool_calls/abstain_on_call": 0.5}
+    assert set(logged) - set(nan_free) == {"tool_calls/abstain_on_no_call"}  # no such prompt: NaN, left out of means
     table = recorder.table(rows=8)
     assert table["step"] == [7, 7] and table["n_calls"] == [1, 0]
     assert table["reward/format_reward"][0] > table["reward/format_reward"][1]

@@ -127,6 +127,10 @@ def test_grpo_runs_on_the_reward_library_and_reports_each_component(tmp_path, ti
                 "completions/mean_length", "tool_calls/parseable_call_share", "tool_calls/mean_calls", "step_time"):
         assert col in rows[0], col
     assert all(float(r["step_time"]) > 0 for r in rows)  # windows of it give a run's cost by phase
+    for r in rows:  # abstaining by prompt kind: blank in a step without prompts of that kind
+        assert 0.0 <= float(r["tool_calls/no_call_prompt_share"]) <= 1.0
+        for col in ("tool_calls/abstain_on_call", "tool_calls/abstain_on_no_call"):
+            assert r[col] == "" or 0.0 <= float(r[col]) <= 1.0, (col, r[col])
 
     client = _client(mlflow_uri)
     assert [m.step for m in client.get_metric_history(result.run_id, "grpo/rewards/format_reward/mean")] == [1, 2, 3]

@@ -231,7 +231,8 @@ def curve_summary(plots_file: str | Path) -> dict[str, Any]:
         return out
     k = max(1, len(rows) // 5)
     for col in ["reward", *component_columns(rows), "completions/mean_length", "tool_calls/parseable_call_share",
-                "tool_calls/mean_calls", "tool_calls/well_formed_share",
+                "tool_calls/mean_calls", "tool_calls/well_formed_share", "tool_calls/abstain_on_no_call",
+                "tool_calls/abstain_on_call",
                 *sorted({c for r in rows for c in r if c.startswith(("trm/", "multi_turn/", "dynamic_sampling/"))})]:
         vals = [float(r[col]) for r in rows if r.get(col) not in (None, "")]
         if vals:
