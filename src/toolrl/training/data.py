@@ -118,8 +118,10 @@ def no_call_mix(records: list[dict[str, Any]], share: float, seed: int) -> tuple
     repeat's id gets `#r<k>`. Returns (records, no-call records before, no-call records after)."""
     import random
 
-    calls = [r for r in records if not is_no_call(r)]
-    no_call = [r for r in records if is_no_call(r)]
+    calls: list[dict[str, Any]] = []
+    no_call: list[dict[str, Any]] = []
+    for r in records:
+        (no_call if is_no_call(r) else calls).append(r)
     if not calls:
         raise TrainingError("every training record is a no-call record, so no share of them can be set: "
                             "curate data with tool calls, or set grpo.no_call_share to null")
