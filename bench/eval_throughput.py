@@ -2,7 +2,8 @@
 completions agree with the reference backend (`hf`, transformers' `generate`).
 
     .venv/bin/python bench/eval_throughput.py --model base --categories simple_python,irrelevance \
-        --limit 8 --backends hf,vllm --batch-sizes 8 [--max-new-tokens 192] [--threads 1]
+        --limit 8 --backends hf,openvino --batch-sizes 8 [--max-new-tokens 192] [--threads 1] \
+        [--openvino-seqs 32 --openvino-tokens 256]
 
 Runs the evaluation runner itself (prompt rendering, batched greedy generation, grading) with a fresh
 completion cache per row, so every case is generated; loading the model (an engine's own export
@@ -32,6 +33,7 @@ def one(base: Params, args: argparse.Namespace, backend: str, bs: int) -> dict:
         raw["evaluate"].update(models=[args.model], benchmarks=["bfcl"], limit=args.limit, batch_size=bs,
                                bfcl_categories=args.categories.split(","), max_new_tokens=args.max_new_tokens,
                                cache_dir=cache, threads=args.threads, backend=backend)
+        raw["evaluate"]["openvino"].update(max_num_seqs=args.openvino_seqs, max_num_batched_tokens=args.openvino_tokens)
         params = Params.model_validate(raw)
         model = resolve(args.model, params)
         if isinstance(model, Skipped):
@@ -65,6 +67,8 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="8")
     parser.add_argument("--max-new-tokens", type=int, default=192)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
+    parser.add_argument("--openvino-seqs", type=int, default=32, help="evaluate.openvino.max_num_seqs")
+    parser.add_argument("--openvino-tokens", type=int, default=256, help="evaluate.openvino.max_num_batched_tokens")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
 

@@ -6,11 +6,15 @@
   batched `model.generate` with left padding (tests/test_decode.py), which it falls back to for a model
   the loop does not cover (`decode.supported`). Prompts are sorted by length so a batch holds prompts
   of similar length, and put back in order after.
+- `OpenVinoGenerator` (CPU, `evaluate.backend: openvino`): the same token ids queued in OpenVINO GenAI's
+  continuous batching pipeline, on an export of the model (toolrl.openvino_export, cached per model
+  hash); ~1.9x the hf backend's cases/s here, greedy completions identical (tests/test_openvino.py,
+  docs/BENCHMARKS.md). Completions are reported as they finish.
 - `VllmGenerator` (GPU, `evaluate.backend: vllm`): the same prompts, tokenized by the same tokenizer
   and chat template, handed to `vllm.LLM.generate` as token ids with greedy `SamplingParams`. vLLM is
   imported only when this backend is chosen.
 
-Both take prompts as chat messages, render them with the tokenizer's chat template (generation
+All take prompts as chat messages, render them with the tokenizer's chat template (generation
 prompt added), and return the completion text only.
 """
 
@@ -39,7 +43,7 @@ class Generator(Protocol):
 def settings(ev: EvaluateParams) -> dict[str, Any]:
     """What changes the completions of greedy decoding (the cache key); batch size does not."""
     out: dict[str, Any] = {"backend": ev.backend, "max_new_tokens": ev.max_new_tokens, "decoding": "greedy"}
-    if ev.backend == "hf":
+    if ev.backend in ("hf", "openvino"):
         out["dtype"] = resolve_dtype(ev.dtype)
     else:
         out["dtype"] = ev.vllm.dtype
@@ -120,6 +124,79 @@ class HFGenerator:
         del self.model
 
 
+def openvino_properties(dtype: str, threads: int | None) -> dict[str, Any]:
+    """The CPU plugin's settings: compute and KV cache in the weights' precision (`evaluate.dtype`), no
+    int8 quantization of activations. The plugin's LLM defaults (u8 cache, int8 activations) were no
+    faster here and changed 5 of 60 greedy completions (docs/BENCHMARKS.md)."""
+    precision = {"float32": "f32", "bfloat16": "bf16"}[dtype]
+    props: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision, "KV_CACHE_PRECISION": precision,
+                             "DYNAMIC_QUANTIZATION_GROUP_SIZE": "0"}
+    if threads:
+        props["INFERENCE_NUM_THREADS"] = threads
+    return props
+
+
+class OpenVinoGenerator:
+    """OpenVINO GenAI's continuous batching on the CPU: every prompt queued at once, greedy, each completion
+    handed to `on_done` as soon as it finishes (so a stopped evaluation keeps what was done)."""
+
+    def __init__(self, folder: str | Path, ev: EvaluateParams):
+        try:
+            import openvino_genai
+        except ImportError:
+            raise ConfigError("evaluate.backend=openvino needs openvino-genai: run `bash infra/bootstrap.sh` "
+                              "(it is in the project's dependencies), or set evaluate.backend=hf") from None
+        from transformers import AutoTokenizer
+
+        from toolrl.evaluation.references import content_hash
+        from toolrl.openvino_export import export
+
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        exported = export(folder, Path(ev.cache_dir) / "openvino" / content_hash(folder, ev.cache_dir)[:16])
+        scheduler = openvino_genai.SchedulerConfig()
+        scheduler.max_num_seqs = ev.openvino.max_num_seqs
+        scheduler.max_num_batched_tokens = ev.openvino.max_num_batched_tokens
+        properties = openvino_properties(resolve_dtype(ev.dtype), ev.threads)
+        self.pipe = openvino_genai.ContinuousBatchingPipeline(str(exported), scheduler, "CPU", properties)
+        self.config = openvino_genai.GenerationConfig()
+        self.config.max_new_tokens = ev.max_new_tokens
+        self.config.do_sample = False
+        self.config.stop_token_ids = set(_stop_ids(self.tokenizer))
+        self._genai = openvino_genai
+
+    def generate(self, prompts: list[list[dict[str, str]]], on_done: OnDone | None = None) -> list[str]:
+        import numpy as np
+        import openvino
+
+        status = self._genai.GenerationStatus
+        texts = [self.tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in prompts]
+        # Token ids from the Hugging Face tokenizer, as the other backends: the prompts are the same tokens.
+        handles = {}
+        for i, text in enumerate(texts):
+            ids = np.array([self.tokenizer(text, add_special_tokens=False)["input_ids"]], dtype=np.int64)
+            handles[i] = self.pipe.add_request(i, openvino.Tensor(ids), self.config)
+        out: list[str] = [""] * len(texts)
+        while handles:
+            if not self.pipe.has_non_finished_requests():
+                raise RuntimeError(f"OpenVINO GenAI stopped with {len(handles)} prompts unfinished; set "
+                                   "evaluate.backend=hf to evaluate this model")
+            self.pipe.step()
+            finished = [i for i, h in handles.items() if h.get_status() != status.RUNNING]
+            for i in finished:
+                handle = handles.pop(i)
+                if handle.get_status() != status.FINISHED:
+                    raise RuntimeError(f"OpenVINO GenAI did not finish prompt {i} ({handle.get_status()}); "
+                                       "set evaluate.backend=hf to evaluate this model")
+                ids = handle.read_all()[0].generated_ids
+                out[i] = _cut_at_end_of_turn(self.tokenizer.decode(ids, skip_special_tokens=True))
+            if finished and on_done:
+                on_done(finished, [out[i] for i in finished])
+        return out
+
+    def close(self) -> None:
+        del self.pipe
+
+
 class VllmGenerator:
     """vLLM offline inference (GPU). Not exercised on the CPU machines the project is developed on."""
 
@@ -170,4 +247,6 @@ class VllmGenerator:
 def make_generator(folder: str | Path, ev: EvaluateParams) -> Generator:
     if ev.backend == "vllm":
         return VllmGenerator(folder, ev)
+    if ev.backend == "openvino":
+        return OpenVinoGenerator(folder, ev)
     return HFGenerator(folder, ev.batch_size, ev.max_new_tokens, resolve_dtype(ev.dtype), ev.threads)

@@ -31,6 +31,19 @@ class EvaluateVllmParams(Section):
         description="skip CUDA graph capture: slower decoding, faster start")
 
 
+class EvaluateOpenVinoParams(Section):
+    """OpenVINO GenAI settings for `evaluate.backend: openvino` (CPU; docs/BENCHMARKS.md). It always runs
+    exact: the KV cache in the weights' precision and no int8 quantization of activations (the CPU
+    plugin's defaults were no faster here and changed 5 of 60 completions)."""
+
+    max_num_seqs: int = Field(default=32, ge=1, description=(
+        "Sequences decoded together by the continuous batching scheduler (all cases are queued at once; a "
+        "finished one makes room for the next)."))
+    max_num_batched_tokens: int = Field(default=256, ge=16, description=(
+        "Tokens one scheduler step computes: prompts are prefilled in chunks of this size beside the "
+        "decoding sequences."))
+
+
 class EvaluateMultiTurnParams(Section):
     """Limits of one conversation of a BFCL multi-turn case (`toolrl.multiturn.loop.Limits`)."""
 
@@ -78,14 +91,17 @@ class EvaluateParams(Section):
             "bfcl_multi_turn: the multi_turn_* categories of bfcl_categories."))
     batch_size: int = Field(default=8, ge=1)
     max_new_tokens: int = Field(default=192, ge=8)
-    backend: Literal["hf", "vllm"] = "hf"
+    backend: Literal["hf", "openvino", "vllm"] = Field(default="hf", description=(
+        "hf: transformers on CPU or GPU (the reference); openvino: OpenVINO GenAI's continuous batching on "
+        "CPU, ~2x faster, an export of each model cached under cache_dir/openvino; vllm: GPU."))
     dtype: DtypeSetting = Field(default="auto", description=(
-        "hf backend weights; auto: bfloat16 where the hardware has fast bf16 (3x faster prefill on an AMX "
+        "hf and openvino backends' precision; auto: bfloat16 where the hardware has fast bf16 (3x faster prefill on an AMX "
         "CPU, docs/BENCHMARKS.md), else float32."))
     threads: int | None = Field(default=None, ge=1, description=(
-        "CPU threads of the hf backend (torch.set_num_threads); None: torch's default (one per core). On a "
+        "CPU threads of the hf and openvino backends (torch.set_num_threads, INFERENCE_NUM_THREADS); None: torch's default (one per core). On a "
         "shared, oversubscribed machine 1 thread can be several times faster (docs/BENCHMARKS.md)."))
     vllm: EvaluateVllmParams = Field(default_factory=EvaluateVllmParams)
+    openvino: EvaluateOpenVinoParams = Field(default_factory=EvaluateOpenVinoParams)
     multi_turn: EvaluateMultiTurnParams = Field(default_factory=EvaluateMultiTurnParams, description=(
         "BFCL multi_turn_* categories: the model runs each conversation (hf weights, greedy, whatever `backend`)."))
     failures_per_model: int = Field(default=3, ge=0, description="example failures shown in the report")
