@@ -18,8 +18,9 @@ import time
 
 from transformers import GenerationConfig
 
+from toolrl.end_of_turn import cut_at_end_of_turn
 from toolrl.evaluation.bfcl import load_category
-from toolrl.evaluation.generation import HFGenerator, _cut_at_end_of_turn
+from toolrl.evaluation.generation import HFGenerator
 from toolrl.hardware import resolve_dtype
 
 
@@ -64,7 +65,7 @@ def main() -> None:
     out = gen.model.generate_batch(inputs=ids, generation_config=config, progress_bar=False)
     t_cont = time.perf_counter() - start
     results = [out[f"req_{i}"] if f"req_{i}" in out else list(out.values())[i] for i in range(len(ids))]
-    texts = [_cut_at_end_of_turn(gen.tokenizer.decode(r.generated_tokens, skip_special_tokens=True)) for r in results]
+    texts = [cut_at_end_of_turn(gen.tokenizer.decode(r.generated_tokens, skip_special_tokens=True)) for r in results]
     print(f"| continuous batching (generate_batch) | {t_cont:.1f} | "
           f"{same(texts, one_pass)} / {len(prompts)} |")
 

@@ -25,9 +25,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from toolrl.config import ConfigError, EvaluateParams
+from toolrl.end_of_turn import END_OF_TURN, cut_at_end_of_turn, stop_ids
 from toolrl.hardware import resolve_dtype
-
-END_OF_TURN = "<|im_end|>"
 
 # Called as completions come in: the indices (into `prompts`) of those just finished, and their text.
 # The runner caches them right away, so a stopped evaluation keeps every batch it finished.
@@ -51,19 +50,6 @@ def settings(ev: EvaluateParams) -> dict[str, Any]:
     return out
 
 
-def _cut_at_end_of_turn(text: str) -> str:
-    index = text.find(END_OF_TURN)
-    return text[:index] if index >= 0 else text
-
-
-def _stop_ids(tokenizer) -> list[int]:
-    ids = {tokenizer.eos_token_id}
-    end = tokenizer.convert_tokens_to_ids(END_OF_TURN)
-    if isinstance(end, int) and end != tokenizer.unk_token_id:
-        ids.add(end)
-    return sorted(i for i in ids if i is not None)
-
-
 class HFGenerator:
     def __init__(self, folder: str | Path, batch_size: int, max_new_tokens: int, dtype: str = "float32",
                  threads: int | None = None, engine: str = "lean"):
@@ -80,7 +66,7 @@ class HFGenerator:
         self.tokenizer.padding_side = "left"
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
-        self.stop_ids = _stop_ids(self.tokenizer)
+        self.stop_ids = stop_ids(self.tokenizer)
         self._torch = torch
         # "lean": toolrl.decode's loop; "generate": transformers' (the reference the tests compare with)
         self.engine = engine if decode.supported(self.model) else "generate"
@@ -115,7 +101,7 @@ class HFGenerator:
                     generated = self.model.generate(**enc, generation_config=config)
                 new_tokens = generated[:, enc["input_ids"].shape[1] :]
             for i, row in zip(batch, new_tokens, strict=True):
-                out[i] = _cut_at_end_of_turn(self.tokenizer.decode(row, skip_special_tokens=True))
+                out[i] = cut_at_end_of_turn(self.tokenizer.decode(row, skip_special_tokens=True))
             if on_done:
                 on_done(batch, [out[i] for i in batch])
         return out
@@ -161,7 +147,7 @@ class OpenVinoGenerator:
         self.config = openvino_genai.GenerationConfig()
         self.config.max_new_tokens = ev.max_new_tokens
         self.config.do_sample = False
-        self.config.stop_token_ids = set(_stop_ids(self.tokenizer))
+        self.config.stop_token_ids = set(stop_ids(self.tokenizer))
         self._genai = openvino_genai
 
     def generate(self, prompts: list[list[dict[str, str]]], on_done: OnDone | None = None) -> list[str]:
@@ -188,7 +174,7 @@ class OpenVinoGenerator:
                     raise RuntimeError(f"OpenVINO GenAI did not finish prompt {i} ({handle.get_status()}); "
                                        "set evaluate.backend=hf to evaluate this model")
                 ids = handle.read_all()[0].generated_ids
-                out[i] = _cut_at_end_of_turn(self.tokenizer.decode(ids, skip_special_tokens=True))
+                out[i] = cut_at_end_of_turn(self.tokenizer.decode(ids, skip_special_tokens=True))
             if finished and on_done:
                 on_done(finished, [out[i] for i in finished])
         return out
@@ -225,7 +211,7 @@ class VllmGenerator:
             temperature=0.0,
             max_tokens=ev.max_new_tokens,
             stop=[END_OF_TURN],
-            stop_token_ids=_stop_ids(self.tokenizer),
+            stop_token_ids=stop_ids(self.tokenizer),
             skip_special_tokens=True,
         )
 
@@ -235,7 +221,7 @@ class VllmGenerator:
         texts = [self.tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in prompts]
         inputs = [{"prompt_token_ids": self.tokenizer(t, add_special_tokens=False)["input_ids"]} for t in texts]
         outputs = self.llm.generate(inputs, self.sampling, use_tqdm=True)
-        texts = [_cut_at_end_of_turn(o.outputs[0].text) for o in outputs]
+        texts = [cut_at_end_of_turn(o.outputs[0].text) for o in outputs]
         if on_done:
             on_done(list(range(len(prompts))), texts)
         return texts

@@ -5,7 +5,7 @@ distinct sequence prefilled once, so the G rollouts of a GRPO group read their l
 preallocated cache, finished rows leaving the batch; `generate`'s tokens exactly), with each
 conversation's cache carried from one message to the next (`decode.PrefixCaches`: a message's prefill
 is the tokens appended since the last one, not the whole ~4k-token conversation again), stopping at the
-end of the assistant turn (`evaluation.generation`'s stop tokens). Sampling is the `GenerationConfig`
+end of the assistant turn (`toolrl.end_of_turn`'s stop tokens). Sampling is the `GenerationConfig`
 it is given (TRL's own in GRPO) or greedy. Per-token log-probs, a one-token sequence or a model the
 loop does not cover go through `model.generate` itself.
 """
@@ -36,7 +36,7 @@ class HFPolicy:
                  prefixes: PrefixCaches | None = None):
         from transformers import GenerationConfig
 
-        from toolrl.evaluation.generation import END_OF_TURN, _stop_ids
+        from toolrl.end_of_turn import END_OF_TURN, stop_ids
 
         self.model, self.tokenizer = model, tokenizer
         self.end_of_turn = tokenizer.convert_tokens_to_ids(END_OF_TURN)
@@ -45,7 +45,7 @@ class HFPolicy:
             generation_config = GenerationConfig(do_sample=sample, temperature=temperature if sample else None,
                                                  top_p=top_p if sample else None)
         self.config = copy.deepcopy(generation_config)
-        self.config.eos_token_id = _stop_ids(tokenizer)
+        self.config.eos_token_id = stop_ids(tokenizer)
         self.config.pad_token_id = tokenizer.pad_token_id
         self.stop_ids = set(self.config.eos_token_id)
         self.batch_size = batch_size

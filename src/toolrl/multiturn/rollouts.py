@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from toolrl.evaluation.generation import END_OF_TURN
+from toolrl.end_of_turn import END_OF_TURN
 from toolrl.multiturn.cases import MultiTurnCase
 from toolrl.multiturn.loop import Limits, converse
 

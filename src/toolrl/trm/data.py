@@ -82,7 +82,7 @@ def sample_completions(folder: Path, prompts: list[list[dict[str, str]]], sec: T
     from transformers import GenerationConfig
 
     from toolrl import decode
-    from toolrl.evaluation.generation import _cut_at_end_of_turn, _stop_ids
+    from toolrl.end_of_turn import cut_at_end_of_turn, stop_ids
     from toolrl.hardware import resolve_dtype
     from toolrl.models import load_model
 
@@ -91,7 +91,7 @@ def sample_completions(folder: Path, prompts: list[list[dict[str, str]]], sec: T
     tokenizer.padding_side = "left"
     torch.manual_seed(sec.seed)
     config = GenerationConfig(do_sample=True, temperature=sec.temperature, top_p=1.0, top_k=0,
-                              max_new_tokens=sec.max_new_tokens, eos_token_id=_stop_ids(tokenizer),
+                              max_new_tokens=sec.max_new_tokens, eos_token_id=stop_ids(tokenizer),
                               pad_token_id=tokenizer.pad_token_id)
     lean = decode.supported(model)
     per_batch = max(1, sec.generation_batch_size // sec.samples_per_prompt)
@@ -107,7 +107,7 @@ def sample_completions(folder: Path, prompts: list[list[dict[str, str]]], sec: T
                 enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
                 rows = model.generate(**enc, generation_config=config, num_return_sequences=sec.samples_per_prompt
                                       )[:, enc["input_ids"].shape[1]:]
-        texts_out = [_cut_at_end_of_turn(t) for t in tokenizer.batch_decode(rows, skip_special_tokens=True)]
+        texts_out = [cut_at_end_of_turn(t) for t in tokenizer.batch_decode(rows, skip_special_tokens=True)]
         for k in range(len(texts)):
             out.append(texts_out[k * sec.samples_per_prompt:(k + 1) * sec.samples_per_prompt])
     return out
