@@ -72,6 +72,10 @@ def test_export_is_reused_and_atomic(sharp_model_dir, tmp_path):
     (out / DONE_FILE).unlink()  # as after a crash mid-export: done again
     export(sharp_model_dir, out)
     assert json.loads((out / DONE_FILE).read_text())["source"] == str(sharp_model_dir)
+    stamp = (out / "openvino_model.bin").stat().st_mtime_ns
+    (out / DONE_FILE).write_text(json.dumps({"format": 0}))  # written by an older export: done again
+    export(sharp_model_dir, out)
+    assert (out / "openvino_model.bin").stat().st_mtime_ns != stamp
 
 
 def test_export_interface(sharp_model_dir, tmp_path):

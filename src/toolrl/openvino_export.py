@@ -27,6 +27,8 @@ from toolrl.config import ConfigError
 # Architectures whose export is checked against `generate` (tests/test_openvino.py, the SFT on BFCL).
 SUPPORTED_MODEL_TYPES = ("llama",)
 DONE_FILE = "export_done.json"
+# Raise when the export changes what it writes: an export stamped otherwise is written again.
+EXPORT_FORMAT = 1
 
 
 def _kv_dims(config) -> tuple[int, int]:
@@ -140,9 +142,16 @@ def _make_stateful(ov_model, kv_in: list[str], kv_out: list[str]) -> None:
     ov_model.validate_nodes_and_infer_types()
 
 
+def _stamp(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def export(folder: str | Path, out: str | Path) -> Path:
     """Write the OpenVINO export of the model in `folder` to `out` (atomically: a crash leaves no half
-    export that a later run would read) and return `out`. An existing finished export is reused."""
+    export that a later run would read) and return `out`. A finished export of this format (`EXPORT_FORMAT`) is reused."""
     import openvino as ov
     import torch
     from openvino_tokenizers import convert_tokenizer
@@ -150,7 +159,7 @@ def export(folder: str | Path, out: str | Path) -> Path:
     from toolrl.models import load_model
 
     out = Path(out)
-    if (out / DONE_FILE).exists():
+    if _stamp(out / DONE_FILE).get("format") == EXPORT_FORMAT:
         return out
     model, tokenizer = load_model(str(folder), dtype="float32")
     model_type = model.config.model_type
@@ -161,7 +170,7 @@ def export(folder: str | Path, out: str | Path) -> Path:
             "toolrl.openvino_export.SUPPORTED_MODEL_TYPES once tests/test_openvino.py passes for it)")
     model.eval()
     # sdpa: traced into OpenVINO's ScaledDotProductAttention ops, which GenAI turns into paged attention.
-    model.config._attn_implementation = "sdpa"
+    model.set_attn_implementation("sdpa")
 
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -176,7 +185,8 @@ def export(folder: str | Path, out: str | Path) -> Path:
     tokenizer.save_pretrained(tmp)
     model.config.save_pretrained(tmp)
     model.generation_config.save_pretrained(tmp)
-    (tmp / DONE_FILE).write_text(json.dumps({"source": str(folder), "openvino": ov.__version__}))
+    (tmp / DONE_FILE).write_text(json.dumps({"source": str(folder), "format": EXPORT_FORMAT,
+                                             "openvino": ov.__version__}))
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out
