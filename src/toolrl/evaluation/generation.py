@@ -50,6 +50,13 @@ def settings(ev: EvaluateParams) -> dict[str, Any]:
     return out
 
 
+def prompt_ids(tokenizer, prompts: list[list[dict[str, str]]]) -> tuple[list[str], list[list[int]]]:
+    """Each prompt rendered by the chat template (generation prompt added) and its token ids, without
+    special tokens added again: every backend sees exactly these tokens."""
+    texts = [tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in prompts]
+    return texts, [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+
+
 class HFGenerator:
     def __init__(self, folder: str | Path, batch_size: int, max_new_tokens: int, dtype: str = "float32",
                  threads: int | None = None, engine: str = "lean"):
@@ -79,8 +86,7 @@ class HFGenerator:
 
         from toolrl.decode import decode
 
-        texts = [self.render(m) for m in prompts]
-        token_ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        texts, token_ids = prompt_ids(self.tokenizer, prompts)
         order = sorted(range(len(texts)), key=lambda i: -len(token_ids[i]))
         config = GenerationConfig(
             do_sample=False,
@@ -155,12 +161,11 @@ class OpenVinoGenerator:
         import openvino
 
         status = self._genai.GenerationStatus
-        texts = [self.tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in prompts]
         # Token ids from the Hugging Face tokenizer, as the other backends: the prompts are the same tokens.
+        texts, token_ids = prompt_ids(self.tokenizer, prompts)
         handles = {}
-        for i, text in enumerate(texts):
-            ids = np.array([self.tokenizer(text, add_special_tokens=False)["input_ids"]], dtype=np.int64)
-            handles[i] = self.pipe.add_request(i, openvino.Tensor(ids), self.config)
+        for i, ids in enumerate(token_ids):
+            handles[i] = self.pipe.add_request(i, openvino.Tensor(np.array([ids], dtype=np.int64)), self.config)
         out: list[str] = [""] * len(texts)
         while handles:
             if not self.pipe.has_non_finished_requests():
@@ -218,8 +223,7 @@ class VllmGenerator:
     def generate(self, prompts: list[list[dict[str, str]]], on_done: OnDone | None = None) -> list[str]:
         # Token ids, not text: vLLM would otherwise tokenize again and might add a BOS token the HF
         # path does not, so both backends see exactly the same prompt.
-        texts = [self.tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in prompts]
-        inputs = [{"prompt_token_ids": self.tokenizer(t, add_special_tokens=False)["input_ids"]} for t in texts]
+        inputs = [{"prompt_token_ids": ids} for ids in prompt_ids(self.tokenizer, prompts)[1]]
         outputs = self.llm.generate(inputs, self.sampling, use_tqdm=True)
         texts = [cut_at_end_of_turn(o.outputs[0].text) for o in outputs]
         if on_done:
