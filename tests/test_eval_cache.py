@@ -40,10 +40,11 @@ def api_bank_file(tmp_path):
     return path
 
 
-def run(tmp_path, models, api_bank_file, limit=2):
+def run(tmp_path, models, api_bank_file, limit=2, backend="auto"):
     params = Params.model_validate({"evaluate": {
         "models": models, "benchmarks": ["bfcl", "api_bank"], "bfcl_categories": ["simple_python", "irrelevance"],
         "api_bank_paths": [str(api_bank_file)], "limit": limit, "max_new_tokens": 8, "batch_size": 2,
+        "backend": backend,
         "cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "reports")}})
     log: list[int] = []
     results = evaluate(params, lambda folder, ev: CountingGenerator(make_generator(folder, ev), log),
@@ -96,8 +97,8 @@ def test_a_stopped_evaluation_keeps_every_batch_it_finished(tiny_model_dir, tmp_
     params = Params.model_validate({"evaluate": {
         "models": [str(tiny_model_dir)], "benchmarks": ["bfcl", "api_bank"],
         "bfcl_categories": ["simple_python", "irrelevance"], "api_bank_paths": [str(api_bank_file)], "limit": 2,
-        "max_new_tokens": 8, "batch_size": 4, "cache_dir": str(tmp_path / "cache"),
-        "output_dir": str(tmp_path / "reports")}})
+        "max_new_tokens": 8, "batch_size": 4, "backend": "hf", "cache_dir": str(tmp_path / "cache"),
+        "output_dir": str(tmp_path / "reports")}})  # hf: its batches of 4 (openvino reports each case)
     with pytest.raises(KeyboardInterrupt):
         evaluate(params, lambda folder, ev: StoppedAfterFirstBatch(make_generator(folder, ev)), show_progress=False)
     log: list[int] = []
@@ -105,5 +106,5 @@ def test_a_stopped_evaluation_keeps_every_batch_it_finished(tiny_model_dir, tmp_
                      show_progress=False)
     assert log == [2]  # 6 cases: the first batch of 4 (spanning categories) was kept, 2 are left
     assert again.models[0].generated == 2
-    fresh, _ = run(tmp_path / "fresh", [str(tiny_model_dir)], api_bank_file)
+    fresh, _ = run(tmp_path / "fresh", [str(tiny_model_dir)], api_bank_file, backend="hf")
     assert completions(again.models[0]) == completions(fresh.models[0])

@@ -130,6 +130,30 @@ def test_settings_and_properties():
     assert openvino_properties("bfloat16", None)["KV_CACHE_PRECISION"] == "bf16"
 
 
+def test_auto_backend(tmp_path, tiny_model_dir, monkeypatch):
+    """`auto` takes openvino for a Llama model on a CPU machine with openvino-genai, hf for any other
+    architecture, on CUDA, or without the package; a named backend is kept as it is."""
+    import importlib.util
+
+    from toolrl.evaluation.generation import resolve_backend, settings
+
+    assert resolve_backend("auto", tiny_model_dir) == "openvino"
+    other = tmp_path / "gpt2"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    assert resolve_backend("auto", other) == "hf"
+    assert resolve_backend("auto", tmp_path / "no-config") == "hf"
+    assert resolve_backend("hf", tiny_model_dir) == "hf" and resolve_backend("vllm", other) == "vllm"
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino_genai" else find_spec(name, *a))
+    assert resolve_backend("auto", tiny_model_dir) == "hf"
+    monkeypatch.undo()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_backend("auto", tiny_model_dir) == "hf"
+    with pytest.raises(ValueError, match="resolved"):  # a cache key names the backend that made it
+        settings(EvaluateParams())
+
+
 @pytest.mark.slow
 def test_evaluation_on_openvino_matches_hf_and_has_its_own_cache(sharp_model_dir, tmp_path):
     """The whole evaluation (BFCL prompts, cache, grades) on the openvino backend: the hf backend's
@@ -148,7 +172,9 @@ def test_evaluation_on_openvino_matches_hf_and_has_its_own_cache(sharp_model_dir
     hf, hf_rows = run("hf")
     ov, ov_rows = run("openvino")
     assert ov.generated == hf.generated == 4 and ov_rows == hf_rows
-    assert run("openvino")[0].generated == 0
+    assert (hf.backend, ov.backend) == ("hf", "openvino")
+    auto = run("auto")[0]  # the default: resolved to openvino for this Llama model, so its cache
+    assert auto.backend == "openvino" and auto.generated == 0
     model_dir = next(p for p in (tmp_path / "cache").iterdir() if p.is_dir() and p.name != "openvino")
     backends = {json.loads(f.read_text())["backend"] for f in model_dir.glob("*/settings.json")}
     assert backends == {"hf", "openvino"}

@@ -1,15 +1,16 @@
 """Generation backends: turn chat prompts into completions, greedily, stopping at the end of the turn.
 
-- `HFGenerator` (CPU, the default): batches of prompts decoded greedily with the end of the assistant
-  turn (`<|im_end|>`, the tokenizer's eos) as stop token, by toolrl.decode's lean loop (each prompt
+- `HFGenerator` (CPU or GPU, the reference): batches of prompts decoded greedily with the end of the
+  assistant turn (`<|im_end|>`, the tokenizer's eos) as stop token, by toolrl.decode's lean loop (each prompt
   prefilled alone, a preallocated cache, a finished completion leaving the batch): the tokens of
   batched `model.generate` with left padding (tests/test_decode.py), which it falls back to for a model
   the loop does not cover (`decode.supported`). Prompts are sorted by length so a batch holds prompts
   of similar length, and put back in order after.
-- `OpenVinoGenerator` (CPU, `evaluate.backend: openvino`): the same token ids queued in OpenVINO GenAI's
-  continuous batching pipeline, on an export of the model (toolrl.openvino_export, cached per model
-  hash); ~1.9x the hf backend's cases/s here, greedy completions identical (tests/test_openvino.py,
-  docs/BENCHMARKS.md). Completions are reported as they finish.
+- `OpenVinoGenerator` (CPU, `evaluate.backend: openvino`, and what `auto` picks on a CPU for a Llama
+  model): the same token ids queued in OpenVINO GenAI's continuous batching pipeline, on an export of
+  the model (toolrl.openvino_export, cached per model hash); ~1.9x the hf backend's cases/s here,
+  greedy completions identical (tests/test_openvino.py, docs/BENCHMARKS.md). Completions are reported
+  as they finish.
 - `VllmGenerator` (GPU, `evaluate.backend: vllm`): the same prompts, tokenized by the same tokenizer
   and chat template, handed to `vllm.LLM.generate` as token ids with greedy `SamplingParams`. vLLM is
   imported only when this backend is chosen.
@@ -20,6 +21,7 @@ prompt added), and return the completion text only.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,7 +42,10 @@ class Generator(Protocol):
 
 
 def settings(ev: EvaluateParams) -> dict[str, Any]:
-    """What changes the completions of greedy decoding (the cache key); batch size does not."""
+    """What changes the completions of greedy decoding (the cache key); batch size does not. The backend
+    must be resolved (`resolve_backend`): `auto` names no backend."""
+    if ev.backend == "auto":
+        raise ValueError("settings() needs the backend resolved per model: resolve_backend(ev.backend, folder)")
     out: dict[str, Any] = {"backend": ev.backend, "max_new_tokens": ev.max_new_tokens, "decoding": "greedy"}
     if ev.backend in ("hf", "openvino"):
         out["dtype"] = resolve_dtype(ev.dtype)
@@ -234,9 +239,30 @@ class VllmGenerator:
         del self.llm
 
 
+def resolve_backend(setting: str, folder: str | Path) -> str:
+    """The backend a model is evaluated on: `setting` unless it is `auto`, which takes openvino where it
+    is installed, the machine has no CUDA (OpenVINO runs here on the CPU) and the model's architecture is
+    one the export is checked for; hf otherwise (the reference, which covers every model)."""
+    if setting != "auto":
+        return setting
+    import importlib.util
+
+    import torch
+
+    from toolrl.openvino_export import SUPPORTED_MODEL_TYPES
+
+    if torch.cuda.is_available() or importlib.util.find_spec("openvino_genai") is None:
+        return "hf"
+    config = Path(folder) / "config.json"
+    model_type = json.loads(config.read_text()).get("model_type") if config.is_file() else None
+    return "openvino" if model_type in SUPPORTED_MODEL_TYPES else "hf"
+
+
 def make_generator(folder: str | Path, ev: EvaluateParams) -> Generator:
-    if ev.backend == "vllm":
+    """The generator of `ev.backend` (resolved: `auto` picks per model with `resolve_backend`)."""
+    backend = resolve_backend(ev.backend, folder)
+    if backend == "vllm":
         return VllmGenerator(folder, ev)
-    if ev.backend == "openvino":
+    if backend == "openvino":
         return OpenVinoGenerator(folder, ev)
     return HFGenerator(folder, ev.batch_size, ev.max_new_tokens, resolve_dtype(ev.dtype), ev.threads)

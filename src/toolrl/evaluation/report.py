@@ -279,9 +279,9 @@ def _models_section(results: EvalResults) -> str:
     for m in results.models:
         total = sum(len(v) for v in m.graded.values())
         speed = f"{m.generated / m.generation_seconds:.2f}" if m.generated and m.generation_seconds else "-"
-        rows.append([m.label, m.model.source, f"`{m.model.content_hash[:12]}`", m.generated,
+        rows.append([m.label, m.model.source, f"`{m.model.content_hash[:12]}`", m.backend, m.generated,
                      total - m.generated, speed])
-    return _md_table(["model", "source", "content hash", "generated", "cached", "examples/s"], rows)
+    return _md_table(["model", "source", "content hash", "backend", "generated", "cached", "examples/s"], rows)
 
 
 def _conversations_section(results: EvalResults) -> str:

@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from toolrl.config import EvaluateParams, Params
 from toolrl.evaluation import api_bank, bfcl, conversations
 from toolrl.evaluation.cache import CompletionCache, prompt_key
-from toolrl.evaluation.generation import Generator, make_generator, settings
+from toolrl.evaluation.generation import Generator, make_generator, resolve_backend, settings
 from toolrl.evaluation.records import BenchmarkCase, Grade
 from toolrl.evaluation.references import ResolvedModel, Skipped, resolve
 
@@ -50,6 +50,7 @@ class ModelResult:
     graded: dict[Column, list[Graded]] = field(default_factory=dict)
     generated: int = 0  # completions generated in this run (the rest came from the cache)
     generation_seconds: float = 0.0
+    backend: str = ""  # the backend of its single-turn completions (`evaluate.backend`, `auto` resolved)
 
     @property
     def label(self) -> str:
@@ -160,9 +161,11 @@ def evaluate_model(model: ResolvedModel, cases: dict[Column, list[BenchmarkCase]
                    generator_factory: Callable[[Path, EvaluateParams], Generator] = make_generator,
                    show_progress: bool = True,
                    policy_factory: PolicyFactory = conversations.make_policy) -> ModelResult:
+    # `auto` resolved once per model, so its cache key, its generator and the report agree
+    ev = ev.model_copy(update={"backend": resolve_backend(ev.backend, model.folder)})
     caches = {False: CompletionCache(ev.cache_dir, model.content_hash, settings(ev)),
               True: CompletionCache(ev.cache_dir, model.content_hash, conversations.settings(ev))}
-    result = ModelResult(model=model)
+    result = ModelResult(model=model, backend=ev.backend)
     cached = {col: caches[col[0] == MULTI_TURN].load(*col) for col in cases}
     missing = _missing(cases, cached)
     todo = sum(len(v) for v in missing.values())

@@ -74,14 +74,14 @@ class EvaluateParams(Section):
         "ToolRL-processed API-Bank files, one per level (`level-<n>-...json`); empty: API-Bank is skipped "
         "with a warning in the report."))
     # The power figures below come from `python -m toolrl.evaluation.stats` (min_detectable_difference).
-    limit: int | None = Field(default=10, ge=1, description=(
+    limit: int | None = Field(default=20, ge=1, description=(
         "Cases per category / level, a sample drawn with `seed`: cases ordered by a hash of (seed, case id) and "
         "the first N taken, so a larger N keeps a smaller one's cases. null: every case. What N buys, for two "
         "models that disagree on 20 % of cases (smallest paired difference McNemar's test detects at 80 % power, "
         "two-sided alpha 0.05): over BFCL's 5 default categories, 10 per category (50 cases) ~17 points, 20 "
         "(100) ~12, 50 (250) ~8, 100 (500) ~6, all 1240 ~4; within one category nothing below 37 cases (20 "
-        "points, all of the disagreement, is the most there is to detect), ~17 at 50, ~12 at 100. 10 keeps `make run` near an hour on 2 CPU cores; the full profile "
-        "evaluates every case."))
+        "points, all of the disagreement, is the most there is to detect), ~17 at 50, ~12 at 100. 20: 100 BFCL cases a model, ~3 min each "
+        "on 2 CPU cores with the openvino backend (`auto`); the full profile evaluates every case."))
     seed: int = Field(default=0, description=(
         "Seed of the sample drawn per category / level (see limit). Another seed draws other cases; completions "
         "of cases in both samples come from the cache."))
@@ -91,9 +91,12 @@ class EvaluateParams(Section):
             "bfcl_multi_turn: the multi_turn_* categories of bfcl_categories."))
     batch_size: int = Field(default=8, ge=1)
     max_new_tokens: int = Field(default=192, ge=8)
-    backend: Literal["hf", "openvino", "vllm"] = Field(default="hf", description=(
+    backend: Literal["auto", "hf", "openvino", "vllm"] = Field(default="auto", description=(
         "hf: transformers on CPU or GPU (the reference); openvino: OpenVINO GenAI's continuous batching on "
-        "CPU, ~2x faster, an export of each model cached under cache_dir/openvino; vllm: GPU."))
+        "CPU, ~2x faster with the same greedy completions, an export of each model cached under "
+        "cache_dir/openvino; vllm: GPU. auto: openvino for each model it can export (Llama, as the embedded "
+        "SmolLM2) on a machine without CUDA where openvino-genai is installed, else hf; the report names the "
+        "backend each model ran on."))
     dtype: DtypeSetting = Field(default="auto", description=(
         "hf and openvino backends' precision; auto: bfloat16 where the hardware has fast bf16 (3x faster prefill on an AMX "
         "CPU, docs/BENCHMARKS.md), else float32."))

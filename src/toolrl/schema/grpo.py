@@ -88,9 +88,9 @@ class GrpoParams(TrainCommon):
         "(reward.multi_turn). docs/MULTI_TURN.md."))
     init: Literal["sft", "base"] = Field(default="sft",
         description="warm from the SFT model or cold from the base model")
-    max_steps: int = Field(default=8,
-        description=("16 prompts; ~55-80 s a step on 2 CPU cores (completions of ~80 tokens): ~10 min "
-                     "(74 s a step in the fourth default run, docs/RESULTS.md)"))
+    max_steps: int = Field(default=16,
+        description=("32 prompts, 128 completions; ~40 s a step on 2 CPU cores with shared_prefix (float32; "
+                     "74 s before it): ~11 min (the fifth default run, docs/RESULTS.md)"))
     save_steps: int = 8
     learning_rate: float = Field(default=5e-6, description=(
         "[paper, GPU: 1e-6] Adam moves every weight by about lr per step whatever the gradient's size, and "
