@@ -36,7 +36,7 @@ def evaluate(
                                                  "(ToolRL's processed JSON)")] = None,
     batch_size: Annotated[int | None, typer.Option(help="generation batch size")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help="completion length cap")] = None,
-    backend: Annotated[str | None, typer.Option(help="hf (CPU/GPU, the reference), openvino (CPU, ~2x) or vllm (GPU)")] = None,
+    backend: Annotated[str | None, typer.Option(help="auto (the default: openvino where it applies, else hf), hf (CPU/GPU, the reference), openvino (CPU, ~2x) or vllm (GPU)")] = None,
     output_dir: Annotated[Path | None, typer.Option(help="where the report goes")] = None,
     params: ParamsOpt = Path("params.yaml"),
     set_: SetOpt = None,

@@ -63,22 +63,20 @@ def call_stats(texts: Sequence[str]) -> dict[str, float]:
 def abstain_stats(texts: Sequence[str], ground_truth: Sequence[Any]) -> dict[str, float]:
     """Abstaining by prompt kind: the share of the batch's prompts whose ground truth has no call, and the
     share of completions without a parseable call among those for no-call prompts (abstaining where it is
-    right) and among those for call prompts (where it is wrong); NaN for a kind the batch lacks (TRL's
-    logging leaves NaN out of its step means). GRPO trades one against the other (docs/RESULTS.md)."""
-    nan = float("nan")
+    right) and among those for call prompts (where it is wrong); a kind the batch lacks is left out (not
+    NaN: a step whose values are all NaN is logged by TRL as None, which MLflow refuses with a warning).
+    GRPO trades one against the other (docs/RESULTS.md)."""
     kinds = [bool(formats.parse(gt).calls) if isinstance(gt, str) else None for gt in ground_truth]
     known = [(k, t) for k, t in zip(kinds, texts, strict=True) if k is not None]
     if not known:
         return {}
 
-    def abstained(kind: bool) -> float:
+    out = {"no_call_prompt_share": sum(not k for k, _ in known) / len(known)}
+    for name, kind in (("abstain_on_no_call", False), ("abstain_on_call", True)):
         rows = [t for k, t in known if k is kind]
-        if not rows:
-            return nan
-        return sum(not (p.ok and p.calls) for p in map(formats.parse, rows)) / len(rows)
-
-    return {"no_call_prompt_share": sum(not k for k, _ in known) / len(known),
-            "abstain_on_no_call": abstained(False), "abstain_on_call": abstained(True)}
+        if rows:
+            out[name] = sum(not (p.ok and p.calls) for p in map(formats.parse, rows)) / len(rows)
+    return out
 
 
 def trajectory_table(trajectories: Sequence[Trajectory], rewards: dict[str, list[float | None]],
