@@ -178,3 +178,26 @@ def test_carried_caches_continue_conversations_as_a_fresh_prefill_does(model_and
     assert decode(model, second_prompts, config, carry=carry) == _generate(model, second_prompts, config)
     carry.next_round()
     assert len(carry._previous) == len({tuple(p) for p in second_prompts})  # only the last round's
+
+
+def test_sft_probe_completions_are_generates(tiny_model_dir):
+    """The SFT probe decodes through `decode.complete` (the lean loop): the texts of left-padded batched
+    `generate`, in fp32 and under bf16 autocast alike; the model's train mode is restored."""
+    from transformers import GenerationConfig
+
+    from toolrl.decode import complete, prompt_ids
+    from toolrl.models import load_model
+    from toolrl.training.probe import generate as probe
+
+    model, tokenizer = load_model(str(tiny_model_dir), dtype="float32")
+    prompts = [formats.prompt_messages([], [{"role": "user", "content": q}]) for q in QUESTIONS]
+    config = GenerationConfig(do_sample=False, max_new_tokens=8, eos_token_id=tokenizer.eos_token_id,
+                              pad_token_id=tokenizer.pad_token_id)
+    ids = prompt_ids(tokenizer, prompts)[1]
+    with torch.inference_mode():
+        stock = complete(model.eval(), ids[:2], config, tokenizer.pad_token_id, engine="generate")
+        stock = [*stock, *complete(model, ids[2:], config, tokenizer.pad_token_id, engine="generate")]
+    model.train()
+    assert probe(model, tokenizer, prompts, 8, batch_size=2) == tokenizer.batch_decode(stock, skip_special_tokens=True)
+    assert model.training
+    assert len(probe(model, tokenizer, prompts, 8, batch_size=2, bf16=True)) == len(prompts)

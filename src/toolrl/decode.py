@@ -219,3 +219,23 @@ def decode(model: Any, prompt_ids: list[list[int]], generation_config: Any,
         step_ids = tokens[:, None]
         position = position + 1
     return out
+
+
+def prompt_ids(tokenizer: Any, prompts: list[list[dict[str, str]]]) -> tuple[list[str], list[list[int]]]:
+    """Each chat prompt rendered by the chat template (generation prompt added) and its token ids, without
+    special tokens added again: every evaluation backend and the SFT probe see exactly these tokens."""
+    texts = [tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in prompts]
+    return texts, [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+
+
+def complete(model: Any, prompt_ids: list[list[int]], generation_config: Any, pad_token_id: int,
+             engine: str = "lean") -> list[list[int]] | torch.Tensor:
+    """Completion tokens of a batch of prompts: `decode` where it covers the model (`supported`), else
+    `model.generate` on the left-padded batch (also `engine="generate"`: the reference the tests compare
+    with). The one greedy-batch path of the `hf` evaluation backend and the SFT probe."""
+    if engine == "lean" and supported(model):
+        return decode(model, prompt_ids, generation_config)
+    width = max(len(p) for p in prompt_ids)
+    input_ids = torch.tensor([[pad_token_id] * (width - len(p)) + p for p in prompt_ids], device=model.device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids], device=model.device)
+    return model.generate(input_ids=input_ids, attention_mask=mask, generation_config=generation_config)[:, width:]

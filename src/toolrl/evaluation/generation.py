@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from toolrl.config import ConfigError, EvaluateParams
+from toolrl.decode import prompt_ids
 from toolrl.end_of_turn import END_OF_TURN, cut_at_end_of_turn, stop_ids
 from toolrl.hardware import resolve_dtype
 
@@ -53,13 +54,6 @@ def settings(ev: EvaluateParams) -> dict[str, Any]:
         out["dtype"] = ev.vllm.dtype
         out["max_model_len"] = ev.vllm.max_model_len
     return out
-
-
-def prompt_ids(tokenizer, prompts: list[list[dict[str, str]]]) -> tuple[list[str], list[list[int]]]:
-    """Each prompt rendered by the chat template (generation prompt added) and its token ids, without
-    special tokens added again: every backend sees exactly these tokens."""
-    texts = [tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in prompts]
-    return texts, [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
 
 class HFGenerator:
@@ -89,7 +83,7 @@ class HFGenerator:
     def generate(self, prompts: list[list[dict[str, str]]], on_done: OnDone | None = None) -> list[str]:
         from transformers import GenerationConfig
 
-        from toolrl.decode import decode
+        from toolrl.decode import complete
 
         texts, token_ids = prompt_ids(self.tokenizer, prompts)
         order = sorted(range(len(texts)), key=lambda i: -len(token_ids[i]))
@@ -102,15 +96,9 @@ class HFGenerator:
         out: list[str] = [""] * len(texts)
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
-            if self.engine == "lean":
-                with self._torch.inference_mode():
-                    new_tokens = decode(self.model, [token_ids[i] for i in batch], config)
-            else:
-                enc = self.tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True,
-                                     add_special_tokens=False)
-                with self._torch.inference_mode():
-                    generated = self.model.generate(**enc, generation_config=config)
-                new_tokens = generated[:, enc["input_ids"].shape[1] :]
+            with self._torch.inference_mode():
+                new_tokens = complete(self.model, [token_ids[i] for i in batch], config,
+                                      self.tokenizer.pad_token_id, self.engine)
             for i, row in zip(batch, new_tokens, strict=True):
                 out[i] = cut_at_end_of_turn(self.tokenizer.decode(row, skip_special_tokens=True))
             if on_done:

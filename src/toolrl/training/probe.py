@@ -39,44 +39,29 @@ def score(completions: list[str], records: list[dict[str, Any]]) -> dict[str, fl
 
 def generate(model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], max_new_tokens: int,
              batch_size: int = 8, desc: str = "probe", bf16: bool = False) -> list[str]:
-    """Greedy completions of chat prompts, batched with left padding; under bf16 autocast when the
-    training runs in bf16 (the probe's prefill is then 3x faster on a CPU with AMX)."""
+    """Greedy completions of chat prompts, in batches, by the evaluation's greedy path
+    (`toolrl.decode.complete`: the lean loop, `generate`'s tokens, tests/test_decode.py); under bf16
+    autocast when the training runs in bf16 (the probe's prefill is then 3x faster on a CPU with AMX)."""
     from contextlib import nullcontext
 
     import torch
     from tqdm.auto import tqdm
+    from transformers import GenerationConfig
 
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
+    from toolrl.decode import complete, prompt_ids
+
+    config = GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=tokenizer.eos_token_id,
+                              pad_token_id=tokenizer.pad_token_id)
+    token_ids = prompt_ids(tokenizer, prompts)[1]
     was_training = model.training
     model.eval()
     out: list[str] = []
     try:
         for start in tqdm(range(0, len(prompts), batch_size), desc=desc, unit="batch"):
-            texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
-                     for p in prompts[start:start + batch_size]]
-            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
             autocast = torch.autocast(model.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
             with torch.inference_mode(), autocast:
-                ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-            new = ids[:, enc["input_ids"].shape[1]:]
+                new = complete(model, token_ids[start:start + batch_size], config, tokenizer.pad_token_id)
             out += tokenizer.batch_decode(new, skip_special_tokens=True)
     finally:
-        tokenizer.padding_side = side
         model.train(was_training)
     return out
-
-
-def run_probe(model: Any, tokenizer: Any, records: list[dict[str, Any]], max_new_tokens: int,
-              desc: str = "probe", bf16: bool = False) -> tuple[dict[str, float], dict[str, list[Any]]]:
-    """(scores, table of completions) on `records` (canonical records with a prompt)."""
-    completions = generate(model, tokenizer, [r["prompt"] for r in records], max_new_tokens, desc=desc, bf16=bf16)
-    table = {
-        "id": [str(r.get("id", i)) for i, r in enumerate(records)],
-        "user": [r["prompt"][-1]["content"][-2000:] for r in records],
-        "completion": completions,
-        "target": [r.get("ground_truth") or formats.assistant_text(r["completion"]) for r in records],
-        "parse_error": [formats.parse(c).error or "" for c in completions],
-    }
-    return score(completions, records), table
