@@ -65,3 +65,17 @@ def generate(model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], ma
     finally:
         model.train(was_training)
     return out
+
+
+def run_probe(model: Any, tokenizer: Any, records: list[dict[str, Any]], max_new_tokens: int,
+              desc: str = "probe", bf16: bool = False) -> tuple[dict[str, float], dict[str, list[Any]]]:
+    """(scores, table of completions) on `records` (canonical records with a prompt)."""
+    completions = generate(model, tokenizer, [r["prompt"] for r in records], max_new_tokens, desc=desc, bf16=bf16)
+    table = {
+        "id": [str(r.get("id", i)) for i, r in enumerate(records)],
+        "user": [r["prompt"][-1]["content"][-2000:] for r in records],
+        "completion": completions,
+        "target": [r.get("ground_truth") or formats.assistant_text(r["completion"]) for r in records],
+        "parse_error": [formats.parse(c).error or "" for c in completions],
+    }
+    return score(completions, records), table
