@@ -85,15 +85,15 @@ class HFGenerator:
 
         from toolrl.decode import complete
 
-        texts, token_ids = prompt_ids(self.tokenizer, prompts)
-        order = sorted(range(len(texts)), key=lambda i: -len(token_ids[i]))
+        token_ids = prompt_ids(self.tokenizer, prompts)[1]
+        order = sorted(range(len(token_ids)), key=lambda i: -len(token_ids[i]))
         config = GenerationConfig(
             do_sample=False,
             max_new_tokens=self.max_new_tokens,
             eos_token_id=self.stop_ids,
             pad_token_id=self.tokenizer.pad_token_id,
         )
-        out: list[str] = [""] * len(texts)
+        out: list[str] = [""] * len(token_ids)
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             with self._torch.inference_mode():
@@ -155,11 +155,11 @@ class OpenVinoGenerator:
 
         status = self._genai.GenerationStatus
         # Token ids from the Hugging Face tokenizer, as the other backends: the prompts are the same tokens.
-        texts, token_ids = prompt_ids(self.tokenizer, prompts)
+        token_ids = prompt_ids(self.tokenizer, prompts)[1]
         handles = {}
         for i, ids in enumerate(token_ids):
             handles[i] = self.pipe.add_request(i, openvino.Tensor(np.array([ids], dtype=np.int64)), self.config)
-        out: list[str] = [""] * len(texts)
+        out: list[str] = [""] * len(token_ids)
         while handles:
             if not self.pipe.has_non_finished_requests():
                 raise RuntimeError(f"OpenVINO GenAI stopped with {len(handles)} prompts unfinished; set "
