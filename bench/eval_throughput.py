@@ -11,6 +11,10 @@ included) is timed apart and not in the rate. Prints a markdown table: backend, 
 completion tokens/s, seconds, load seconds, correct, and the share of cases whose completion is
 character for character the first backend's at the same batch size. Rows alternate backends, so
 ratios are measured side by side.
+
+Besides the `evaluate.backend` names, `hf-generate` is the `hf` backend on transformers' own `generate`
+instead of the lean decode loop: the evaluation path before the throughput work (issue #19's "today's
+path"), kept in the code as the reference the exactness tests compare with.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import tempfile
 import time
 
 from toolrl.config import Params, load_params
-from toolrl.evaluation.generation import make_generator
+from toolrl.evaluation.generation import HFGenerator, make_generator
 from toolrl.evaluation.references import Skipped, resolve
 from toolrl.evaluation.runner import evaluate_model, load_benchmarks
+from toolrl.hardware import resolve_dtype
 
 
 def one(base: Params, args: argparse.Namespace, backend: str, bs: int) -> dict:
@@ -32,7 +37,8 @@ def one(base: Params, args: argparse.Namespace, backend: str, bs: int) -> dict:
         raw = base.model_dump()
         raw["evaluate"].update(models=[args.model], benchmarks=["bfcl"], limit=args.limit, batch_size=bs,
                                bfcl_categories=args.categories.split(","), max_new_tokens=args.max_new_tokens,
-                               cache_dir=cache, threads=args.threads, backend=backend)
+                               cache_dir=cache, threads=args.threads,
+                               backend="hf" if backend == "hf-generate" else backend)
         raw["evaluate"]["openvino"].update(max_num_seqs=args.openvino_seqs, max_num_batched_tokens=args.openvino_tokens)
         params = Params.model_validate(raw)
         model = resolve(args.model, params)
@@ -43,7 +49,11 @@ def one(base: Params, args: argparse.Namespace, backend: str, bs: int) -> dict:
 
         def timed_factory(folder, ev):
             started = time.perf_counter()
-            generator = make_generator(folder, ev)
+            if backend == "hf-generate":
+                generator = HFGenerator(folder, ev.batch_size, ev.max_new_tokens, resolve_dtype(ev.dtype),
+                                        ev.threads, engine="generate")
+            else:
+                generator = make_generator(folder, ev)
             loading.append(time.perf_counter() - started)
             return generator
 
@@ -63,7 +73,7 @@ def main() -> None:
     parser.add_argument("--model", default="base", help="a model reference, as in evaluate.models")
     parser.add_argument("--categories", default="simple_python,irrelevance")
     parser.add_argument("--limit", type=int, default=8)
-    parser.add_argument("--backends", default="hf")
+    parser.add_argument("--backends", default="hf", help="comma-separated: hf, hf-generate, openvino, vllm")
     parser.add_argument("--batch-sizes", default="8")
     parser.add_argument("--max-new-tokens", type=int, default=192)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
