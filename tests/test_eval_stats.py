@@ -64,6 +64,23 @@ def test_one_case_of_twenty_is_noise():
     assert c.p_value == pytest.approx(1.0)
 
 
+def test_a_handful_of_one_sided_disagreements_is_not_called_until_mcnemar_agrees():
+    # The reward grid (docs/RESULTS.md): equal_max right on 4 cases the default's step 50 got wrong, never the
+    # other way, out of 400. A resample misses all 4 with probability ~e^-4 < 2.5 %, so the percentile interval
+    # excludes 0; McNemar's exact p is 2 * 0.5^4 = 0.125, and nothing is called.
+    def pair(k: int) -> tuple[list[bool], list[bool]]:
+        a = [True] * (40 + k) + [False] * (360 - k)
+        return a, [True] * 40 + [False] * 360
+
+    four = compare("equal_max", "plain", "bfcl/overall", {"simple": pair(4)})
+    assert four.low > 0 and four.interval_excludes_0 and four.p_value == pytest.approx(0.125)
+    assert not four.called
+    assert "no difference shown" in four.words() and "excludes 0 but McNemar's exact test does not" in four.words()
+    six = compare("equal_max", "plain", "bfcl/overall", {"simple": pair(6)})  # p = 2 * 0.5^6 = 0.031
+    assert six.called and six.p_value == pytest.approx(0.03125)
+    assert six.words().startswith("bfcl/overall: equal_max is better than plain by 1.5 points")
+
+
 def test_the_overall_difference_is_the_mean_over_categories_resampled_within_each():
     # category x: a +100 points over 4 cases; category y: equal over 40 cases. Unweighted mean: +50.
     strata = {"x": ([True] * 4, [False] * 4), "y": ([True] * 20 + [False] * 20, [True] * 20 + [False] * 20)}

@@ -230,7 +230,8 @@ def accuracy_markdown(results: EvalResults) -> str:
 
 def uncertainty_markdown(ci_rows: list[dict[str, Any]], pairs: list[PairedComparison]) -> str:
     """Each benchmark's overall with its interval (`intervals`), then every pair of models
-    (`comparisons`) in words: a difference is called only when its 95 % interval excludes 0."""
+    (`comparisons`) in words: a difference is called only when its 95 % interval excludes 0 and McNemar's
+    exact test agrees (`PairedComparison.called`)."""
     rows = [[r["model"], r["scope"], str(r["n"]), _pct(r["accuracy"]), f"[{_pct(r['low'])}, {_pct(r['high'])}]"]
             for r in ci_rows if r["scope"].endswith(f"/{OVERALL}")]
     if not rows:
@@ -241,7 +242,7 @@ def uncertainty_markdown(ci_rows: list[dict[str, Any]], pairs: list[PairedCompar
         text += "\n\nPaired differences (bootstrap over the same cases, within categories; McNemar's exact test):\n\n"
         text += "\n".join(f"- {c.words()}" for c in pairs)
     return text + ("\n\nEvery category and pair: `eval_intervals.csv`, `eval_pairs.csv`. A difference is "
-                   "called only when its 95 % interval excludes 0.")
+                   "called only when its 95 % interval excludes 0 and McNemar's exact p is below 0.05.")
 
 
 def _detectable(mdd: float | None, rate: float) -> str:

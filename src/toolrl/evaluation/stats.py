@@ -7,8 +7,11 @@ a paired difference with its interval and McNemar's exact test.
   a paired bootstrap over cases (the same resampled cases for both models; resampled within each
   category when the accuracy is a mean of categories, as BFCL's overall is), and McNemar's exact
   p-value (a binomial test on the cases where exactly one of the two is right).
-- A difference is called only when its interval excludes 0; otherwise the report says that no
-  difference is shown, and how wide the interval is.
+- A difference is called only when its interval excludes 0 and McNemar's exact test agrees (p < 0.05);
+  otherwise the report says that no difference is shown, and why. The percentile bootstrap alone is
+  too eager where the two models disagree on a handful of cases: with k disagreements all one way a
+  resample misses all of them with probability ~e^-k, so at k = 4 (p = 0.125 exactly) its interval
+  already excludes 0 (docs/RESULTS.md, the reward grid: `equal_max` against the default, 4 cases to 0).
 - Power: the smallest paired difference n cases detect at 80 % power (`min_detectable_difference`).
   `python -m toolrl.evaluation.stats` prints the table docs/EVALUATION.md and `evaluate.limit` quote.
 """
@@ -20,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 Z95 = 1.959963984540054
+ALPHA = 0.05
 BOOTSTRAP_RESAMPLES = 10_000
 # The disagreement rate the report assumes where it has no pair of models to observe one (and says
 # so). A round figure between two checkpoints of one model (SFT and GRPO: at least 3 of 50 BFCL cases
@@ -113,9 +117,13 @@ class PairedComparison:
         return min_detectable_difference(self.n, (self.only_a + self.only_b) / self.n if self.n else 0.0)
 
     @property
-    def called(self) -> bool:
-        """A difference is called only when its interval excludes 0."""
+    def interval_excludes_0(self) -> bool:
         return self.low > 0 or self.high < 0
+
+    @property
+    def called(self) -> bool:
+        """A difference is called only when its interval excludes 0 and McNemar's exact test agrees."""
+        return self.interval_excludes_0 and self.p_value < ALPHA
 
     def words(self) -> str:
         mdd = self.detectable
@@ -125,8 +133,10 @@ class PairedComparison:
                 f"{self.b}{power}")
         if not self.called:
             interval = f"95 % CI [{100 * self.low:+.1f}, {100 * self.high:+.1f}] points"
+            why = (f"{interval} excludes 0 but McNemar's exact test does not (p >= {ALPHA:g}): too few cases where "
+                   "they disagree to call it" if self.interval_excludes_0 else f"{interval} includes 0")
             return (f"{self.scope}: no difference shown between {self.a} and {self.b} ({self.a} minus {self.b}: "
-                    f"{100 * self.diff:+.1f} points, {interval} includes 0; {test}; n = {self.n}).")
+                    f"{100 * self.diff:+.1f} points, {why}; {test}; n = {self.n}).")
         better, worse = (self.a, self.b) if self.diff > 0 else (self.b, self.a)
         low, high = (self.low, self.high) if self.diff > 0 else (-self.high, -self.low)
         return (f"{self.scope}: {better} is better than {worse} by {100 * abs(self.diff):.1f} points "
