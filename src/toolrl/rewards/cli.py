@@ -2,6 +2,7 @@
 
     toolrl reward score --input IN.jsonl --output OUT.jsonl [--params params.yaml] [-S key=value]
     toolrl reward trajectories --input TRAJ.jsonl [--output OUT.jsonl] [--reward outcome_dense] [--step N]
+    toolrl reward agreement --samples 'mlartifacts/*/artifacts/samples/grpo_step_*.json' [--variants a,b] [--group-size 4]
 
 Each input line holds `completion` (text, or chat messages), `ground_truth`, and optionally `variant`
 (default: grpo.reward.variant), `step` (default 0) and `tools` (read by the schema variants). Each is
@@ -204,6 +205,47 @@ def _trajectory_table(rows: list, scorer: Any) -> None:
         passed = sum(s.error is None for _, s in rows)
         line += f"; checker passed {passed}/{len(rows)}; checker errors {scorer.checker_errors}"
     out.print(line)
+
+
+@app.command("agreement")
+def agreement_cmd(
+    samples: Annotated[list[str], typer.Option("--samples", help="GRPO sample tables (MLflow's samples/grpo_step_*.json); "
+                                                "globs allowed, repeatable")],
+    variants: Annotated[str, typer.Option("--variants", help="comma-separated; default: every variant that reads "
+                                          "no tool schema")] = "",
+    reference: Annotated[str, typer.Option("--reference", help="the variant the others are compared with")] = "default",
+    group_size: Annotated[int, typer.Option("--group-size", help="the run's grpo.num_generations", min=2)] = 4,
+) -> None:
+    """How far each reward variant changes GRPO's advantages on groups a run logged (docs/REWARDS.md)."""
+    import glob
+
+    from toolrl.cli import UserError
+    from toolrl.rewards.agreement import SAME_TOLERANCE, SampleTableError, compare_variants, read_groups
+
+    paths = sorted({Path(f) for pattern in samples for f in (glob.glob(pattern) or [pattern])})
+    absent = [str(p) for p in paths if not p.exists()]
+    if absent:
+        raise UserError(f"no sample table at {', '.join(absent)}: pass --samples with files or a glob that matches "
+                        "some (an MLflow run's artifacts/samples/grpo_step_*.json)")
+    names = [v for v in variants.split(",") if v] or [n for n, v in VARIANTS.items() if v.values != "schema"]
+    unknown = [n for n in [reference, *names] if n not in VARIANTS]
+    if unknown:
+        raise UserError(f"unknown variant {', '.join(unknown)}: `toolrl reward variants` lists them")
+    try:
+        groups = read_groups(paths, group_size)
+        rows = compare_variants(groups, names, reference)
+    except (SampleTableError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    table = Table(Column("variant", no_wrap=True), "silent groups", f"advantages = {reference}'s", "both vary",
+                  "correlation mean (min)", "same direction", title=f"{len(groups)} groups of {group_size} from "
+                  f"{len(paths)} sample tables")
+    for r in rows:
+        table.add_row(r.variant, f"{r.silent} ({r.silent / r.groups:.0%})", f"{r.same} ({r.same / r.groups:.0%})",
+                      str(r.both_vary), f"{r.mean_correlation:.3f} ({r.min_correlation:.3f})", f"{r.same_sign:.1%}")
+    Console().print(table)
+    Console().print(f"silent: every completion of the group got the same reward (no learning signal); advantages: "
+                    f"GRPO's group normalisation of the variant's total reward, equal when every completion's is within "
+                    f"{SAME_TOLERANCE}; correlation and same direction (the advantage's sign) over groups where both vary")
 
 
 @app.command("variants")
