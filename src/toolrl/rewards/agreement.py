@@ -10,7 +10,8 @@ its formula says (docs/RESULTS.md, the reward grid).
 
 The groups are read from the sample tables `toolrl train grpo` logs to MLflow (`samples/grpo_step_*.json`:
 columns `step`, `completion`, `ground_truth`, ..., the step's completions in TRL's order, a group's
-`num_generations` rows together).
+`num_generations` rows together). Advantages are those of `grpo.scale_rewards: group` (the default); with
+`batch` or `none` a rescaling variant does change them.
 """
 
 from __future__ import annotations
