@@ -82,13 +82,18 @@ def advantages(rewards: Sequence[float]) -> list[float]:
     return outcome_advantages(torch.tensor(rewards, dtype=torch.float64), len(rewards)).tolist()
 
 
+def readable_without_tools(variant: str) -> bool:
+    """Whether a variant scores a completion from the sample tables alone (the schema variants need tools)."""
+    return get_variant(variant).values != "schema"
+
+
 def compare_variants(groups: Sequence[Group], variants: Sequence[str], reference: str = "default") -> list[Agreement]:
     """Each variant's advantages on `groups` against the reference's (listed first)."""
     import numpy as np
 
     names = [reference] + [v for v in variants if v != reference]
     for name in names:
-        if get_variant(name).values == "schema":
+        if not readable_without_tools(name):
             raise ValueError(f"variant {name!r} reads the tools' schemas, which sample tables do not hold: "
                              "leave it out of --variants")
     scorers = {name: Scorer(name) for name in names}

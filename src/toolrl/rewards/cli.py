@@ -220,14 +220,20 @@ def agreement_cmd(
     import glob
 
     from toolrl.cli import UserError
-    from toolrl.rewards.agreement import SAME_TOLERANCE, SampleTableError, compare_variants, read_groups
+    from toolrl.rewards.agreement import (
+        SAME_TOLERANCE,
+        SampleTableError,
+        compare_variants,
+        read_groups,
+        readable_without_tools,
+    )
 
     paths = sorted({Path(f) for pattern in samples for f in (glob.glob(pattern) or [pattern])})
     absent = [str(p) for p in paths if not p.exists()]
     if absent:
         raise UserError(f"no sample table at {', '.join(absent)}: pass --samples with files or a glob that matches "
                         "some (an MLflow run's artifacts/samples/grpo_step_*.json)")
-    names = [v for v in variants.split(",") if v] or [n for n, v in VARIANTS.items() if v.values != "schema"]
+    names = [v for v in variants.split(",") if v] or [n for n in VARIANTS if readable_without_tools(n)]
     unknown = [n for n in [reference, *names] if n not in VARIANTS]
     if unknown:
         raise UserError(f"unknown variant {', '.join(unknown)}: `toolrl reward variants` lists them")
