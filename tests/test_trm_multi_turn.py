@@ -282,3 +282,28 @@ def test_seeded_sample_keeps_file_order_and_repeats_with_the_seed():
     assert len(some) == 10 and some == sorted(some, key=lambda r: r["id"]) and some == seeded_sample(records, 10, 1)
     assert some != seeded_sample(records, 10, seed=2)
     assert seeded_sample(records, None, 1) is records and seeded_sample(records, 80, 1) is records
+
+
+def test_epochs_give_each_size_equal_passes_and_one_evaluation(tmp_path):
+    from toolrl.config import Params
+    from toolrl.trm.requirement import data_requirement, size_params, training_records
+
+    params = Params()
+    params = params.model_copy(update={"trm": params.trm.model_copy(update={
+        "data": params.trm.data.model_copy(update={"output_dir": str(tmp_path / "trm")}),
+        "model": params.trm.model.model_copy(update={"per_device_train_batch_size": 4,
+                                                     "gradient_accumulation_steps": 2})})})
+    with pytest.raises(FileNotFoundError, match="toolrl trm data"):
+        training_records(params)
+    (tmp_path / "trm").mkdir()
+    (tmp_path / "trm" / "train.jsonl").write_text("{}\n" * 20 + "\n")
+    assert training_records(params) == 20
+    # 8 records a step: 2 passes over 12 records are 3 steps; a size above the data trains on all 20
+    small, large = size_params(params, 12, tmp_path, 2, 20).trm.model, size_params(params, 64, tmp_path, 2, 20).trm.model
+    assert (small.max_steps, small.eval_steps, small.train_limit) == (3, 3, 12)
+    assert (large.max_steps, large.eval_steps) == (5, 5)
+    plain = size_params(params, 12, tmp_path).trm.model
+    assert (plain.max_steps, plain.eval_steps) == (params.trm.model.max_steps, params.trm.model.eval_steps)
+    assert not size_params(params, 12, tmp_path, 2, 20).tracking.register_models
+    with pytest.raises(ValueError, match="epochs must be positive"):
+        data_requirement(params, [4], tmp_path, epochs=0)

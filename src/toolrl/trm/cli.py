@@ -81,6 +81,9 @@ def sizes(
     sizes_: Annotated[str, typer.Option("--sizes", help="comma-separated training-set sizes (records)")],
     output: Annotated[Path, typer.Option("--output", "-o", help="folder for the runs and the table")] = Path(
         "reports/trm_data_requirement"),
+    epochs: Annotated[float | None, typer.Option(
+        "--epochs", help="train each size for this many passes over its records, evaluated once at the end "
+        "(default: trm.model.max_steps for every size)")] = None,
     params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None,
 ) -> None:
     """The TRM's data requirement: train it on several training-set sizes -> a table of held-out ROC-AUC
@@ -91,7 +94,7 @@ def sizes(
         wanted = [int(x) for x in sizes_.split(",") if x.strip()]
     except ValueError:
         raise UserError(f"--sizes takes whole numbers separated by commas, got {sizes_!r}") from None
-    data_requirement(load(params, set_), wanted, output, say=lambda m: console.print(m, highlight=False, markup=False))
+    data_requirement(load(params, set_), wanted, output, epochs, say=lambda m: console.print(m, highlight=False, markup=False))
     console.print(f"[green]wrote {output}/data_requirement.md[/green]", highlight=False)
 
 
