@@ -110,3 +110,14 @@ def test_scoring_marks_the_position_and_empty_calls_fail(tokenizer):
         encode_step(tokenizer, PROMPT, "", "")
     with pytest.raises(ValueError, match="exactly one"):
         label_position([IGNORE, 1, 0])
+
+
+def test_a_loaded_trm_sits_where_the_hardware_says(tmp_path, tiny_model_dir):
+    from toolrl.hardware import default_device
+    from toolrl.trm.model import init_trm, load_trm, save_trm
+
+    model, tokenizer = init_trm(tiny_model_dir)
+    save_trm(model, tokenizer, tmp_path / "trm", {"max_length": 64})
+    loaded, _, _ = load_trm(tmp_path / "trm")
+    assert loaded.device.type == default_device() and not loaded.training
+    assert load_trm(tmp_path / "trm", device="cpu")[0].device.type == "cpu"

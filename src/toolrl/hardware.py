@@ -26,6 +26,13 @@ def bf16_supported() -> bool:
     return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
 
 
+def default_device() -> str:
+    """Where a model that no Trainer places runs (the TRM's scorer): the CUDA GPU if there is one, else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def resolve_bf16(setting: Bf16Setting) -> bool:
     """A training section's `bf16` (true, false or auto) as the bool TrainingArguments takes."""
     return bf16_supported() if setting == "auto" else bool(setting)

@@ -74,17 +74,20 @@ def save_trm(model: Any, tokenizer: Any, folder: str | Path, meta: dict[str, Any
 
 
 def load_trm(folder: str | Path, device: Any = None, dtype: str = "float32") -> tuple[Any, Any, dict[str, Any]]:
-    """(model in eval mode, tokenizer, meta) from a folder written by `save_trm`; `dtype`: a torch dtype name."""
+    """(model in eval mode, tokenizer, meta) from a folder written by `save_trm`; `dtype`: a torch dtype name;
+    `device`: None is the GPU where there is one, else the CPU (no Trainer places a scorer: before this a
+    GPU machine scored the TRM's held-out calls and GRPO+TRM's calls on its CPU)."""
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from toolrl.hardware import default_device
 
     folder = Path(folder)
     if not (folder / META_FILE).exists():
         raise FileNotFoundError(f"{folder} is not a trained TRM (no {META_FILE}): run `toolrl trm train` "
                                 "(or `dvc repro trm`) first, or point to the folder it wrote")
     model = AutoModelForTokenClassification.from_pretrained(str(folder), dtype=getattr(torch, dtype))
-    if device is not None:
-        model.to(device)
+    model.to(default_device() if device is None else device)
     model.eval()
     return model, AutoTokenizer.from_pretrained(str(folder)), json.loads((folder / META_FILE).read_text())
 
