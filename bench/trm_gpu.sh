@@ -21,15 +21,19 @@ if [ "$mode" = prepare ]; then
   # TRL, datasets, pydantic and MLflow's client with its SQLite store, for the machine's Python 3.12; its
   # own torch, transformers, accelerate, peft, pandas, pyarrow and scikit-learn are used as they are.
   mkdir -p .gpu/w && cp "$0" .gpu/trm_gpu.sh
+  # the versions are this .venv's (the pins in pyproject), so the list names packages only
+  pins=$(.venv/bin/python - <<'PY'
+import importlib.metadata as md
+names = """trl datasets dill multiprocess pydantic pydantic_core annotated-types typing-inspection gguf mlflow-skinny
+mlflow-tracing SQLAlchemy alembic Mako sqlparse databricks-sdk cachetools opentelemetry-api opentelemetry-proto
+opentelemetry-sdk opentelemetry-semantic-conventions importlib_metadata fastapi starlette python-dotenv
+cryptography cffi pycparser greenlet GitPython gitdb smmap uvicorn""".split()
+print(" ".join(f"{n}=={md.version(n)}" for n in names))
+PY
+) || exit 2
   .venv/bin/pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any \
-    -d .gpu/w trl==1.16.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 pydantic==2.14.4 pydantic_core==2.50.5 \
-    annotated-types==0.8.0 typing-inspection==0.4.5 gguf==0.19.0 mlflow-skinny==3.17.2 mlflow-tracing==3.17.2 \
-    SQLAlchemy==2.1.9 alembic==1.20.1 Mako==1.4.3 sqlparse==0.6.1 databricks-sdk==0.162.0 cachetools==7.3.3 \
-    opentelemetry-api==1.45.2 opentelemetry-proto==1.45.2 opentelemetry-sdk==1.45.2 \
-    opentelemetry-semantic-conventions==0.66b2 importlib_metadata==9.1.0 fastapi==0.150.0 starlette==1.10.0 \
-    python-dotenv==1.2.4 cryptography==50.0.2 cffi==2.1.1 pycparser==3.12 greenlet==3.5.6 GitPython==3.2.1 \
-    gitdb==4.0.12 smmap==5.0.3 uvicorn==0.54.0
+    -d .gpu/w $pins
   gguf=$(.venv/bin/python -c "from toolrl.models import embedded_gguf_path as p; print(p())")
   head -c 34900000 "$gguf" > .gpu/a && tail -c +34900001 "$gguf" > .gpu/b     # 64 MiB a call, the repo included
   sha256sum "$gguf" | cut -c1-64 > .gpu/gguf.sha
