@@ -124,3 +124,34 @@ def test_a_loaded_trm_sits_where_the_hardware_says(tmp_path, tiny_model_dir, mon
     loaded, _, _ = load_trm(tmp_path / "trm")
     assert loaded.device.type == "meta" and not loaded.training
     assert load_trm(tmp_path / "trm", device="cpu")[0].device.type == "cpu"
+
+
+def test_right_padded_training_batches_score_as_with_their_mask(tiny_model_dir):
+    """The trm stage's model drops a right-padded batch's mask (toolrl.training.right_padding): the scores
+    at the labelled positions, and so the loss, are those of the masked pass (fp32, relative 1e-5)."""
+    import torch
+    from transformers import DataCollatorForTokenClassification
+
+    from toolrl.training.right_padding import causal_without_right_padding_mask
+    from toolrl.trm.model import init_trm
+
+    model, tokenizer = init_trm(tiny_model_dir)
+    tokenizer.padding_side = "right"
+    torch.manual_seed(1)  # weights large enough that the context matters (see test_shared_prefix)
+    for p in model.parameters():
+        if p.dim() == 2:
+            p.data.normal_(0, 0.1)
+    calls = ['{"name": "get_weather", "parameters": {"city": "Paris"}}', '{"name": "x", "parameters": {}}']
+    rows = [encode_step(tokenizer, PROMPT, prefix, call, label)
+            for prefix, call, label in [("", calls[0], 1), ("<think> Two cities, one call each. </think>", calls[1], 0)]]
+    batch = DataCollatorForTokenClassification(tokenizer)(rows)
+    labels = batch.pop("labels")
+    assert not bool(batch["attention_mask"].all())
+    with torch.no_grad():
+        masked = model(**batch).logits[labels != IGNORE]
+        causal_without_right_padding_mask(model)
+        seen: list[object] = []
+        model.register_forward_pre_hook(lambda _m, _a, kw: seen.append(kw.get("attention_mask")), with_kwargs=True)
+        unmasked = model(**batch).logits[labels != IGNORE]
+    assert seen == [None]
+    torch.testing.assert_close(unmasked, masked, rtol=1e-5, atol=1e-6)

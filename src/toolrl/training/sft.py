@@ -55,8 +55,11 @@ def _probe(model: Any, tokenizer: Any, records: list[dict[str, Any]], max_new_to
 
 def build_trainer(params: Params, state: checkpoints.OutputState, base: Path, train: Any, tokenizer: Any,
                   callbacks: list[Any]) -> Any:
-    """TRL's SFTTrainer for these params (the model is loaded from its folder inside the trainer)."""
-    from trl import SFTConfig, SFTTrainer
+    """TRL's SFTTrainer for these params (the model is loaded from its folder inside the trainer), with
+    the savings of toolrl.training.sft_trainer."""
+    from trl import SFTConfig
+
+    from toolrl.training.sft_trainer import LeanSFTTrainer
 
     sec = params.sft
     args = SFTConfig(
@@ -65,7 +68,7 @@ def build_trainer(params: Params, state: checkpoints.OutputState, base: Path, tr
         max_length=sec.max_length,
         completion_only_loss=sec.completion_only_loss,
     )
-    return SFTTrainer(model=str(base), args=args, train_dataset=train, processing_class=tokenizer,
+    return LeanSFTTrainer(model=str(base), args=args, train_dataset=train, processing_class=tokenizer,
                       peft_config=stage.lora_config(sec.lora), callbacks=callbacks)
 
 

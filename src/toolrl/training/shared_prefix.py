@@ -12,7 +12,8 @@ trainer overrides that one method (the idea of Prefix Grouper, arXiv 2506.05433;
    only; the cache is repeated for the group's rows (`repeat_interleave` is differentiable, so the
    gradients of the G completions sum into the one prompt pass in backward);
 3. the group's rows then run `[last prompt token, completion...]` against that cache through TRL's
-   own fused LM head (`fused_lm_head=True`), which scores exactly the completion tokens as TRL does.
+   own fused LM head (`fused_lm_head=True`), which scores exactly the completion tokens as TRL does
+   (and, on CPU too, only those: toolrl.training.fused_head).
    With `loss_rows_at_once`, they run that many at a time under `torch.utils.checkpoint`: each chunk's
    activations are dropped after its forward and recomputed in its backward, so a long multi-turn
    group holds the prompt's activations plus one chunk's instead of every row's.
@@ -59,6 +60,7 @@ from trl.models import unwrap_model_for_generation
 
 from toolrl.decode import decode, prompt_cache, supported
 from toolrl.training import dynamic_sampling
+from toolrl.training.fused_head import compact_lm_head
 
 logger = logging.getLogger(__name__)
 
@@ -157,8 +159,9 @@ class SharedPrefixGRPOTrainer(GRPOTrainer):
         def score(part: slice) -> tuple[torch.Tensor, torch.Tensor | None]:
             """These rows against the prompt; rebuilds their cache, so a recomputation runs it again."""
             cache = _repeated(prefix, part.stop - part.start) if prefix is not None else None
-            out = model(input_ids=suffix[part], attention_mask=mask[part], past_key_values=cache,
-                        labels=labels[part], fused_lm_head=True)
+            with compact_lm_head():  # the completion tokens only, not the padding after short ones
+                out = model(input_ids=suffix[part], attention_mask=mask[part], past_key_values=cache,
+                            labels=labels[part], fused_lm_head=True)
             return out.log_probs, out.entropy
 
         with self.accelerator.autocast():

@@ -22,6 +22,7 @@ from typing import Any
 
 from toolrl.config import Params
 from toolrl.hardware import precision_args
+from toolrl.training.right_padding import causal_without_right_padding_mask
 from toolrl.trm.model import ID2LABEL, backbone_folder, init_trm, save_trm
 from toolrl.trm.steps import IGNORE, encode_step
 
@@ -260,6 +261,7 @@ def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
     def build(state: checkpoints.OutputState) -> Any:
         model, tokenizer = init_trm(backbone, params.model.dtype, seed=sec.seed)
         tokenizer.padding_side = "right"  # positions must not shift: scoring feeds unpadded-left sequences too
+        causal_without_right_padding_mask(model)  # so the padding needs no mask (1.2-1.45x a step on CPU)
         train_ds = encode_records(tokenizer, train_records, sec.max_length, "encode train", sec.keep_called_tool)
         val_ds = encode_records(tokenizer, val_records, sec.max_length, "encode val", sec.keep_called_tool)
         args = TrainingArguments(
