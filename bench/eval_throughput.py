@@ -12,6 +12,11 @@ completion tokens/s, seconds, load seconds, correct, and the share of cases whos
 character for character the first backend's at the same batch size. Rows alternate backends, so
 ratios are measured side by side.
 
+A backend may carry a precision, `NAME@DTYPE` (`hf-generate@float32`): that row runs with `evaluate.dtype`
+set to it (otherwise params' `evaluate.dtype`). After the table, each pair of rows' share of identical
+completions: on bf16 hardware greedy completions of different kernels part ways where two logits tie in
+bf16, so the float32 reference shows how much of a disagreement is bf16's own.
+
 Besides the `evaluate.backend` names, `hf-generate` is the `hf` backend on transformers' own `generate`
 instead of the lean decode loop: the evaluation path before the throughput work (issue #19's "today's
 path"), kept in the code as the reference the exactness tests compare with.
@@ -30,11 +35,14 @@ from toolrl.evaluation.runner import evaluate_model, load_benchmarks
 from toolrl.hardware import resolve_dtype
 
 
-def one(base: Params, args: argparse.Namespace, backend: str, bs: int) -> dict:
+def one(base: Params, args: argparse.Namespace, row: str, bs: int) -> dict:
     from transformers import AutoTokenizer
 
+    backend, _, dtype = row.partition("@")
     with tempfile.TemporaryDirectory() as cache:
         raw = base.model_dump()
+        if dtype:
+            raw["evaluate"]["dtype"] = dtype
         raw["evaluate"].update(models=[args.model], benchmarks=["bfcl"], limit=args.limit, batch_size=bs,
                                bfcl_categories=args.categories.split(","), max_new_tokens=args.max_new_tokens,
                                cache_dir=cache, threads=args.threads,
@@ -62,7 +70,7 @@ def one(base: Params, args: argparse.Namespace, backend: str, bs: int) -> dict:
         graded = [g for rows in result.graded.values() for g in rows]
         tokens = sum(len(tok(g.completion, add_special_tokens=False)["input_ids"]) for g in graded)
         secs = result.generation_seconds - sum(loading)
-        return {"backend": backend, "batch_size": bs, "cases_per_s": result.generated / secs,
+        return {"backend": row, "batch_size": bs, "cases_per_s": result.generated / secs,
                 "tokens_per_s": tokens / secs, "seconds": secs, "load_seconds": sum(loading),
                 "correct": sum(g.grade.correct for g in graded), "n": len(graded),
                 "completions": {g.example.id: g.completion for g in graded}}
@@ -73,7 +81,8 @@ def main() -> None:
     parser.add_argument("--model", default="base", help="a model reference, as in evaluate.models")
     parser.add_argument("--categories", default="simple_python,irrelevance")
     parser.add_argument("--limit", type=int, default=8)
-    parser.add_argument("--backends", default="hf", help="comma-separated: hf, hf-generate, openvino, vllm")
+    parser.add_argument("--backends", default="hf",
+                        help="comma-separated: hf, hf-generate, openvino, vllm, each optionally NAME@DTYPE")
     parser.add_argument("--batch-sizes", default="8")
     parser.add_argument("--max-new-tokens", type=int, default=192)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
@@ -94,6 +103,12 @@ def main() -> None:
         print(f"| {r['backend']} | {r['batch_size']} | {r['cases_per_s']:.3f} | {r['tokens_per_s']:.1f} | "
               f"{r['seconds']:.1f} | {r['load_seconds']:.1f} | {r['correct']}/{r['n']} | {same:.0%} | "
               f"{ref['seconds'] / r['seconds']:.2f}x |")
+    print("\nidentical completions, each pair of rows (same batch size):")
+    for i, a in enumerate(rows):
+        for b in rows[i + 1:]:
+            if a["batch_size"] == b["batch_size"]:
+                same = sum(b["completions"].get(k) == v for k, v in a["completions"].items())
+                print(f"  {a['backend']} ~ {b['backend']} (batch {a['batch_size']}): {same}/{len(a['completions'])}")
 
 
 if __name__ == "__main__":

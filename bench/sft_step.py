@@ -68,12 +68,19 @@ def main() -> None:
     from toolrl.config import load_params
     from toolrl.hardware import resolve_bf16
     from toolrl.training.data import load_view
+    from toolrl.training.fused_head import compact_lm_head
     from toolrl.training.sft_trainer import LeanSFTTrainer
 
     params = load_params(a.params)
     tokenizer = AutoTokenizer.from_pretrained(a.model)
     train = load_view(a.data, "train", "sft", None)
-    trainers = {"trl": SFTTrainer, "ours (compact head, no right-padding mask)": LeanSFTTrainer}
+    class CompactHeadOnly(SFTTrainer):  # the first saving alone, to tell the two apart
+        def compute_loss(self, *args, **kwargs):
+            with compact_lm_head():
+                return super().compute_loss(*args, **kwargs)
+
+    trainers = {"trl": SFTTrainer, "compact LM head only": CompactHeadOnly,
+                "ours (compact head, no right-padding mask)": LeanSFTTrainer}
     times: dict[str, list[float]] = {name: [] for name in trainers}
     losses: dict[str, list[float]] = {}
     for _ in range(a.rounds):

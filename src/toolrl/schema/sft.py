@@ -13,7 +13,8 @@ class SftParams(TrainCommon):
     # (sampling called half the time); at 40 it called on 81 % (docs/RESULTS.md). 60 steps drove the
     # entropy to ~0.02 (first run).
     max_steps: int = Field(default=40,
-        description="x 4 examples = 160 seen; ~19 s a step on 2 CPU cores (bf16): ~13 min")
+        description="x 4 examples = 160 seen; ~8 s a step on 2 CPU cores with AMX (bf16): ~5 min "
+                    "(docs/RESULTS.md, the seventh default run)")
     learning_rate: float = 5e-5
     num_train_epochs: float = Field(default=1.0,
         description="only used when max_steps is reached later than one pass")

@@ -9,8 +9,10 @@ such compiler, and there the full head costs most: an SFT step of 4 BFCL example
 same loss and gradient up to rounding (masked positions contribute exact zeros either way;
 tests/test_sft_trainer.py).
 
-`compact_lm_head()` turns it on around our trainers' loss passes only (SFT: toolrl.training.sft_trainer): TRL's own path
-(`grpo.shared_prefix: false`, the benchmark's stock trainer) keeps TRL's behaviour.
+`compact_lm_head()` turns it on around our trainers' loss passes only (toolrl.training.sft_trainer, the
+shared-prefix GRPO passes): TRL's own path (`grpo.shared_prefix: false`, the benchmarks' stock trainers)
+keeps TRL's behaviour. It swaps the private function TRL 1.16 reads for this choice
+(`trl.trainer.utils._use_triton`; its kernels read their own copy), pinned with TRL in pyproject.
 """
 
 from __future__ import annotations
