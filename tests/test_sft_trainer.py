@@ -85,3 +85,16 @@ def test_only_right_padding_loses_its_mask():
     assert _drop_mask(None, (), {"attention_mask": right})[1]["attention_mask"] is None
     cached = {"attention_mask": right, "past_key_values": object()}  # a pass with a cache keeps its mask
     assert _drop_mask(None, (), cached)[1]["attention_mask"] is right
+    assert not is_right_padded(torch.tensor([[2, 2, 1, 0]]))  # not a 0/1 mask
+
+
+def test_a_bidirectional_model_keeps_its_mask(tiny_model_dir):
+    from transformers import AutoModelForCausalLM, BertConfig, BertForTokenClassification
+
+    from toolrl.training.right_padding import causal_without_right_padding_mask, is_causal
+
+    encoder = BertForTokenClassification(BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1,
+                                                    num_attention_heads=2, intermediate_size=32))
+    assert not is_causal(encoder) and causal_without_right_padding_mask(encoder) is None
+    decoder = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
+    assert is_causal(decoder) and causal_without_right_padding_mask(decoder) is not None

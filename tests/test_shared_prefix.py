@@ -106,7 +106,9 @@ def _loss_and_grads(trainer, batch, shared: bool):
 
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
 @pytest.mark.parametrize("token_advantages", [False, True], ids=["B", "BxT"])
-def test_shared_prefix_equals_trl(tiny_model_dir, tmp_path, lora, token_advantages):
+def test_shared_prefix_equals_trl(tiny_model_dir, tmp_path, lora, token_advantages, monkeypatch):
+    import trl.trainer.utils as trl_utils
+
     trainer, tokenizer, prompts = _trainer(tiny_model_dir, tmp_path, lora)
     batch = _batch(trainer, tokenizer, prompts, token_advantages)
     input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], 1)
@@ -114,13 +116,19 @@ def test_shared_prefix_equals_trl(tiny_model_dir, tmp_path, lora, token_advantag
     keep = batch["completion_ids"].size(1)
     scored = batch["completion_mask"].bool()
 
+    positions: list[int] = []  # how many positions TRL's fused head projects, per call
+    apply = trl_utils._ChunkedLogProbFunction.apply
+    monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply",
+                        lambda hidden, *a: positions.append(hidden.shape[0]) or apply(hidden, *a))
     with torch.no_grad():
         outs = {}
         for shared in (False, True):
             trainer.shared_prefix = shared
+            positions.clear()
             # batch_size 4: TRL's chunks cut a group in two, which the shared path must handle too
             outs[shared] = trainer._get_per_token_logps_and_entropies(trainer.model, input_ids, mask, keep,
                                                                       batch_size=4, compute_entropy=True)
+    assert sum(positions) == int(scored.sum())  # the shared path's head scored the completion tokens only
     (lp_trl, ent_trl, _), (lp_ours, ent_ours, _) = outs[False], outs[True]
     assert lp_ours.shape == lp_trl.shape and ent_ours.shape == ent_trl.shape
     assert _rel(lp_ours[scored], lp_trl[scored]) < 1e-5

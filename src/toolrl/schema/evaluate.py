@@ -93,8 +93,8 @@ class EvaluateParams(Section):
     max_new_tokens: int = Field(default=192, ge=8)
     backend: Literal["auto", "hf", "openvino", "vllm"] = Field(default="auto", description=(
         "hf: transformers on CPU or GPU (the reference); openvino: OpenVINO GenAI's continuous batching on "
-        "CPU, ~2x faster with the same greedy completions (in float32; bf16 completions differ between any two "
-        "kernels, docs/BENCHMARKS.md), an export of each model cached under "
+        "CPU, ~2x faster with the same greedy completions (in float32; in bf16 kernels part ways on 10-25 % of "
+        "cases, docs/BENCHMARKS.md), an export of each model cached under "
         "cache_dir/openvino; vllm: GPU. auto: openvino for each model it can export (Llama, as the embedded "
         "SmolLM2) on a machine without CUDA where openvino-genai is installed, else hf; the report names the "
         "backend each model ran on."))
