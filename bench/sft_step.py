@@ -1,6 +1,6 @@
 """SFT step cost: TRL's SFTTrainer against the project's (toolrl.training.sft_trainer).
 
-Both trainers get the same model, config (`sft` section of params.yaml: batch, max_length, bf16) and the
+The trainers get the same model, the stage's config (`sft` section of params.yaml, as `toolrl train sft` builds it) and the
 same batches in the same order; each runs `--steps` steps, the first left out of the mean, alternating
 trainers `--rounds` times so that the machine's drift falls on both. The per-step losses are printed side
 by side: the two trainers compute the same loss, up to rounding.
@@ -24,7 +24,8 @@ def run(trainer_cls: type, model: str, train, tokenizer, params, steps: int) -> 
     from transformers import TrainerCallback
     from trl import SFTConfig
 
-    from toolrl.hardware import precision_args
+    from toolrl.training.checkpoints import OutputState
+    from toolrl.training.stage import trainer_args
 
     sec = params.sft
     times: list[float] = []
@@ -42,11 +43,11 @@ def run(trainer_cls: type, model: str, train, tokenizer, params, steps: int) -> 
                 losses.append(float(logs["loss"]))
 
     with tempfile.TemporaryDirectory() as out:
-        args = SFTConfig(output_dir=out, max_steps=steps, learning_rate=sec.learning_rate,
-                         per_device_train_batch_size=sec.per_device_train_batch_size,
-                         lr_scheduler_type=sec.lr_scheduler_type, logging_steps=1, save_strategy="no",
-                         report_to=[], max_length=sec.max_length, completion_only_loss=sec.completion_only_loss,
-                         model_init_kwargs={"dtype": params.model.dtype}, seed=sec.seed, **precision_args(sec.bf16))
+        # the stage's own TrainingArguments (sft.build_trainer), less its checkpoints and tracking
+        stage_args = trainer_args(sec, OutputState(Path(out), None, False), "sft", params.model.dtype)
+        stage_args.update(max_steps=steps, logging_steps=1, save_strategy="no", report_to=[])
+        args = SFTConfig(**stage_args, num_train_epochs=sec.num_train_epochs, max_length=sec.max_length,
+                         completion_only_loss=sec.completion_only_loss)
         trainer = trainer_cls(model=model, args=args, train_dataset=train, processing_class=tokenizer,
                               callbacks=[Clock()])
         trainer.train()
@@ -74,6 +75,7 @@ def main() -> None:
     params = load_params(a.params)
     tokenizer = AutoTokenizer.from_pretrained(a.model)
     train = load_view(a.data, "train", "sft", None)
+
     class CompactHeadOnly(SFTTrainer):  # the first saving alone, to tell the two apart
         def compute_loss(self, *args, **kwargs):
             with compact_lm_head():
