@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from training_fixtures import tiny_params
@@ -65,7 +66,11 @@ def test_trm_data_trm_grpo_trm(params, tmp_path):
     assert version.run_id == result["run_id"]
     run = mlflow.get_run(result["run_id"])
     assert "trm/val/roc_auc" in run.data.metrics and "trm/loss" in run.data.metrics
-    # the registered pyfunc scores calls
+    # the registered pyfunc scores calls, and carries the model's files, not the Trainer's checkpoints
+    logged = Path(mlflow.artifacts.download_artifacts("models:/toolrl-trm@candidate"))
+    # (checkpoints at steps 2 and 4 were in the folder when it was logged; the stage deletes them after)
+    weights = [p.relative_to(logged) for p in logged.rglob("model.safetensors")]
+    assert len(weights) == 1 and "checkpoints" not in str(weights[0]) and not list(logged.rglob("checkpoint-*"))
     model = mlflow.pyfunc.load_model("models:/toolrl-trm@candidate")
     rec = json.loads((tmp_path / "data" / "curated" / "train.jsonl").read_text().splitlines()[0])
     scores = model.predict([{"prompt": rec["prompt"], "completion": rec["ground_truth"]}])

@@ -131,16 +131,11 @@ def test_right_padded_training_batches_score_as_with_their_mask(tiny_model_dir):
     at the labelled positions, and so the loss, are those of the masked pass (fp32, relative 1e-5)."""
     import torch
     from transformers import DataCollatorForTokenClassification
+    from trm_fixtures import context_sensitive_trm
 
     from toolrl.training.right_padding import causal_without_right_padding_mask
-    from toolrl.trm.model import init_trm
 
-    model, tokenizer = init_trm(tiny_model_dir)
-    tokenizer.padding_side = "right"
-    torch.manual_seed(1)  # weights large enough that the context matters (see test_shared_prefix)
-    for p in model.parameters():
-        if p.dim() == 2:
-            p.data.normal_(0, 0.1)
+    model, tokenizer = context_sensitive_trm(tiny_model_dir)
     calls = ['{"name": "get_weather", "parameters": {"city": "Paris"}}', '{"name": "x", "parameters": {}}']
     rows = [encode_step(tokenizer, PROMPT, prefix, call, label)
             for prefix, call, label in [("", calls[0], 1), ("<think> Two cities, one call each. </think>", calls[1], 0)]]

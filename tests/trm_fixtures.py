@@ -6,6 +6,22 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def context_sensitive_trm(model_dir: Path) -> tuple:
+    """(model, tokenizer): a TRM on the tiny-random backbone, right padding, weights drawn large enough
+    (normal, std 0.1) that a token's score depends on its context (see test_shared_prefix)."""
+    import torch
+
+    from toolrl.trm.model import init_trm
+
+    model, tokenizer = init_trm(model_dir)
+    tokenizer.padding_side = "right"
+    torch.manual_seed(1)
+    for p in model.parameters():
+        if p.dim() == 2:
+            p.data.normal_(0, 0.1)
+    return model, tokenizer
+
+
 def overfit(base_dir: Path, out_dir: Path, pairs: list[tuple[list[dict[str, str]], str]], steps: int = 150,
             lr: float = 3e-3, seed: int = 0) -> Path:
     """Train the model in `base_dir` on (chat prompt, answer) pairs, loss on the answer and its

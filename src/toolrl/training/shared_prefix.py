@@ -47,7 +47,6 @@ does not cover (`toolrl.decode.supported`: sliding-window or non-attention layer
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from typing import Any
@@ -60,19 +59,10 @@ from trl.models import unwrap_model_for_generation
 
 from toolrl.decode import decode, prompt_cache, supported
 from toolrl.training import dynamic_sampling
+from toolrl.training.common_prefix import repeated
 from toolrl.training.fused_head import compact_lm_head
 
 logger = logging.getLogger(__name__)
-
-
-def _repeated(cache: Any, rows: int) -> Any:
-    """A copy of a prompt's cache holding it `rows` times. The forward pass extends a cache by reassigning
-    its layers' tensors, never in place, so new layer objects over the same tensors leave `cache` intact
-    (and keep its autograd graph, which a deep copy cannot)."""
-    out = copy.copy(cache)
-    out.layers = [copy.copy(layer) for layer in cache.layers]
-    out.batch_repeat_interleave(rows)
-    return out
 
 
 def prompt_groups(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> list[tuple[list[int], list[int]]]:
@@ -158,7 +148,7 @@ class SharedPrefixGRPOTrainer(GRPOTrainer):
 
         def score(part: slice) -> tuple[torch.Tensor, torch.Tensor | None]:
             """These rows against the prompt; rebuilds their cache, so a recomputation runs it again."""
-            cache = _repeated(prefix, part.stop - part.start) if prefix is not None else None
+            cache = repeated(prefix, part.stop - part.start) if prefix is not None else None
             with compact_lm_head():  # the completion tokens only, not the padding after short ones
                 out = model(input_ids=suffix[part], attention_mask=mask[part], past_key_values=cache,
                             labels=labels[part], fused_lm_head=True)

@@ -1,7 +1,8 @@
 """Score tool calls with a trained TRM: steps, whole completions, or a jsonl file (`toolrl trm score`).
 
 Each call is scored as its own step record (`encode_step`: context up to the call, the call, read at
-its last token), exactly as the model was trained. Steps are batched by length, right-padded.
+its last token), exactly as the model was trained. Steps are batched in token order, right-padded, and
+the steps of a batch that share a prompt compute it once (toolrl.training.common_prefix).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from toolrl import formats
 from toolrl.jsonl import parse_lines
+from toolrl.training.common_prefix import shared_prefix_logits
 from toolrl.trm.calls import CallSpan, call_spans
 from toolrl.trm.model import load_trm, positive_probs
 from toolrl.trm.steps import IGNORE, encode_step
@@ -40,7 +42,9 @@ class TrmScorer:
             return []
         encoded = [encode_step(self.tokenizer, p, prefix, call, max_length=self.max_length,
                                keep_called_tool=self.keep_called_tool) for p, prefix, call in steps]
-        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]["input_ids"]))
+        # in token order, so the calls of one prompt (a GRPO group's completions) share a batch and
+        # `shared_prefix_logits` computes their prompt once
+        order = sorted(range(len(encoded)), key=lambda i: encoded[i]["input_ids"])
         scores = [0.0] * len(encoded)
         pad = self.tokenizer.pad_token_id
         for start in range(0, len(order), self.batch_size):
@@ -52,8 +56,7 @@ class TrmScorer:
 
             labels = padded("labels", IGNORE)
             with torch.inference_mode():
-                logits = self.model(input_ids=padded("input_ids", pad),
-                                    attention_mask=padded("attention_mask", 0)).logits
+                logits = shared_prefix_logits(self.model, padded("input_ids", pad), padded("attention_mask", 0))
             for i, p in zip(order[start:start + self.batch_size], positive_probs(logits, labels).tolist(), strict=True):
                 scores[i] = p
         return scores

@@ -10,6 +10,9 @@
   per source (policy calls, reference calls, hard negatives), the agreement with the rule labels on
   the policy's own calls, and a calibration plot. All in MLflow (`trm/<metric>`), in
   `reports/metrics/trm.json`, and the model registered as `toolrl-trm` (a pyfunc that scores calls).
+- Speed (toolrl.trm.prefix_trainer): a batch's records that share a prompt compute it once
+  (`shared_prefix`: same numbers up to rounding), and training batches are drawn prompt by prompt
+  (`group_by_prompt`), so that a batch shares its prompts.
 - Restartable like the training stages: same fingerprint resumes from the last checkpoint into the
   same MLflow run; a finished run is not redone.
 """
@@ -30,7 +33,7 @@ SAVE_TOTAL_LIMIT = 2  # the best checkpoint (load_best_model_at_end) and the lat
 
 STAGE = "trm"
 NOT_TRAINING = {"plots_file", "metrics_file", "calibration_plot", "register_as", "logging_steps",
-                "per_device_eval_batch_size", "threshold"}
+                "per_device_eval_batch_size", "threshold", "shared_prefix"}
 
 
 class WeightedLastTokenLoss:
@@ -236,13 +239,13 @@ def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
     from transformers import (
         DataCollatorForTokenClassification,
         EarlyStoppingCallback,
-        Trainer,
         TrainingArguments,
     )
 
     from toolrl.training import checkpoints
     from toolrl.training.callbacks import StageCallback
     from toolrl.training.stage import TrainingStage, TrainResult, record, run_training
+    from toolrl.trm.prefix_trainer import TrmTrainer, prompt_index_groups
     from toolrl.trm.steps import read_steps
     from toolrl.trm.tracking import log_trm
 
@@ -263,7 +266,10 @@ def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
         tokenizer.padding_side = "right"  # positions must not shift: scoring feeds unpadded-left sequences too
         causal_without_right_padding_mask(model)  # causal backbones: the padding needs no mask (1.3x a step on CPU)
         train_ds = encode_records(tokenizer, train_records, sec.max_length, "encode train", sec.keep_called_tool)
-        val_ds = encode_records(tokenizer, val_records, sec.max_length, "encode val", sec.keep_called_tool)
+        # a prompt's records side by side, so an evaluation batch computes its prompt once (the metrics
+        # are order-free; held_out_measures below keeps the file's order)
+        val_ds = encode_records(tokenizer, [val_records[i] for g in prompt_index_groups(val_records) for i in g],
+                                sec.max_length, "encode val", sec.keep_called_tool)
         args = TrainingArguments(
             output_dir=str(state.checkpoint_dir), run_name=STAGE, max_steps=sec.max_steps,
             learning_rate=sec.learning_rate, per_device_train_batch_size=sec.per_device_train_batch_size,
@@ -275,8 +281,10 @@ def run_trm(params: Params, fresh: bool = False, say: Callable[[str], None] = pr
             greater_is_better=True, seed=sec.seed, report_to=["mlflow"], remove_unused_columns=False,
             **precision_args(sec.bf16),
         )
-        return Trainer(
+        return TrmTrainer(
             model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer,
+            shared_prefix=sec.shared_prefix,
+            prompt_groups=prompt_index_groups(train_records) if sec.group_by_prompt else None,
             data_collator=DataCollatorForTokenClassification(tokenizer),
             compute_loss_func=WeightedLastTokenLoss(weights),
             compute_metrics=make_compute_metrics(sec.threshold), preprocess_logits_for_metrics=probs_at_labels,
