@@ -71,6 +71,7 @@ def test_trm_data_trm_grpo_trm(params, tmp_path):
     # (checkpoints at steps 2 and 4 were in the folder when it was logged; the stage deletes them after)
     weights = [p.relative_to(logged) for p in logged.rglob("model.safetensors")]
     assert len(weights) == 1 and "checkpoints" not in str(weights[0]) and not list(logged.rglob("checkpoint-*"))
+    assert not list((tmp_path / "models").glob(".trm-log-*"))  # the linked copy is gone
     model = mlflow.pyfunc.load_model("models:/toolrl-trm@candidate")
     rec = json.loads((tmp_path / "data" / "curated" / "train.jsonl").read_text().splitlines()[0])
     scores = model.predict([{"prompt": rec["prompt"], "completion": rec["ground_truth"]}])

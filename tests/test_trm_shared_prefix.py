@@ -116,10 +116,11 @@ def test_a_bidirectional_model_and_left_padding_take_the_stock_forward(trm):
     assert calls == [None]  # one plain pass, no cache
     encoder = BertForTokenClassification(BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1,
                                                     num_attention_heads=2, intermediate_size=32)).eval()
-    ids = torch.tensor([[1, 2, 3, 4], [1, 2, 3, 5]])
+    ids = torch.tensor([[1, 2, 3, 4], [1, 2, 3, 5]])  # a 3-token prefix a causal model would share
     mask = torch.ones_like(ids)
     with torch.no_grad():
-        torch.testing.assert_close(shared_prefix_logits(encoder, ids, mask), encoder(input_ids=ids).logits)
+        torch.testing.assert_close(shared_prefix_logits(encoder, ids, mask, min_shared=1),
+                                   encoder(input_ids=ids).logits)
 
 
 def test_prompt_group_sampler_keeps_a_prompts_records_together():
@@ -157,7 +158,7 @@ def test_trainer_step_equals_the_stock_trainers(trm, tmp_path):
 
     model, tokenizer = trm
     rows = [encode_step(tokenizer, p, prefix, call, label) for p, prefix, call, label in RECORDS]
-    after, losses = [], []
+    after, losses, cached = [], [], []
     for shared in (False, True):
         args = TrainingArguments(output_dir=str(tmp_path / f"t{shared}"), max_steps=1, learning_rate=1e-3,
                                  per_device_train_batch_size=len(rows), report_to=[], use_cpu=True, optim="sgd",
@@ -167,9 +168,14 @@ def test_trainer_step_equals_the_stock_trainers(trm, tmp_path):
                              compute_loss_func=WeightedLastTokenLoss(), shared_prefix=shared,
                              prompt_groups=[[0, 1, 2], [3, 4], [5]])
         assert isinstance(trainer._get_train_sampler(), PromptGroupSampler)
+        passes: list[bool] = []
+        trainer.model.register_forward_pre_hook(
+            lambda _m, _a, kw, passes=passes: passes.append(kw.get("past_key_values") is not None), with_kwargs=True)
         trainer.train()
+        cached.append(any(passes))
         losses.append(trainer.state.log_history[0]["loss"])
         after.append({n: p.detach().clone() for n, p in trainer.model.named_parameters()})
+    assert cached == [False, True]  # the stock path, then the shared prefix's cached passes
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
     for name, weight in after[0].items():
         torch.testing.assert_close(after[1][name], weight, rtol=1e-5, atol=1e-6, msg=name)

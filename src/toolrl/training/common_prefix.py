@@ -16,9 +16,11 @@ reference call and its hard negatives. The stock forward runs each row over its 
 The output is the stock forward's `logits`, (batch, length, classes), at every real position; the
 prefix positions' logits are the prefix pass's own, the same in every row of the group. Attention is
 causal, so a prefix token never sees what follows it and computing it once changes no number but
-rounding (tests/test_trm_steps.py: logits, loss and every gradient equal to the stock forward's in
-fp32). Positions at padding differ (no loss reads them). A model that is not causal throughout (a
-BERT-like backbone) and a batch that is not right-padded take the stock forward.
+rounding (tests/test_trm_shared_prefix.py: logits, loss and every gradient equal to the stock forward's
+in fp32). Positions at padding differ (no loss reads them). A model that is not causal throughout (a
+BERT-like backbone), one whose layers are not all full attention in the sdpa or eager kernel
+(`toolrl.decode.supported`: sliding windows, linear attention) and a batch that is not right-padded take
+the stock forward.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ def prefix_groups(rows: list[list[int]], min_shared: int = 16) -> list[tuple[int
     position, where the TRM reads its label, is always computed in the row's own pass); groups of one
     share 0. Rows are visited in sorted order and a row joins the open group while the tokens saved
     do not fall (n rows sharing s tokens compute s + sum(len - s); joining shrinks s to s')."""
+    min_shared = max(min_shared, 1)  # a group shares at least one token
     order = sorted(range(len(rows)), key=lambda i: rows[i])
     groups: list[tuple[int, list[int]]] = []
     shared, members = 0, []
@@ -79,7 +82,9 @@ def shared_prefix_logits(model: Any, input_ids: torch.Tensor, attention_mask: to
     `model`: a causal transformers model whose forward takes `past_key_values` (a token classifier, a LM)."""
     from transformers import DynamicCache
 
-    if not is_causal(model) or not is_right_padded(attention_mask):
+    from toolrl.decode import supported
+
+    if not is_causal(model) or not supported(getattr(model, "module", model)) or not is_right_padded(attention_mask):
         return model(input_ids=input_ids, attention_mask=attention_mask).logits
     lengths = attention_mask.sum(dim=1).tolist()
     groups = prefix_groups([ids[:n] for ids, n in zip(input_ids.tolist(), lengths, strict=True)], min_shared)

@@ -52,6 +52,11 @@ def prompt_index_groups(records: list[dict[str, Any]]) -> list[list[int]]:
 
 
 class TrmTrainer(Trainer):
+    # the TRM's loss (trainer.WeightedLastTokenLoss) is a per-batch mean: with gradient accumulation the
+    # Trainer must divide it by the number of accumulated batches, which it skips for a compute_loss_func
+    # unless told (single process; the stock multi-process token averaging is not reproduced here)
+    loss_is_scaled_for_ga = False
+
     def __init__(self, *args: Any, shared_prefix: bool = True, prompt_groups: list[list[int]] | None = None,
                  **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -61,7 +66,7 @@ class TrmTrainer(Trainer):
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
-        if not self.shared_prefix:
+        if not self.shared_prefix or "labels" not in inputs:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         inputs = dict(inputs)
         labels = inputs.pop("labels")

@@ -48,6 +48,8 @@ def model_files(folder: str | Path) -> Iterator[Path]:
     from toolrl.training.checkpoints import CHECKPOINTS
 
     folder = Path(folder)
+    for stale in folder.parent.glob(f".{folder.name}-log-*"):  # left by a process killed while logging
+        shutil.rmtree(stale, ignore_errors=True)
     with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{folder.name}-log-") as tmp:
         view = Path(tmp) / folder.name
         view.mkdir()
