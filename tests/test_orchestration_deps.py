@@ -64,7 +64,8 @@ def test_a_change_to_the_grpo_schema_or_trainer_leaves_sft_cached(tmp_path):
     trainer.write_text(trainer.read_text() + "\n# a comment in GRPO's trainer\n")
     assert _stale(repo, env) == {"grpo", "grpo_trm"}
 
-    # The lean decode loop samples GRPO's rollouts, the TRM data, the evaluated completions and SFT's probe.
+    # The lean decode loop samples GRPO's rollouts, the TRM data, the evaluated completions and SFT's probe;
+    # the TRM's shared prefix asks it which models it covers.
     loop = repo / "src" / "toolrl" / "decode.py"
     loop.write_text(loop.read_text() + "\n# a comment in the decode loop\n")
-    assert _stale(repo, env) == {"sft", "grpo", "grpo_trm", "trm_data", "evaluate"}
+    assert _stale(repo, env) == {"sft", "grpo", "grpo_trm", "trm_data", "trm", "evaluate"}
