@@ -84,11 +84,11 @@ def shared_prefix_logits(model: Any, input_ids: torch.Tensor, attention_mask: to
 
     from toolrl.decode import supported
 
-    if not is_causal(model) or not supported(getattr(model, "module", model)) or not is_right_padded(attention_mask):
-        return model(input_ids=input_ids, attention_mask=attention_mask).logits
+    covered = is_causal(model) and supported(getattr(model, "module", model)) and is_right_padded(attention_mask)
     lengths = attention_mask.sum(dim=1).tolist()
-    groups = prefix_groups([ids[:n] for ids, n in zip(input_ids.tolist(), lengths, strict=True)], min_shared)
-    if all(len(members) == 1 for _, members in groups):
+    groups = prefix_groups([ids[:n] for ids, n in zip(input_ids.tolist(), lengths, strict=True)],
+                           min_shared) if covered else []
+    if all(len(members) == 1 for _, members in groups):  # nothing to share (or not covered): the stock forward
         return model(input_ids=input_ids, attention_mask=attention_mask).logits
     width, device = input_ids.size(1), input_ids.device
     config = getattr(model, "module", model).config  # a DDP-wrapped model keeps its config on .module

@@ -52,14 +52,7 @@ def model_files(folder: str | Path) -> Iterator[Path]:
         shutil.rmtree(stale, ignore_errors=True)
     with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{folder.name}-log-") as tmp:
         view = Path(tmp) / folder.name
-        view.mkdir()
-        for entry in folder.iterdir():
-            if entry.name == CHECKPOINTS:
-                continue
-            if entry.is_dir():
-                shutil.copytree(entry, view / entry.name, copy_function=_link_or_copy)
-            else:
-                _link_or_copy(entry, view / entry.name)
+        shutil.copytree(folder, view, ignore=shutil.ignore_patterns(CHECKPOINTS), copy_function=_link_or_copy)
         yield view
 
 
