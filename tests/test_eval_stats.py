@@ -12,6 +12,7 @@ def test_wilson_matches_published_values():
     assert wilson(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
     assert wilson(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
     assert wilson(0, 0) == (0.0, 1.0)
+    assert wilson(0, 50)[0] == 0.0 and wilson(50, 50)[1] == 1.0  # exact bounds, not 1e-18 off them
 
 
 def test_mcnemar_exact_is_a_binomial_test_on_the_disagreements():
@@ -90,6 +91,21 @@ def test_the_overall_difference_is_the_mean_over_categories_resampled_within_eac
         paired_bootstrap({"x": ([], [])})
 
 
+def test_mcnemar_pointing_the_other_way_calls_nothing():
+    # A small category where only A is right on all 6 cases, a large one where only B is right on 20 of 200:
+    # the mean over categories favours A (+45 points), the pooled cases B (6 against 20, p < 0.05).
+    t, f = True, False
+    c = compare("A", "B", "bfcl/overall", {"x": ([t] * 6, [f] * 6),
+                                           "y": ([f] * 20 + [t] * 50 + [f] * 130, [t] * 70 + [f] * 130)})
+    assert c.interval_excludes_0 and c.low > 0 and c.p_value < 0.05 and c.only_b > c.only_a
+    assert not c.called
+    assert "points the other way" in c.words()
+    # the same sizes with the small category's cases reversed: both agree on B, and it is called
+    c = compare("A", "B", "bfcl/overall", {"x": ([f] * 6, [t] * 6),
+                                           "y": ([f] * 20 + [t] * 50 + [f] * 130, [t] * 70 + [f] * 130)})
+    assert c.called and c.diff < 0
+
+
 def test_the_bootstrap_interval_covers_about_95_percent():
     """Coverage on simulated paired models with a known true difference (a quick frequentist check)."""
     import random
@@ -145,6 +161,22 @@ def test_the_report_gives_intervals_and_words_each_difference(tmp_path):
     assert metrics["diff/sft_vs_grpo/bfcl/overall"] == pytest.approx(-0.5)
     assert metrics["diff/sft_vs_grpo/bfcl/overall_ci95_high"] < 0
     assert metrics["sft/bfcl/simple_python_ci95_low"] == pytest.approx(wilson(10, 40)[0])
+
+
+def test_a_model_wrong_on_every_case_gets_wilsons_interval_not_zero_width(tmp_path):
+    import csv
+
+    from toolrl.config import EvaluateParams
+    from toolrl.evaluation import report
+
+    results = _results({"base": [False] * 40, "sft": [True] * 10 + [False] * 30})
+    files = report.write(results, EvaluateParams(output_dir=str(tmp_path), models=["base"]))
+    rows = {(r["model"], r["scope"]): r for r in csv.DictReader(files["intervals"].open())}
+    base = rows[("base", "bfcl/overall")]
+    assert float(base["low"]) == 0.0 and float(base["high"]) == pytest.approx(wilson(0, 40)[1], abs=1e-4)
+    assert "widened" in base["method"]
+    sft = rows[("sft", "bfcl/overall")]  # a category between 0 and 100 %: the bootstrap alone
+    assert sft["method"] == "bootstrap within categories" and float(sft["low"]) > 0
 
 
 def test_the_detectable_difference_matches_the_sample_size_formula():

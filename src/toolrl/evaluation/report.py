@@ -6,7 +6,8 @@ Written to `evaluate.output_dir`:
   hashes, warnings, error-category counts, example failures, plots;
 - `eval.csv`: the accuracy table as numbers (fractions);
 - `eval_intervals.csv`: every accuracy with its 95 % interval (Wilson for a category and for the
-  pooled overall; for the mean of categories, a bootstrap within categories: `toolrl.evaluation.stats`);
+  pooled overall; for the mean of categories, a bootstrap within categories, widened to Wilson's interval when a
+  category is at 0 or 100 %: `toolrl.evaluation.stats`);
 - `eval_pairs.csv`: every pair of models on every category and overall: the paired difference, its
   95 % bootstrap interval, McNemar's exact p-value, whether the difference is called, and the
   smallest difference these cases detect at 80 % power at the pair's disagreement rate;
@@ -103,8 +104,15 @@ def intervals(results: EvalResults) -> list[dict[str, Any]]:
             strata = {c[1]: (list(_outcomes(model, c).values()), [False] * len(model.graded[c])) for c in cols}
             _, low, high = paired_bootstrap(strata)
             n = sum(len(model.graded[c]) for c in cols)
+            # A category at 0 or 100 % adds no variance to a bootstrap (every resample is the same), so the
+            # interval shrinks to [0, 0] when every case is wrong and covers badly near 0 and 100 %: the failure
+            # Wilson's interval is for. There, take the union with Wilson's at the mean on the n cases.
+            method = "bootstrap within categories"
+            if any(min(strata[c][0]) == max(strata[c][0]) for c in strata):
+                w_low, w_high = wilson(round(mean * n), n)
+                low, high, method = min(low, w_low), max(high, w_high), f"{method}, widened to Wilson's"
             rows.append({"model": model.label, "scope": f"{bench}/{OVERALL}", "n": n, "accuracy": mean,
-                         "method": "bootstrap within categories", "low": low, "high": high})
+                         "method": method, "low": low, "high": high})
             correct = round(weighted * n)
             rows.append({"model": model.label, "scope": f"{bench}/{WEIGHTED}", "n": n, "accuracy": weighted,
                          "method": "wilson", **dict(zip(("low", "high"), wilson(correct, n), strict=True))})

@@ -38,7 +38,8 @@ def wilson(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
     p = correct / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # The bounds at 0 and n are exactly 0 and 1 (the formula leaves ~1e-18 of rounding there).
+    return (0.0 if correct <= 0 else max(0.0, centre - half)), (1.0 if correct >= n else min(1.0, centre + half))
 
 
 def mcnemar_exact(a: Sequence[bool], b: Sequence[bool]) -> float:
@@ -121,9 +122,17 @@ class PairedComparison:
         return self.low > 0 or self.high < 0
 
     @property
+    def mcnemar_agrees(self) -> bool:
+        """McNemar's test is significant and points the interval's way. With categories of different sizes
+        the interval is for the mean over categories and McNemar pools the cases, so the two can disagree in
+        sign (6 cases only A got right in a small category, 20 only B in a large one)."""
+        same_way = (self.only_a - self.only_b) * (self.low + self.high) > 0
+        return self.p_value < ALPHA and same_way
+
+    @property
     def called(self) -> bool:
         """A difference is called only when its interval excludes 0 and McNemar's exact test agrees."""
-        return self.interval_excludes_0 and self.p_value < ALPHA
+        return self.interval_excludes_0 and self.mcnemar_agrees
 
     def words(self) -> str:
         mdd = self.detectable
@@ -133,8 +142,14 @@ class PairedComparison:
                 f"{self.b}{power}")
         if not self.called:
             interval = f"95 % CI [{100 * self.low:+.1f}, {100 * self.high:+.1f}] points"
-            why = (f"{interval} excludes 0 but McNemar's exact test does not (p >= {ALPHA:g}): too few cases where "
-                   "they disagree to call it" if self.interval_excludes_0 else f"{interval} includes 0")
+            if not self.interval_excludes_0:
+                why = f"{interval} includes 0"
+            elif self.p_value >= ALPHA:
+                why = (f"{interval} excludes 0 but McNemar's exact test does not (p >= {ALPHA:g}): too few cases "
+                       "where they disagree to call it")
+            else:
+                why = (f"{interval} excludes 0 but McNemar's exact test, over the pooled cases, points the other "
+                       "way: the categories differ in size and disagree")
             return (f"{self.scope}: no difference shown between {self.a} and {self.b} ({self.a} minus {self.b}: "
                     f"{100 * self.diff:+.1f} points, {why}; {test}; n = {self.n}).")
         better, worse = (self.a, self.b) if self.diff > 0 else (self.b, self.a)
