@@ -161,6 +161,8 @@ def test_call_limit_stops_and_says_what_was_not_run(case, tokenizer):
     last = r.trajectory.turns[0].steps[-1]
     assert r.trajectory.stop == CALL_LIMIT and len(r.trajectory.calls) == 4
     assert "Not executed" not in last.results[0] and "limit of 3 calls" in last.results[1]
+    assert last.refused == [False, True]  # the checker replays the first call only
+    assert r.trajectory.decoded()[0][-1] == ["ls()"]
     assert r.env_mask[-1] == 1  # nothing follows the last model message
 
 

@@ -260,3 +260,22 @@ def test_cli_reward_option_and_a_clean_file(base, tmp_path):
     assert "reward outcome" in result.output and "checker passed 1/1" in result.output
     result = CliRunner().invoke(app, ["trajectories", "-i", str(src), "--reward", "nope"])
     assert result.exit_code != 0 and "unknown multi-turn reward 'nope'" in result.output
+
+
+def test_grading_a_long_context_booking_leaves_bfcls_shared_records_alone():
+    # TravelAPI's long-context cards and bookings are module-level dicts in bfcl_eval that the checker's
+    # instances shared: a graded cancellation refunded the shared card (5000 -> 5400 -> 5800 over gradings).
+    from bfcl_eval.eval_checker.multi_turn_eval.func_source_code import long_context
+
+    from toolrl.multiturn.cases import load_cases
+
+    case = next(c for c in load_cases("multi_turn_long_context") if c.involved_classes == ["TravelAPI"])
+    card, booking = next(iter(long_context.CREDIT_CARD_EXTENSION)), next(iter(long_context.BOOKING_RECORD_EXTENSION))
+    balance = long_context.CREDIT_CARD_EXTENSION[card]["balance"]
+    per_turn = [list(t) for t in ground_truth_calls(case)]
+    per_turn[0] += [ToolCall("cancel_booking", {"access_token": case.initial_config["TravelAPI"]["access_token"],
+                                                "booking_id": booking})]
+    assert grade_trajectory(case, ground_truth_trajectory(case, per_turn)).error == "state_mismatch"
+    assert long_context.CREDIT_CARD_EXTENSION[card]["balance"] == balance
+    assert booking in long_context.BOOKING_RECORD_EXTENSION
+    assert grade_trajectory(case, ground_truth_trajectory(case)).correct

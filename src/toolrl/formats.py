@@ -224,12 +224,37 @@ def _between(text: str, open_tag: str, close_tag: str) -> str | None:
     return text[start + len(open_tag) : end]
 
 
+# Deeper arguments than any tool schema asks for; far deeper ones (~600 levels) would overflow the stack of
+# whatever walks them later (json, dataclasses.asdict, deepcopy).
+MAX_ARGUMENT_DEPTH = 32
+
+
+def _not_a_number(constant: str) -> Any:
+    raise ValueError(f"tool call is not valid JSON: {constant} is not a JSON number")
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of lists and objects (0 for a scalar), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def parse_call(line: str) -> ToolCall:
     """One JSON line `{"name": ..., "parameters": {...}}` (also accepts "arguments"). Raises ValueError."""
     try:
-        obj = json.loads(line)
+        obj = json.loads(line, parse_constant=_not_a_number)
     except json.JSONDecodeError as exc:
         raise ValueError(f"tool call is not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise ValueError(f"tool call nests deeper than {MAX_ARGUMENT_DEPTH} levels") from None
+    if _depth(obj) > MAX_ARGUMENT_DEPTH + 1:
+        raise ValueError(f"tool call nests deeper than {MAX_ARGUMENT_DEPTH} levels")
     if not isinstance(obj, dict):
         raise ValueError("tool call is not a JSON object")
     name = obj.get("name")

@@ -38,6 +38,7 @@ from typing import Any
 
 from toolrl.evaluation.records import Grade
 from toolrl.multiturn.cases import MultiTurnCase
+from toolrl.multiturn.environment import own_states
 from toolrl.multiturn.trajectory import Trajectory
 
 # The checker's error types, as our error categories (evaluation/records.py).
@@ -83,10 +84,11 @@ def safe_decoded(trajectory: Trajectory, classes: list[str]) -> list[list[list[s
     for turn in trajectory.turns:
         steps = []
         for step in turn.steps:
-            if not step.calls:
+            calls = step.executed_calls()  # what the environment refused, the checker must not run either
+            if not calls:
                 continue
             steps.append([decoded if c.name in methods and all(_identifier(k) for k in c.arguments) else UNKNOWN_CALL
-                          for c, decoded in zip(step.calls, _strings(step.calls), strict=True)])
+                          for c, decoded in zip(calls, _strings(calls), strict=True)])
         out.append(steps)
     return out
 
@@ -130,7 +132,8 @@ def grade_trajectory(case: MultiTurnCase, trajectory: Trajectory) -> Grade:
     model_name = f"{_NAME_PREFIX}{uuid.uuid4().hex}"
     entry = {"id": case.id, "initial_config": case.initial_config, "involved_classes": list(case.involved_classes)}
     try:
-        result = checker(decoded, [list(t) for t in case.ground_truth], entry, case.category, model_name)
+        with own_states(case.involved_classes):  # the model's and the ground truth's instances apart
+            result = checker(decoded, [list(t) for t in case.ground_truth], entry, case.category, model_name)
     except Exception as exc:  # the checker's own failure is not the model's: counted (checked=True), wrong
         return Grade(case.id, False, "checker_error", f"{type(exc).__name__}: {exc}", checked=True)
     finally:

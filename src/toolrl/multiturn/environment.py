@@ -13,7 +13,9 @@ saying what was wrong, so the model can read it and the rollout goes on.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import decimal
 import importlib
 import inspect
 import json
@@ -21,6 +23,44 @@ from typing import Any
 
 from toolrl.formats import ToolCall
 from toolrl.multiturn.cases import MultiTurnCase
+
+# Arguments whose large values make a BFCL tool compute for minutes in-process (MathAPI's square_root and
+# logarithm at `precision` 10^8, power at a huge integer exponent), blocking a whole batched rollout. BFCL's
+# cases use precisions of a few digits and exponents in the tens.
+ARGUMENT_BOUNDS = {"precision": 1_000, "exponent": 10_000}
+
+
+def own_state(instance: Any) -> None:
+    """Give a loaded instance its own copy of every attribute. TravelAPI's long-context scenarios insert
+    the same card and booking dicts that bfcl_eval keeps at module level (`long_context.CREDIT_CARD_EXTENSION`),
+    so a booking would otherwise change them for every later instance in the process."""
+    # One deepcopy of all attributes together: attributes point into each other (GorillaFileSystem's
+    # current directory lies inside its tree) and must still do so; the instance itself stays itself.
+    vars(instance).update(copy.deepcopy(dict(vars(instance)), {id(instance): instance}))
+
+
+@contextlib.contextmanager
+def own_states(classes: list[str]):
+    """While inside, every instance of these classes loads its scenario into its own state (`own_state`):
+    for BFCL's checker, which builds the model's and the ground truth's instances itself."""
+    patched = []
+    for name in classes:
+        cls = _class_of(name)
+        original = cls.__dict__.get("_load_scenario")
+        if original is None:
+            continue
+
+        def load(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> None:
+            _original(self, *args, **kwargs)
+            own_state(self)
+
+        cls._load_scenario = load
+        patched.append((cls, original))
+    try:
+        yield
+    finally:
+        for cls, original in patched:
+            cls._load_scenario = original
 
 
 def _class_of(name: str) -> type:
@@ -77,6 +117,7 @@ class BfclEnvironment:
             if name not in STATELESS_CLASSES:
                 config = copy.deepcopy(self.case.initial_config.get(name, {}))
                 instance._load_scenario(config, long_context=self.case.long_context)
+                own_state(instance)
             self.instances[name] = instance
             for method_name, method in inspect.getmembers(instance, predicate=inspect.ismethod):
                 if not method_name.startswith("_"):
@@ -89,8 +130,9 @@ class BfclEnvironment:
         self.available |= {f["name"] for f in added}
         return added
 
-    def execute(self, call: ToolCall) -> str:
-        """Run one call; a bad call becomes a message that says what was wrong."""
+    def refusal(self, call: ToolCall) -> str | None:
+        """Why this call is not run here, as the message the model gets, or None when it runs: a function
+        not offered (yet), arguments that do not fit its signature, an argument over `ARGUMENT_BOUNDS`."""
         if call.name not in self.available or call.name not in self.methods:
             shown = ", ".join(sorted(self.available))
             return f"Error: there is no function named {call.name!r} here. Available functions: {shown}."
@@ -100,10 +142,24 @@ class BfclEnvironment:
         except TypeError as exc:
             params = ", ".join(inspect.signature(method).parameters)
             return f"Error: wrong arguments for {call.name}: {exc}. Its parameters are: {params}."
+        for name, bound in ARGUMENT_BOUNDS.items():
+            value = call.arguments.get(name)
+            if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > bound:
+                return f"Error: {name}={value!r} is too large for {call.name} here (at most {bound})."
+        return None
+
+    def execute(self, call: ToolCall) -> str:
+        """Run one call; a bad call becomes a message that says what was wrong."""
+        refusal = self.refusal(call)
+        if refusal is not None:
+            return refusal
+        method = self.methods[call.name]
         try:
             # A copy: tools keep argument lists in their state (post_tweet's mentions) and later calls
-            # mutate them, which would otherwise rewrite the call as the trajectory recorded it.
-            return result_text(method(**copy.deepcopy(call.arguments)))
+            # mutate them, which would otherwise rewrite the call as the trajectory recorded it. A local
+            # decimal context: MathAPI sets the process-wide precision.
+            with decimal.localcontext():
+                return result_text(method(**copy.deepcopy(call.arguments)))
         except Exception as exc:  # noqa: BLE001 - a tool's own failure is the model's feedback
             return f"Error during execution of {call.name}: {type(exc).__name__}: {exc}"
 

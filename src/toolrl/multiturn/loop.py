@@ -164,6 +164,8 @@ class _Conversation:
         if parsed.calls:
             room = limits.max_calls - self.calls
             step.calls = parsed.calls
+            step.refused = [self.env.refusal(c) is not None for c in parsed.calls[:room]]
+            step.refused += [True] * (len(parsed.calls) - len(step.refused))
             step.results = [self.env.execute(c) for c in parsed.calls[:room]]
             step.results += [f"Not executed: the conversation reached its limit of {limits.max_calls} calls."
                              ] * (len(parsed.calls) - len(step.results))

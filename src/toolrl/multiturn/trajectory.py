@@ -28,7 +28,9 @@ class Step:
 
     `results[i]` answers `calls[i]`; a message whose call block could not be parsed has no calls,
     `error` says why, and `results` holds the one tool message that told the model so. `truncated`:
-    the message hit its token limit instead of ending by itself.
+    the message hit its token limit instead of ending by itself. `refused[i]`: the environment did not
+    run `calls[i]` (a function not offered yet, arguments that do not fit, the call limit): BFCL's checker
+    must not replay it either. Empty means none refused (records written before the field).
     """
 
     text: str
@@ -36,6 +38,11 @@ class Step:
     results: list[str] = field(default_factory=list)
     error: str | None = None
     truncated: bool = False
+    refused: list[bool] = field(default_factory=list)
+
+    def executed_calls(self) -> list[ToolCall]:
+        """The calls the environment ran, in order."""
+        return [c for i, c in enumerate(self.calls) if not (i < len(self.refused) and self.refused[i])]
 
 
 @dataclass
@@ -58,9 +65,11 @@ class Trajectory:
         """Per turn, per step, the calls as BFCL strings: the input of BFCL's multi-turn checker.
 
         A step without calls is left out, as BFCL's own inference loop leaves out a reply that
-        decodes to no call; a turn the conversation never reached is an empty list.
+        decodes to no call; so are the calls the environment refused (`Step.refused`): the checker
+        replays what the model's environment ran. A turn the conversation never reached is an empty list.
         """
-        return [[[call_string(c) for c in step.calls] for step in turn.steps if step.calls] for turn in self.turns]
+        return [[[call_string(c) for c in step.executed_calls()] for step in turn.steps if step.executed_calls()]
+                for turn in self.turns]
 
     @property
     def calls(self) -> list[ToolCall]:
@@ -81,6 +90,7 @@ class Trajectory:
             turns = [Turn(user=t["user"], added_functions=list(t.get("added_functions", [])),
                           steps=[Step(text=s["text"], error=s.get("error"), results=list(s.get("results", [])),
                                       truncated=bool(s.get("truncated", False)),
+                                      refused=[bool(r) for r in s.get("refused", [])],
                                       calls=[ToolCall(c["name"], dict(c.get("arguments", {})))
                                              for c in s.get("calls", [])])
                                  for s in t.get("steps", [])])
