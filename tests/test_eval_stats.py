@@ -151,6 +151,7 @@ def test_the_report_gives_intervals_and_words_each_difference(tmp_path):
     md = files["markdown"].read_text()
     assert "bfcl/overall: grpo is better than sft by 50.0 points" in md
     assert "bfcl/overall: no difference shown between grpo and grpo_trm" in md
+    assert "uncorrected for multiplicity: 3 overall comparisons here, 6 with the categories" in md
     pairs = list(csv.DictReader(files["pairs"].open()))
     assert {(p["model_a"], p["model_b"], p["scope"], p["called"]) for p in pairs} >= {
         ("sft", "grpo", "bfcl/overall", "True"), ("grpo", "grpo_trm", "bfcl/simple_python", "False")}

@@ -245,12 +245,16 @@ def uncertainty_markdown(ci_rows: list[dict[str, Any]], pairs: list[PairedCompar
     if not rows:
         return "No model was evaluated."
     text = _md_table(["model", "scope", "cases", "accuracy (%)", "95 % interval"], rows)
+    every = len(pairs)
     pairs = [c for c in pairs if c.scope.endswith(f"/{OVERALL}")]
     if pairs:
         text += "\n\nPaired differences (bootstrap over the same cases, within categories; McNemar's exact test):\n\n"
         text += "\n".join(f"- {c.words()}" for c in pairs)
     return text + ("\n\nEvery category and pair: `eval_intervals.csv`, `eval_pairs.csv`. A difference is "
-                   "called only when its 95 % interval excludes 0 and McNemar's exact p is below 0.05.")
+                   "called only when its 95 % interval excludes 0 and McNemar's exact p is below 0.05 in the "
+                   f"interval's direction. Each test is at that level on its own, uncorrected for multiplicity: "
+                   f"{len(pairs)} overall comparisons here, {every} with the categories, so among models that "
+                   "do not differ some calls are expected by chance (about 1 in 20 tests at most).")
 
 
 def _detectable(mdd: float | None, rate: float) -> str:
