@@ -239,3 +239,14 @@ def test_categories_are_checked_before_reading():
         curate(wrong_source, track=False)
     with pytest.raises(ValueError, match="cannot mask names"):
         SourceParams(name="bfcl_multi_turn", mask_tool_names=True)
+
+
+def test_every_error_shape_of_bfcls_tools_counts_as_failed():
+    from toolrl.data.bfcl_multi_turn import failed
+    from toolrl.multiturn.environment import result_text
+
+    # TradingBot answers a list, TicketAPI {"success": false}: both were read as calls that ran fine
+    assert failed(result_text(["Error: User not authenticated. Please log in to view the watchlist."]))
+    assert failed(result_text({"success": False})) and failed(result_text({"error": "no such file"}))
+    assert failed("Error: there is no function named 'sort' here.")
+    assert not any(failed(result_text(v)) for v in (["AAPL", "NVDA"], {"success": True}, [1, 2], "moved", {}))

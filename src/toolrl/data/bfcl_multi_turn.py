@@ -86,14 +86,20 @@ def ground_truth_call(text: str, env: BfclEnvironment) -> ToolCall:
 
 
 def failed(result: str) -> bool:
-    """An environment message that reports an error: ours ("Error...") or a tool's {"error": ...}."""
+    """An environment message that reports an error: ours ("Error..."), a tool's {"error": ...}, TicketAPI's
+    {"success": false}, or TradingBot's ["Error: ..."] (a list, as its watchlist calls answer)."""
     if result.startswith("Error"):
         return True
     try:
         value = json.loads(result)
     except ValueError:
-        return False
-    return isinstance(value, dict) and "error" in value
+        try:
+            value = ast.literal_eval(result)  # a result that was not JSON is its Python repr
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return False
+    if isinstance(value, dict):
+        return "error" in value or value.get("success") is False
+    return isinstance(value, list) and bool(value) and isinstance(value[0], str) and value[0].startswith("Error")
 
 
 def turn_response(case: MultiTurnCase, turn: int, called: bool) -> str:
