@@ -233,3 +233,18 @@ def test_with_one_model_the_power_line_states_its_assumed_disagreement(tmp_path)
     same = _results({"a": [True] * 20 + [False] * 20, "b": [True] * 20 + [False] * 20})
     power = _power_section(report.write(same, EvaluateParams(output_dir=str(tmp_path)))["markdown"].read_text())
     assert "a vs b (disagree on 0 %): none (they never disagree)" in power
+
+
+def test_a_category_without_cases_gets_no_bar_and_no_place_in_the_power_line(tmp_path):
+    from toolrl.config import EvaluateParams
+    from toolrl.evaluation import report
+    from toolrl.evaluation.runner import EvalResults
+
+    full = _results({"sft": [True] * 10 + [False] * 30, "grpo": [True] * 30 + [False] * 10})
+    empty = ("bfcl", "multiple")  # e.g. an API-Bank level file with no readable record
+    results = EvalResults(full.columns + [empty], {**full.sizes, empty: 0}, full.models, [])
+    files = report.write(results, EvaluateParams(output_dir=str(tmp_path), models=["sft"]))
+    md = files["markdown"].read_text()
+    assert "bfcl: 40 cases per category, 40 in all" in md and "category of 0 cases" not in md
+    plots = {p.name for p in (tmp_path / "eval_plots").iterdir()}
+    assert "eval_bfcl_simple_python.png" in plots and "eval_bfcl_multiple.png" not in plots

@@ -145,7 +145,7 @@ def power(results: EvalResults, pairs: list[PairedComparison]) -> list[dict[str,
     pairs of models compared on its overall, each with its own observed disagreement rate."""
     rows = []
     for bench in benchmarks(results):
-        sizes = [results.sizes[c] for c in results.columns if c[0] == bench]
+        sizes = [results.sizes[c] for c in results.columns if c[0] == bench and results.sizes[c]]  # empty: no column
         if not sum(sizes):
             continue
         rows.append({"benchmark": bench, "sizes": sizes, "n": sum(sizes),
@@ -422,6 +422,8 @@ def plot(results: EvalResults, plots_dir: Path, ci_rows: list[dict[str, Any]]) -
     plt.close(fig)
 
     for bench, cat in results.columns:
+        if not results.sizes[(bench, cat)]:  # no case (an unreadable API-Bank level): no bar, not a 0 % one
+            continue
         fig, ax = plt.subplots(figsize=(max(4, 1.0 * len(labels) + 2), 3.2))
         values = [100 * (m.accuracy((bench, cat)) or 0) for m in results.models]
         errs = [yerr(label, f"{bench}/{cat}", v) for label, v in zip(labels, values, strict=True)]
