@@ -151,8 +151,10 @@ class BfclEnvironment:
     def execute(self, call: ToolCall) -> str:
         """Run one call; a bad call becomes a message that says what was wrong."""
         refusal = self.refusal(call)
-        if refusal is not None:
-            return refusal
+        return refusal if refusal is not None else self.run(call)
+
+    def run(self, call: ToolCall) -> str:
+        """Run a call `refusal` let through; the tool's own failure becomes a message."""
         method = self.methods[call.name]
         try:
             # A copy: tools keep argument lists in their state (post_tweet's mentions) and later calls

@@ -164,9 +164,9 @@ class _Conversation:
         if parsed.calls:
             room = limits.max_calls - self.calls
             step.calls = parsed.calls
-            step.refused = [self.env.refusal(c) is not None for c in parsed.calls[:room]]
-            step.refused += [True] * (len(parsed.calls) - len(step.refused))
-            step.results = [self.env.execute(c) for c in parsed.calls[:room]]
+            refusals = [self.env.refusal(c) for c in parsed.calls[:room]]
+            step.refused = [r is not None for r in refusals] + [True] * (len(parsed.calls) - len(refusals))
+            step.results = [self.env.run(c) if r is None else r for c, r in zip(parsed.calls[:room], refusals, strict=True)]
             step.results += [f"Not executed: the conversation reached its limit of {limits.max_calls} calls."
                              ] * (len(parsed.calls) - len(step.results))
             self.calls += min(room, len(parsed.calls))

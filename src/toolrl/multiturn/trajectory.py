@@ -68,8 +68,8 @@ class Trajectory:
         decodes to no call; so are the calls the environment refused (`Step.refused`): the checker
         replays what the model's environment ran. A turn the conversation never reached is an empty list.
         """
-        return [[[call_string(c) for c in step.executed_calls()] for step in turn.steps if step.executed_calls()]
-                for turn in self.turns]
+        ran = [[step.executed_calls() for step in turn.steps] for turn in self.turns]
+        return [[[call_string(c) for c in calls] for calls in turn if calls] for turn in ran]
 
     @property
     def calls(self) -> list[ToolCall]:
