@@ -151,7 +151,8 @@ def test_the_report_gives_intervals_and_words_each_difference(tmp_path):
     md = files["markdown"].read_text()
     assert "bfcl/overall: grpo is better than sft by 50.0 points" in md
     assert "bfcl/overall: no difference shown between grpo and grpo_trm" in md
-    assert "uncorrected for multiplicity: 3 overall comparisons here, 6 with the categories" in md
+    assert "on its own: 3 overall comparisons here, 6 with the categories" in md
+    assert "2 of the 2 overall calls survive it" in md  # 50 points on 40 cases: p ~ 1e-6, x3 is nothing
     pairs = list(csv.DictReader(files["pairs"].open()))
     assert {(p["model_a"], p["model_b"], p["scope"], p["called"]) for p in pairs} >= {
         ("sft", "grpo", "bfcl/overall", "True"), ("grpo", "grpo_trm", "bfcl/simple_python", "False")}
@@ -162,6 +163,39 @@ def test_the_report_gives_intervals_and_words_each_difference(tmp_path):
     assert metrics["diff/sft_vs_grpo/bfcl/overall"] == pytest.approx(-0.5)
     assert metrics["diff/sft_vs_grpo/bfcl/overall_ci95_high"] < 0
     assert metrics["sft/bfcl/simple_python_ci95_low"] == pytest.approx(wilson(10, 40)[0])
+
+
+def test_holm_matches_published_adjusted_p_values():
+    from toolrl.evaluation.stats import holm
+
+    # R: p.adjust(c(0.01, 0.04, 0.03, 0.005), "holm") -> 0.03 0.06 0.06 0.02
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.6]) == [1.0, 1.0]  # capped at 1, and never below a smaller p's adjusted value
+    assert holm([0.02]) == [0.02] and holm([]) == []
+
+
+def test_a_call_that_does_not_survive_holms_correction_is_marked(tmp_path):
+    import csv
+
+    from toolrl.config import EvaluateParams
+    from toolrl.evaluation import report
+    from toolrl.evaluation.stage import mlflow_metrics
+
+    # a is right on 6 cases where b and c are wrong, never the reverse: McNemar p = 2 / 2^6 = 0.031, called
+    # on its own; over the 3 overall comparisons Holm gives 3 x 0.031 = 0.094 for both of a's pairs.
+    b = [True] * 10 + [False] * 30
+    results = _results({"a": [True] * 16 + [False] * 24, "b": b, "c": list(b)})
+    files = report.write(results, EvaluateParams(output_dir=str(tmp_path), models=["a"]))
+    pairs = {(p["model_a"], p["model_b"], p["scope"]): p for p in csv.DictReader(files["pairs"].open())}
+    ab = pairs[("a", "b", "bfcl/overall")]
+    assert float(ab["mcnemar_p"]) == pytest.approx(0.03125)
+    assert (ab["called"], ab["called_holm"], ab["holm_family"]) == ("True", "False", "3")
+    assert float(ab["mcnemar_p_holm"]) == pytest.approx(0.09375)
+    assert pairs[("b", "c", "bfcl/overall")]["mcnemar_p_holm"] == "1"
+    md = files["markdown"].read_text()
+    assert "0 of the 2 overall calls survive it" in md
+    assert "Holm-adjusted over the 3 comparisons of its kind: p = 0.0938, not significant after correction" in md
+    assert mlflow_metrics(results)["diff/a_vs_b/bfcl/overall_mcnemar_p_holm"] == pytest.approx(0.09375)
 
 
 def test_a_model_wrong_on_every_case_gets_wilsons_interval_not_zero_width(tmp_path):

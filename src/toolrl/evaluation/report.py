@@ -39,6 +39,7 @@ from toolrl.evaluation.runner import Column, EvalResults, ModelResult
 from toolrl.evaluation.stats import (
     ASSUMED_DISAGREEMENT,
     PairedComparison,
+    adjust_for_multiplicity,
     compare,
     min_detectable_difference,
     paired_bootstrap,
@@ -136,6 +137,7 @@ def comparisons(results: EvalResults) -> list[PairedComparison]:
                         out.append(compare(a.label, b.label, f"{bench}/{col[1]}", {col[1]: strata[col[1]]}))
                 if strata:
                     out.append(compare(a.label, b.label, f"{bench}/{OVERALL}", strata))
+    adjust_for_multiplicity(out, OVERALL)
     return out
 
 
@@ -250,11 +252,15 @@ def uncertainty_markdown(ci_rows: list[dict[str, Any]], pairs: list[PairedCompar
     if pairs:
         text += "\n\nPaired differences (bootstrap over the same cases, within categories; McNemar's exact test):\n\n"
         text += "\n".join(f"- {c.words()}" for c in pairs)
+    surviving = sum(c.called_holm for c in pairs)
     return text + ("\n\nEvery category and pair: `eval_intervals.csv`, `eval_pairs.csv`. A difference is "
                    "called only when its 95 % interval excludes 0 and McNemar's exact p is below 0.05 in the "
-                   f"interval's direction. Each test is at that level on its own, uncorrected for multiplicity: "
-                   f"{len(pairs)} overall comparisons here, {every} with the categories, so among models that "
-                   "do not differ some calls are expected by chance (about 1 in 20 tests at most).")
+                   f"interval's direction. Each test is at that level on its own: {len(pairs)} overall comparisons "
+                   f"here, {every} with the categories, so among models that do not differ some calls are expected "
+                   "by chance (about 1 in 20 tests at most). Holm's adjustment over each family (the overall "
+                   "comparisons; the category ones) keeps the chance of any false call at 5 %: "
+                   f"{surviving} of the {sum(c.called for c in pairs)} overall calls survive it "
+                   "(`mcnemar_p_holm`, `called_holm` in `eval_pairs.csv`).")
 
 
 def _detectable(mdd: float | None, rate: float) -> str:
@@ -475,9 +481,10 @@ def write(results: EvalResults, ev: EvaluateParams, run_id: str | None = None,
     with files["pairs"].open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["model_a", "model_b", "scope", "n", "diff", "low", "high", "mcnemar_p", "only_a", "only_b",
-                         "called", "detectable_at_80pct_power"])
+                         "called", "detectable_at_80pct_power", "mcnemar_p_holm", "holm_family", "called_holm"])
         writer.writerows([[c.a, c.b, c.scope, c.n, f"{c.diff:.4f}", f"{c.low:.4f}", f"{c.high:.4f}", f"{c.p_value:.4g}",
-                           c.only_a, c.only_b, c.called, "" if c.detectable is None else f"{c.detectable:.4f}"]
+                           c.only_a, c.only_b, c.called, "" if c.detectable is None else f"{c.detectable:.4f}",
+                           "" if c.p_holm is None else f"{c.p_holm:.4g}", c.family, c.called_holm]
                           for c in pairs])
 
     files["metrics"] = out_dir / "metrics.json"

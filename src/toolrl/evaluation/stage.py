@@ -59,6 +59,8 @@ def mlflow_metrics(results: EvalResults,
     for c in pairs:  # evaluate/diff/<a>_vs_<b>/<bench>/<category>{,_ci95_low,...,_mdd80}
         key = f"diff/{report.metric_key(c.a)}_vs_{report.metric_key(c.b)}/{c.scope}"
         out.update({key: c.diff, f"{key}_ci95_low": c.low, f"{key}_ci95_high": c.high, f"{key}_mcnemar_p": c.p_value})
+        if c.p_holm is not None:
+            out[f"{key}_mcnemar_p_holm"] = c.p_holm
         if c.detectable is not None:
             out[f"{key}_mdd80"] = c.detectable
     for row in report.power(results, pairs):  # what the sample size alone buys, comparable across runs

@@ -12,6 +12,10 @@ a paired difference with its interval and McNemar's exact test.
   too eager where the two models disagree on a handful of cases: with k disagreements all one way a
   resample misses all of them with probability ~e^-k, so at k = 4 (p = 0.125 exactly) its interval
   already excludes 0 (docs/RESULTS.md, the reward grid: `equal_max` against the default, 4 cases to 0).
+- Multiplicity: a report tests every pair of models on every category and overall, each at 0.05 on its
+  own. Holm's step-down adjustment (`holm`) over each family of tests (the report's overall comparisons;
+  its category comparisons) gives the p-value that controls the family-wise error rate at 0.05, and
+  `PairedComparison.called_holm` says whether a call survives it.
 - Power: the smallest paired difference n cases detect at 80 % power (`min_detectable_difference`).
   `python -m toolrl.evaluation.stats` prints the table docs/EVALUATION.md and `evaluate.limit` quote.
 """
@@ -99,6 +103,19 @@ def min_detectable_difference(n: int, discordance: float, alpha: float = 0.05, p
     return high
 
 
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (Holm, 1979), in the input's order: the i-th smallest of m is
+    multiplied by m - i (i from 0), kept at least as large as every smaller one's adjusted value, and capped
+    at 1. Rejecting where the adjusted p is below alpha controls the family-wise error rate at alpha."""
+    m = len(p_values)
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda j: p_values[j])):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
 @dataclass
 class PairedComparison:
     a: str
@@ -111,6 +128,10 @@ class PairedComparison:
     p_value: float  # McNemar's exact test over all paired cases of the scope
     only_a: int  # cases only A got right
     only_b: int
+    # McNemar's p after Holm's adjustment over the report's family of like comparisons (`family` tests:
+    # all overall scopes, or all category scopes); None until a report sets it (`adjust_for_multiplicity`).
+    p_holm: float | None = None
+    family: int = 1
 
     @property
     def detectable(self) -> float | None:
@@ -134,12 +155,25 @@ class PairedComparison:
         """A difference is called only when its interval excludes 0 and McNemar's exact test agrees."""
         return self.interval_excludes_0 and self.mcnemar_agrees
 
+    @property
+    def called_holm(self) -> bool:
+        """Called, and still significant after Holm's adjustment over its family of comparisons."""
+        return self.called and (self.p_holm if self.p_holm is not None else self.p_value) < ALPHA
+
+    def _holm_words(self) -> str:
+        if self.p_holm is None or self.family < 2:
+            return ""
+        words = f"; Holm-adjusted over the {self.family} comparisons of its kind: p = {self.p_holm:.3g}"
+        if self.called:
+            words += ", it stays significant" if self.called_holm else ", not significant after correction"
+        return words
+
     def words(self) -> str:
         mdd = self.detectable
         power = (f"; at their disagreement rate these {self.n} cases detect {100 * mdd:.1f} points at 80 % power"
                  if mdd is not None else "")
-        test = (f"McNemar p = {self.p_value:.3g}; {self.only_a} cases only {self.a} got right, {self.only_b} only "
-                f"{self.b}{power}")
+        test = (f"McNemar p = {self.p_value:.3g}{self._holm_words()}; {self.only_a} cases only {self.a} got right, "
+                f"{self.only_b} only {self.b}{power}")
         if not self.called:
             interval = f"95 % CI [{100 * self.low:+.1f}, {100 * self.high:+.1f}] points"
             if not self.interval_excludes_0:
@@ -166,6 +200,16 @@ def compare(a: str, b: str, scope: str, strata: Strata, seed: int = 0) -> Paired
     return PairedComparison(a, b, scope, len(all_a), diff, low, high, mcnemar_exact(all_a, all_b),
                             sum(x and not y for x, y in zip(all_a, all_b, strict=True)),
                             sum(y and not x for x, y in zip(all_a, all_b, strict=True)))
+
+
+def adjust_for_multiplicity(pairs: Sequence[PairedComparison], overall: str) -> None:
+    """Set each comparison's Holm-adjusted p over its family: the comparisons whose scope ends with
+    `/<overall>` form one, every category comparison the other."""
+    families = ([c for c in pairs if c.scope.endswith(f"/{overall}")],
+                [c for c in pairs if not c.scope.endswith(f"/{overall}")])
+    for family in families:
+        for c, p in zip(family, holm([c.p_value for c in family]), strict=True):
+            c.p_holm, c.family = p, len(family)
 
 
 # ---------------------------------------------------------------- the power table
