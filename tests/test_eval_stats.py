@@ -197,6 +197,10 @@ def test_a_call_that_does_not_survive_holms_correction_is_marked(tmp_path):
     assert "Holm-adjusted over the 3 comparisons of its kind: p = 0.0938, not significant after correction" in md
     assert mlflow_metrics(results)["diff/a_vs_b/bfcl/overall_mcnemar_p_holm"] == pytest.approx(0.09375)
 
+    same = report.write(_results({"b": b, "c": list(b)}), EvaluateParams(output_dir=str(tmp_path / "same"),
+                                                                         models=["b"]))
+    assert "no overall difference is called here, so none is left to survive it" in same["markdown"].read_text()
+
 
 def test_a_model_wrong_on_every_case_gets_wilsons_interval_not_zero_width(tmp_path):
     import csv

@@ -252,14 +252,15 @@ def uncertainty_markdown(ci_rows: list[dict[str, Any]], pairs: list[PairedCompar
     if pairs:
         text += "\n\nPaired differences (bootstrap over the same cases, within categories; McNemar's exact test):\n\n"
         text += "\n".join(f"- {c.words()}" for c in pairs)
-    surviving = sum(c.called_holm for c in pairs)
+    called = sum(c.called for c in pairs)
+    survive = (f"{sum(c.called_holm for c in pairs)} of the {called} overall calls survive it" if called
+               else "no overall difference is called here, so none is left to survive it")
     return text + ("\n\nEvery category and pair: `eval_intervals.csv`, `eval_pairs.csv`. A difference is "
                    "called only when its 95 % interval excludes 0 and McNemar's exact p is below 0.05 in the "
                    f"interval's direction. Each test is at that level on its own: {len(pairs)} overall comparisons "
                    f"here, {every} with the categories, so among models that do not differ some calls are expected "
                    "by chance (about 1 in 20 tests at most). Holm's adjustment over each family (the overall "
-                   "comparisons; the category ones) keeps the chance of any false call at 5 %: "
-                   f"{surviving} of the {sum(c.called for c in pairs)} overall calls survive it "
+                   f"comparisons; the category ones) keeps the chance of any false call at 5 %: {survive} "
                    "(`mcnemar_p_holm`, `called_holm` in `eval_pairs.csv`).")
 
 
