@@ -96,7 +96,7 @@ class GrpoParams(TrainCommon):
         "[paper, GPU: 1e-6] Adam moves every weight by about lr per step whatever the gradient's size, and "
         "with 2 prompts a step one group sets the direction, which momentum carries through the following "
         "zero-signal steps: at 3e-5 one such group flipped the SFT policy to never calling by step 4; at 1e-5 GRPO "
-        "scored 3.8 BFCL points below 5e-6 after 50 steps (docs/RESULTS.md)."))
+        "scored 3.8 BFCL points below 5e-6 after 50 steps, and at 2e-6 it stayed at the SFT (docs/RESULTS.md)."))
     num_generations: int = Field(default=4, ge=2, description="group size (rollouts per prompt) [paper: 4]")
     per_device_train_batch_size: int = Field(default=8, description=(
         "Completions per device and micro-batch (TRL's meaning): one step generates this x accumulation x "
