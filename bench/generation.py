@@ -30,6 +30,7 @@ import torch
 
 from toolrl.models import load_model
 
+LOOKUP_TOKENS = 6
 PROMPT = [
     {"role": "system", "content": "You are a helpful assistant that calls tools."},
     {"role": "user", "content": "Find the weather in Paris tomorrow and convert 20 EUR to USD."},
@@ -142,7 +143,7 @@ def run_engine(engine: str, model, tok, batch: int, messages: list[dict[str, str
                seed: int) -> tuple[int, float]:
     """One batch of `batch` rows of this prompt (a GRPO group): (generated tokens up to each row's stop, seconds).
     Every engine draws from the same seed, so sampled engines generate the same tokens."""
-    from toolrl.decode import decode
+    from toolrl.decode import Lookup, decode
 
     ids = _prompt_ids(tok, messages)
     stops = set(config.eos_token_id)
@@ -159,8 +160,10 @@ def run_engine(engine: str, model, tok, batch: int, messages: list[dict[str, str
                                  generation_config=config)[:, input_ids.size(1):].tolist()
         elif engine == "lean":
             out = decode(model, [ids] * batch, config)
+        elif engine == "lookup":  # a fresh pool: drafts from the prompt and the batch's own rows only
+            out = decode(model, [ids] * batch, config, lookup=Lookup(LOOKUP_TOKENS))
         else:
-            raise SystemExit(f"unknown engine {engine!r}: use generate, shared, lean")
+            raise SystemExit(f"unknown engine {engine!r}: use generate, shared, lean, lookup")
     seconds = time.perf_counter() - start
     tokens = sum(next((i + 1 for i, t in enumerate(row) if t in stops), len(row)) for row in out)
     return tokens, seconds

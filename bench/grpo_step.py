@@ -8,7 +8,8 @@ its own peak RSS. The trainers alternate within each layout, so their ratio is m
 same machine conditions (this VM's speed drifts by 2x within an hour).
 
 - `trl`: TRL 1.16's own GRPOTrainer (generation with the fp32 policy, every completion over its prompt);
-- `shared`: `SharedPrefixGRPOTrainer` as the stage runs it (`grpo.shared_prefix`, `grpo.generation_dtype`).
+- `shared`: `SharedPrefixGRPOTrainer` as the stage runs it (`grpo.shared_prefix`, `grpo.generation_dtype`);
+- `lookup`: the same with `grpo.lookup_tokens` drafts checked in each decode pass (`--lookup-tokens`).
 
     .venv/bin/python bench/grpo_step.py                        # 2x4 and 1x8, 96 tokens, both trainers
     .venv/bin/python bench/grpo_step.py --layouts 2x4 --lengths 64 --steps 4 --data data/curated
@@ -55,7 +56,7 @@ def builtin_records(n: int = 16) -> list[dict[str, Any]]:
 
 
 def one(prompts: int, group: int, length: int, trainer_name: str, steps: int, data: str | None, model_dir: str,
-        bf16: str) -> dict[str, Any]:
+        bf16: str, lookup_tokens: int = 0) -> dict[str, Any]:
     """Run `steps` GRPO steps in this process; return the measurements."""
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -108,7 +109,8 @@ def one(prompts: int, group: int, length: int, trainer_name: str, steps: int, da
         trainer = GRPOTrainer(**common)
     else:
         trainer = SharedPrefixGRPOTrainer(**common, shared_prefix=True,
-                                          generation_dtype=resolve_dtype(params.grpo.generation_dtype))
+                                          generation_dtype=resolve_dtype(params.grpo.generation_dtype),
+                                          lookup_tokens=lookup_tokens if trainer_name == "lookup" else 0)
     with mlflow.start_run() as run:
         trainer.train()
     gen_times = [m.value for m in mlflow.MlflowClient().get_metric_history(
@@ -152,7 +154,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layouts", nargs="+", default=["2x4", "1x8"], help="PROMPTSxGROUP per step")
     parser.add_argument("--lengths", type=int, nargs="+", default=[96])
-    parser.add_argument("--trainers", nargs="+", choices=["trl", "shared"], default=["trl", "shared"])
+    parser.add_argument("--trainers", nargs="+", choices=["trl", "shared", "lookup"], default=["trl", "shared"])
+    parser.add_argument("--lookup-tokens", type=int, default=6, help="grpo.lookup_tokens of the `lookup` trainer")
     parser.add_argument("--steps", type=int, default=3, help="steps per configuration (the first is warm-up)")
     parser.add_argument("--data", help="curated data folder (train.jsonl); default: built-in prompts")
     parser.add_argument("--model", default="models/base")
@@ -162,7 +165,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.one:
         p, g, n, name = args.one
-        print("RESULT " + json.dumps(one(int(p), int(g), int(n), name, args.steps, args.data, args.model, args.bf16)),
+        print("RESULT " + json.dumps(one(int(p), int(g), int(n), name, args.steps, args.data, args.model, args.bf16,
+                                             args.lookup_tokens)),
               flush=True)
         return
     if not (Path(args.model) / "config.json").exists():
@@ -174,6 +178,7 @@ def main() -> None:
             for name in args.trainers:
                 cmd = [sys.executable, __file__, "--one", str(prompts), str(group), str(length), name,
                        "--steps", str(args.steps), "--model", args.model, "--bf16", args.bf16,
+                       "--lookup-tokens", str(args.lookup_tokens),
                        *(["--data", args.data] if args.data else [])]
                 out = subprocess.run(cmd, capture_output=True, text=True)
                 line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)

@@ -48,10 +48,10 @@ def _generate(model, prompt_ids, config) -> list[list[int]]:
     return cut
 
 
-def _config(tokenizer, stops, **sampling):
+def _config(tokenizer, stops, max_new_tokens=12, **sampling):
     from transformers import GenerationConfig
 
-    return GenerationConfig(max_new_tokens=12, pad_token_id=tokenizer.pad_token_id, eos_token_id=stops,
+    return GenerationConfig(max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, eos_token_id=stops,
                             disable_compile=True, **sampling)
 
 
@@ -201,3 +201,61 @@ def test_sft_probe_completions_are_generates(tiny_model_dir):
     assert probe(model, tokenizer, prompts, 8, batch_size=2) == tokenizer.batch_decode(stock, skip_special_tokens=True)
     assert model.training
     assert len(probe(model, tokenizer, prompts, 8, batch_size=2, bf16=True)) == len(prompts)
+
+
+@pytest.mark.parametrize("history", [False, True], ids=["own-text", "with-history"])
+def test_lookup_drafts_keep_generates_greedy_tokens(model_and_prompts, history):
+    """Checking drafted tokens in one pass changes how many passes a completion takes, not its tokens:
+    greedy completions equal `generate`'s, with drafts accepted, refused and cut by stop tokens."""
+    from toolrl.decode import Lookup, decode
+
+    model, tokenizer, prompt_ids = model_and_prompts
+    stops = _stops_midway(model, tokenizer, prompt_ids, do_sample=False)
+    config = _config(tokenizer, stops, do_sample=False, max_new_tokens=24)
+    stock = _generate(model, prompt_ids, config)
+    lookup = Lookup(tokens=4, ngram=3)
+    if history:  # a pool of earlier completions, some of them the answers themselves
+        lookup.history.extend([c[:5] for c in stock[::2]] + [[1, 2, 3]])
+    assert decode(model, prompt_ids, config, lookup=lookup) == stock
+    assert lookup.emitted == sum(len(c) for c in stock)
+    assert lookup.tokens_per_pass() > 1.0  # some drafts were accepted
+    assert len(lookup.history) >= len(prompt_ids)  # this call's completions are the next call's pool
+
+
+def test_lookup_falls_back_where_processors_read_the_sequence(model_and_prompts):
+    from toolrl.decode import Lookup, decode
+
+    model, tokenizer, prompt_ids = model_and_prompts
+    config = _config(tokenizer, [tokenizer.eos_token_id], do_sample=False, repetition_penalty=1.3)
+    lookup = Lookup(tokens=4)
+    assert decode(model, prompt_ids, config, lookup=lookup) == _generate(model, prompt_ids, config)
+    assert lookup.passes == 0  # the token-by-token loop ran
+
+
+def test_verify_keeps_the_distribution_of_each_position():
+    """Speculative sampling with a one-token draft: whatever the draft, the token a position emits is
+    distributed as the policy's p there (10^5 draws against p, a chi-square bound), and greedy keeps
+    drafted tokens exactly while they are the argmax."""
+    from toolrl.decode import verify
+
+    torch.manual_seed(0)
+    p0 = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    p1 = torch.tensor([0.1, 0.2, 0.3, 0.4])
+    n = 100_000
+    scores = torch.stack([p0.log(), p1.log()])[None].expand(n, -1, -1).contiguous()
+    for draft in (0, 1, 3):
+        drafts = torch.full((n, 1), draft)
+        kept, following = verify(scores, drafts, torch.ones(n, dtype=torch.long), do_sample=True)
+        first = torch.where(kept == 1, drafts[:, 0], following)
+        counts = torch.bincount(first, minlength=4).double()
+        chi2 = ((counts - n * p0.double()) ** 2 / (n * p0.double())).sum()
+        assert chi2 < 16.3, (draft, counts)  # 3 degrees of freedom, p = 0.001
+        assert abs(kept.double().mean() - p0[draft]) < 0.01  # accepted with probability p(d)
+        second = following[kept == 1]  # after an accepted draft, the next token is drawn from p1
+        counts = torch.bincount(second, minlength=4).double()
+        chi2 = ((counts - second.numel() * p1.double()) ** 2 / (second.numel() * p1.double())).sum()
+        assert chi2 < 16.3, (draft, counts)
+    greedy = torch.stack([p0.log(), p1.log(), p0.log()])[None].repeat(3, 1, 1)
+    drafts = torch.tensor([[0, 3], [0, 1], [2, 3]])
+    kept, following = verify(greedy, drafts, torch.tensor([2, 2, 1]), do_sample=False)
+    assert kept.tolist() == [2, 1, 0] and following.tolist() == [0, 3, 0]

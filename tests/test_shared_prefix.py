@@ -202,6 +202,31 @@ def test_rollouts_prefill_each_prompt_once_and_match_generate(tiny_model_dir, tm
     assert len({tuple(c) for c in ours}) == 6  # six different completions: a real comparison
 
 
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_lookup_rollouts_keep_generates_greedy_tokens(tiny_model_dir, tmp_path, lora):
+    """grpo.lookup_tokens: drafted tokens checked in each pass leave greedy rollouts TRL's `generate`'s, and
+    the tokens per pass are logged; sampled rollouts are drawn (the distribution: tests/test_decode.py)."""
+    from trl import GRPOTrainer
+
+    from toolrl.decode import Lookup
+
+    trainer, tokenizer, prompts = _trainer(tiny_model_dir, tmp_path, lora=lora)
+    trainer.generation_config.do_sample = False
+    prompt_ids = _prompt_ids(tokenizer, prompts, 3)
+    trainer.shared_prefix = True
+    trainer.lookup = Lookup(4)
+    trainer.model.train()  # the metric goes to the mode's log
+    for _ in range(2):  # the second call drafts from the first's completions too
+        ours, _ = trainer._generate_single_turn(prompt_ids, None, {}, 3)
+        stock, _ = GRPOTrainer._generate_single_turn(trainer, prompt_ids, None, {}, 3)
+        assert ours == stock
+    logged = trainer._metrics["train"]["rollout/lookup_tokens_per_pass"]
+    assert len(logged) == 2 and logged[1] > 1.0
+    trainer.generation_config.do_sample = True
+    ours, _ = trainer._generate_single_turn(prompt_ids, None, {}, 3)
+    assert all(0 < len(c) <= 8 for c in ours) and len({tuple(c) for c in ours}) > 1
+
+
 def test_bf16_rollout_weights_follow_the_policy(tiny_model_dir, tmp_path):
     trainer, tokenizer, prompts = _trainer(tiny_model_dir, tmp_path, lora=False)
     trainer.generation_dtype = torch.bfloat16

@@ -14,6 +14,14 @@ output. It differs from `generate` in how, not in what:
    (`generate` keeps computing them to the end, padding), so later steps compute fewer rows.
 4. **Carried caches** (`PrefixCaches`, optional). A multi-turn conversation's next prompt extends
    its last one, so its prefill extends the last prompt's cache by the new tokens only.
+5. **Lookup drafts** (`Lookup`, optional). A step proposes each row's next few tokens by n-gram lookup
+   (prompt lookup decoding) in its own prompt and text, then in the other rows' completions and recent
+   ones (SuffixDecoding's observation, arXiv 2411.04975: RL rollouts repeat each other), and one forward
+   pass checks them all. A decode step streams every weight for a handful of rows, so checking a few
+   tokens a row costs little more than one. Greedy keeps the tokens whose argmax agrees, then the
+   argmax after them: the same tokens. Sampling keeps a drafted token with its probability and on a
+   refusal draws from the distribution without it (speculative sampling with a one-token draft): the
+   same distribution, drawn with other random numbers, so not `generate`'s seeded draws.
 
 The tokens are `generate`'s: the same positions (counted from each row's first real token, as
 `generate` derives them from the attention mask), the same logits processors (built by `generate`'s
@@ -27,12 +35,15 @@ random stream exactly as `generate`'s padded rows do. Numbers differ from `gener
 and seeded sampled completions token for token equal to `generate`'s on fp32 weights.
 
 Measured against `generate` and shared prefill + `generate` in docs/BENCHMARKS.md ("Generation
-engines side by side"; `bench/generation.py --engines generate,shared,lean`).
+engines side by side"; `bench/generation.py --engines generate,shared,lean,lookup`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
+from collections import deque
 from typing import Any
 
 import torch
@@ -157,12 +168,239 @@ def logits_processors(model: Any, generation_config: Any, input_ids: torch.Tenso
     return config, processors
 
 
+class Lookup:
+    """Draft tokens for `decode` by n-gram lookup, and the recent completions they are also looked up in.
+
+    A row's draft is what followed the latest earlier occurrence of its last `ngram` tokens (then fewer),
+    first in its own prompt and text, then in the completions of the other rows and of the last `history`
+    rows decoded with this object: up to `tokens` tokens. One object per policy (its completions are the
+    pool), so hold it across `decode` calls. Drafts change how many forward passes a completion takes,
+    never its tokens (greedy) or their distribution (sampling). `emitted` / `passes` count the tokens and
+    row-passes of every call, for a tokens-per-pass figure."""
+
+    def __init__(self, tokens: int, ngram: int = 3, history: int = 64):
+        if tokens < 1 or ngram < 1:
+            raise ValueError(f"Lookup needs tokens >= 1 and ngram >= 1, got tokens={tokens}, ngram={ngram}")
+        self.tokens, self.ngram = tokens, ngram
+        self.history: deque[list[int]] = deque(maxlen=history)
+        self.emitted = self.passes = 0
+
+    def tokens_per_pass(self) -> float:
+        return self.emitted / self.passes if self.passes else 0.0
+
+
+class _Drafts:
+    """One `decode` call's lookup state: each row's sequence with an index of its n-grams (an n-gram maps
+    to the sequence and the position after its latest occurrence), and one shared index of completions."""
+
+    def __init__(self, lookup: Lookup, prompt_ids: list[list[int]]):
+        self.lookup = lookup
+        self.pool: dict[tuple[int, ...], tuple[list[int], int]] = {}
+        for completion in lookup.history:
+            self._index(self.pool, completion, 1)
+        per_prompt: dict[tuple[int, ...], dict] = {}
+        for prompt in prompt_ids:
+            if tuple(prompt) not in per_prompt:
+                per_prompt[tuple(prompt)] = self._index({}, list(prompt), 1)
+        self.seqs = [list(p) for p in prompt_ids]
+        self.starts = [len(p) for p in prompt_ids]
+        self.own = [dict(per_prompt[tuple(p)]) for p in prompt_ids]
+
+    def _index(self, index: dict, seq: list[int], start: int) -> dict:
+        """Register the n-grams that end just before positions start.. of `seq` (their continuation)."""
+        for i in range(max(start, 1), len(seq)):
+            for n in range(1, min(self.lookup.ngram, i) + 1):
+                index[tuple(seq[i - n:i])] = (seq, i)
+        return index
+
+    def draft(self, row: int, limit: int) -> list[int]:
+        seq, limit = self.seqs[row], min(limit, self.lookup.tokens)
+        if limit < 1:
+            return []
+        for n in range(min(self.lookup.ngram, len(seq)), 0, -1):
+            key = tuple(seq[-n:])
+            for index in (self.own[row], self.pool):
+                hit = index.get(key)
+                if hit is not None and hit[1] < len(hit[0]):
+                    return hit[0][hit[1]:hit[1] + limit]
+        return []
+
+    def extend(self, row: int, tokens: list[int]) -> None:
+        seq = self.seqs[row]
+        before = len(seq)
+        seq.extend(tokens)
+        self._index(self.own[row], seq, before)
+        self._index(self.pool, seq, max(before, self.starts[row]))
+
+    def remember(self) -> None:
+        self.lookup.history.extend(seq[start:] for seq, start in zip(self.seqs, self.starts, strict=True))
+
+
+class _RaggedBuffers(_Buffers):
+    """`_Buffers` whose rows advance by different numbers of tokens: row r's next keys are written at
+    column `columns + written[r]`, and a pass sees the columns up to the furthest row's last write (each
+    row's mask hides what lies beyond its own)."""
+
+    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], columns: int):
+        super().__init__(keys, values, columns)
+        self.written = torch.zeros(keys[0].size(0), dtype=torch.long, device=keys[0].device)
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any,
+               **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        steps = key_states.size(2)
+        at = self.columns + self.written[:, None] + torch.arange(steps, device=key_states.device)
+        at = at[:, None, :, None].expand(-1, key_states.size(1), -1, key_states.size(3))
+        self.keys[layer_idx].scatter_(2, at, key_states)
+        self.values[layer_idx].scatter_(2, at, value_states)
+        end = self.end(steps)
+        return self.keys[layer_idx][:, :, :end], self.values[layer_idx][:, :, :end]
+
+    def end(self, steps: int) -> int:
+        return self.columns + int(self.written.max()) + steps
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.columns + int(self.written.max())
+
+    def select(self, rows: torch.Tensor) -> None:
+        super().select(rows)
+        self.written = self.written.index_select(0, rows)
+
+
+def speculable(processors: Any) -> bool:
+    """Whether lookup drafts can be checked under these logits processors: each must read a position's
+    logits alone (temperature, top-k, top-p, min-p), not the sequence before it (repetition penalty,
+    min_new_tokens count tokens, and rows drafted ahead would each need their own)."""
+    from transformers.generation.logits_process import (
+        MinPLogitsWarper,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    return all(isinstance(p, (TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper, MinPLogitsWarper))
+               for p in processors)
+
+
+def verify(scores: torch.Tensor, drafts: torch.Tensor, lengths: torch.Tensor,
+           do_sample: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """How many of each row's drafted tokens to keep, and the token after them.
+
+    `scores` (rows, m + 1, vocab): the processed scores at the row's last token and after each of its `m`
+    drafted tokens (`drafts`, rows x m, of which the first `lengths[r]` are real). Greedy keeps drafted
+    tokens while each is the argmax, then takes the argmax. Sampling keeps drafted token d with
+    probability p(d) and, at the first one refused, draws from p without d: the token that position
+    emits is distributed as p (p(d) + (1 - p(d)) p(x) / (1 - p(d)) for x != d), so a completion is drawn
+    from the policy exactly as token-by-token sampling draws it (speculative sampling whose draft puts
+    all its mass on d)."""
+    rows, m = drafts.shape
+    real = torch.arange(m, device=drafts.device)[None, :] < lengths[:, None]
+    index = torch.arange(rows, device=drafts.device)
+    if not do_sample:
+        best = scores.argmax(-1)
+        kept = ((best[:, :m] == drafts) & real).long().cumprod(1).sum(1)
+        return kept, best[index, kept]
+    probs = torch.softmax(scores, dim=-1)
+    p_draft = probs[:, :m].gather(-1, drafts[..., None]).squeeze(-1)
+    kept = ((torch.rand(rows, m, device=drafts.device) < p_draft) & real).long().cumprod(1).sum(1)
+    last = probs[index, kept]
+    refused = (kept < lengths).nonzero().squeeze(1)
+    if refused.numel():
+        last[refused, drafts[refused, kept[refused]]] = 0.0
+    return kept, torch.multinomial(last, num_samples=1).squeeze(1)
+
+
+@contextlib.contextmanager
+def _gqa_in_sdpa() -> Any:
+    """Grouped-query attention inside torch's sdpa (`enable_gqa`) for a pass of several queries with a mask,
+    where transformers would otherwise copy every cached key and value once per query head sharing it
+    (`repeat_kv`): 17 ms against 1.8 ms a layer for 8 rows x 7 queries over 650 columns here
+    (docs/BENCHMARKS.md). The same attention; transformers' own switch, set for the pass only."""
+    before = os.environ.get("TRANSFORMERS_SDPA_FORCE_GQA")
+    os.environ["TRANSFORMERS_SDPA_FORCE_GQA"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TRANSFORMERS_SDPA_FORCE_GQA"]
+        else:
+            os.environ["TRANSFORMERS_SDPA_FORCE_GQA"] = before
+
+
+def _speculate(model: Any, prompt_ids: list[list[int]], caches: list[Any], which: list[int], ids: torch.Tensor,
+               config: Any, processors: Any, stop: torch.Tensor, max_new: int, lookup: Lookup,
+               device: torch.device) -> list[list[int]]:
+    """`decode`'s loop with lookup drafts: each pass feeds every live row its last token and its draft,
+    keeps what `verify` accepts, and moves each row's cache cursor by that many tokens."""
+    rows, longest, k = len(prompt_ids), ids.size(1), lookup.tokens
+    buffers, width = _batch_buffers(caches, which, longest - 1 + max_new + k)
+    cache = _RaggedBuffers(buffers.keys, buffers.values, width)
+    capacity = cache.keys[0].size(2)
+    prompt_columns = torch.zeros(rows, capacity, dtype=torch.bool, device=device)
+    for r, p in enumerate(prompt_ids):
+        prompt_columns[r, width - (len(p) - 1):width] = True
+    columns = torch.arange(capacity, device=device)
+    drafts_of = _Drafts(lookup, prompt_ids)
+    position = torch.tensor([len(p) - 1 for p in prompt_ids], device=device)
+    last = ids[:, -1]
+    live = torch.arange(rows, device=device)
+    stops = set(stop.tolist())
+    out: list[list[int]] = [[] for _ in range(rows)]
+    while live.numel():
+        drafts = [drafts_of.draft(r, max_new - len(out[r]) - 1) for r in live.tolist()]
+        m = max(len(d) for d in drafts)
+        step_ids = last.new_zeros(live.numel(), m + 1)
+        step_ids[:, 0] = last
+        for i, d in enumerate(drafts):
+            step_ids[i, 1:1 + len(d)] = torch.tensor(d, dtype=step_ids.dtype)
+        offsets = torch.arange(m + 1, device=device)
+        end = cache.end(m + 1)
+        generated = columns[None, None, :end] - width
+        mask = prompt_columns[:, None, :end] | ((generated >= 0)
+                                                & (generated <= cache.written[:, None, None] + offsets[None, :, None]))
+        mask = mask[:, None]
+        if model.config._attn_implementation != "sdpa":  # eager attention adds its mask to the scores
+            mask = torch.zeros(mask.shape, dtype=model.dtype, device=device).masked_fill_(
+                ~mask, torch.finfo(model.dtype).min)
+        with _gqa_in_sdpa():
+            logits = model(input_ids=step_ids, attention_mask=mask, position_ids=position[:, None] + offsets,
+                           past_key_values=cache, use_cache=True, logits_to_keep=m + 1).logits
+        scores = torch.stack([processors(ids, logits[:, j].to(dtype=torch.float32)) for j in range(m + 1)], dim=1)
+        lengths = torch.tensor([len(d) for d in drafts], device=device)
+        kept, following = verify(scores, step_ids[:, 1:], lengths, config.do_sample)
+        finished = []
+        for i, (r, n, token) in enumerate(zip(live.tolist(), kept.tolist(), following.tolist(), strict=True)):
+            new = drafts[i][:n] + [token]
+            cut = next((j for j, t in enumerate(new) if t in stops), None)
+            new = new[:cut + 1] if cut is not None else new
+            out[r].extend(new)
+            drafts_of.extend(r, new)
+            lookup.emitted += len(new)
+            lookup.passes += 1
+            finished.append(cut is not None or len(out[r]) >= max_new)
+        done = torch.tensor(finished, device=device)
+        if bool(done.all()):
+            break
+        cache.written += kept + 1
+        position = position + kept + 1
+        last = following
+        if bool(done.any()):
+            keep = (~done).nonzero().squeeze(1)
+            cache.select(keep)
+            prompt_columns, position, ids, live, last = (prompt_columns[keep], position[keep], ids[keep],
+                                                         live[keep], last[keep])
+    drafts_of.remember()
+    return out
+
+
 @torch.no_grad()
 def decode(model: Any, prompt_ids: list[list[int]], generation_config: Any,
-           device: torch.device | None = None, carry: PrefixCaches | None = None) -> list[list[int]]:
+           device: torch.device | None = None, carry: PrefixCaches | None = None,
+           lookup: Lookup | None = None) -> list[list[int]]:
     """Completions of these prompts (token ids, each up to and including its first stop token), as
     `model.generate(generation_config=...)` draws them from the left-padded prompts. Every prompt needs
-    two tokens or more. `carry`: prefill by extending the caches of an earlier round (`PrefixCaches`)."""
+    two tokens or more. `carry`: prefill by extending the caches of an earlier round (`PrefixCaches`).
+    `lookup`: check drafted tokens in each pass (`Lookup`; where the logits processors allow it,
+    `speculable`): greedy, the same tokens; sampling, the same distribution with other draws."""
     device = device if device is not None else model.device
     caches, which = prefill(model, prompt_ids, device, carry)
     rows = len(prompt_ids)
@@ -178,6 +416,8 @@ def decode(model: Any, prompt_ids: list[list[int]], generation_config: Any,
     stop = config._eos_token_tensor
     stop = stop.reshape(-1) if stop is not None else torch.empty(0, dtype=torch.long, device=device)
     max_new = config.max_new_tokens if config.max_new_tokens is not None else config.max_length - longest
+    if lookup is not None and speculable(processors):
+        return _speculate(model, prompt_ids, caches, which, ids, config, processors, stop, max_new, lookup, device)
     cache, width = _batch_buffers(caches, which, longest - 1 + max_new)
     del caches
     # Mask columns: row r's prompt fills the last len(p) - 1 columns before `width`, then every step one.

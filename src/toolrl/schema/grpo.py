@@ -135,6 +135,13 @@ class GrpoParams(TrainCommon):
         "logged as rollout/weight_sync_s); auto: bfloat16 where the hardware has fast bf16. The loss always "
         "scores the completions with the trained weights. Needs shared_prefix (TRL's path generates in "
         "fp32)."))
+    lookup_tokens: int = Field(default=6, ge=0, description=(
+        "With shared_prefix: draft up to this many tokens a row by n-gram lookup (in the row's prompt and "
+        "text, then in the step's and recent steps' completions) and check them in one forward pass "
+        "(toolrl.decode.Lookup). Completions are drawn from the same distribution (speculative sampling; "
+        "greedy: the same tokens), with other random draws than TRL's generate. Generation 1.4-1.6x "
+        "faster on 2 CPU cores in float32, ~2.4 tokens a pass (docs/BENCHMARKS.md); tokens per pass are "
+        "logged as rollout/lookup_tokens_per_pass. 0: off (each token its own pass: generate's seeded draws)."))
     dynamic_sampling: int = Field(default=0, ge=0, description=(
         "Dynamic sampling (DAPO; toolrl.training.dynamic_sampling): at most this many further generation "
         "passes a step, over prompts drawn at random from the training set, to replace the step's groups "

@@ -200,7 +200,8 @@ def run_grpo(params: Params, fresh: bool = False, say: Callable[[str], None] = p
         trainer = (trainer_cls or SharedPrefixGRPOTrainer)(
             model=str(init), args=args, **data, processing_class=tokenizer, peft_config=stage.lora_config(sec.lora),
             callbacks=[callback], shared_prefix=sec.shared_prefix, loss_rows_at_once=sec.loss_rows_at_once,
-            dynamic_sampling=sec.dynamic_sampling, generation_dtype=resolve_dtype(sec.generation_dtype), **(trainer_kwargs or {}))
+            dynamic_sampling=sec.dynamic_sampling, generation_dtype=resolve_dtype(sec.generation_dtype),
+            lookup_tokens=sec.lookup_tokens, **(trainer_kwargs or {}))
         # grpo_trm's trainer keeps the last batch's per-call TRM scores: the sample tables show them
         recorder.call_scores = lambda: getattr(trainer, "last_call_scores", None)
         return trainer

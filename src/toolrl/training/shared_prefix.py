@@ -57,7 +57,7 @@ from trl import GRPOTrainer
 from trl.extras.profiling import profiling_context
 from trl.models import unwrap_model_for_generation
 
-from toolrl.decode import decode, prompt_cache, supported
+from toolrl.decode import Lookup, decode, prompt_cache, supported
 from toolrl.training import dynamic_sampling
 from toolrl.training.common_prefix import repeated
 from toolrl.training.fused_head import compact_lm_head
@@ -78,8 +78,11 @@ class SharedPrefixGRPOTrainer(GRPOTrainer):
     """GRPOTrainer whose log-prob passes and rollouts compute each group's prompt once (see the module doc)."""
 
     def __init__(self, *args: Any, shared_prefix: bool = True, generation_dtype: str = "float32",
-                 loss_rows_at_once: int | None = None, dynamic_sampling: int = 0, **kwargs: Any):
+                 loss_rows_at_once: int | None = None, dynamic_sampling: int = 0, lookup_tokens: int = 0,
+                 **kwargs: Any):
         super().__init__(*args, **kwargs)
+        # One pool of completions for the whole run: a step's drafts come from recent steps' completions too.
+        self.lookup = Lookup(lookup_tokens) if lookup_tokens else None
         self.loss_rows_at_once = loss_rows_at_once
         self.dynamic_sampling = dynamic_sampling
         self.shared_prefix = shared_prefix and not self.args.activation_checkpointing
@@ -185,7 +188,12 @@ class SharedPrefixGRPOTrainer(GRPOTrainer):
             self._dist.summon_full_params(self.model_wrapped, recurse=False),
         ):
             model = self._rollout_weights(unwrapped)
-            completions = decode(model, prompt_ids, self.generation_config, device=device)
+            before = (self.lookup.emitted, self.lookup.passes) if self.lookup else None
+            completions = decode(model, prompt_ids, self.generation_config, device=device, lookup=self.lookup)
+        if self.lookup and self.lookup.passes > before[1]:
+            mode = "train" if self.model.training else "eval"
+            self._metrics[mode]["rollout/lookup_tokens_per_pass"].append(
+                (self.lookup.emitted - before[0]) / (self.lookup.passes - before[1]))
         return completions, None
 
     def _rollout_weights(self, unwrapped: Any) -> Any:
