@@ -140,7 +140,7 @@ class GrpoParams(TrainCommon):
         "text, then in the step's and recent steps' completions) and check them in one forward pass "
         "(toolrl.decode.Lookup). Completions are drawn from the same distribution (speculative sampling; "
         "greedy: the same tokens), with other random draws than TRL's generate. Generation 1.4-1.6x "
-        "faster on 2 CPU cores in float32, ~2.4 tokens a pass (docs/BENCHMARKS.md); tokens per pass are "
+        "faster inside GRPO steps on 2 CPU cores in float32, ~3 tokens a row-pass (docs/BENCHMARKS.md); tokens per pass are "
         "logged as rollout/lookup_tokens_per_pass. 0: off (each token its own pass: generate's seeded draws)."))
     dynamic_sampling: int = Field(default=0, ge=0, description=(
         "Dynamic sampling (DAPO; toolrl.training.dynamic_sampling): at most this many further generation "

@@ -29,7 +29,10 @@ prompt is prefilled once (batch 1, no padding), and a lean decode loop of our ow
 preallocated cache holding every row (one column written per step, no concatenation), dropping a row
 from the batch once it has emitted a stop token. It draws `generate`'s tokens (the same positions,
 `generate`'s own logits processors, a seeded sample consuming the random stream as `generate` does),
-greedy and sampled (tests/test_decode.py, and here against TRL's `generate` path). Generation may
+greedy and sampled (tests/test_decode.py, and here against TRL's `generate` path). With lookup drafts
+(`grpo.lookup_tokens`, default on: `decode.Lookup`, one pool of completions per trainer) each pass also
+checks a few drafted tokens a row: greedy, still `generate`'s tokens; sampled, the same distribution
+drawn with other random numbers (speculative sampling). Generation may
 also run on a bf16 copy of the policy (`grpo.generation_dtype`), refreshed after each optimizer step;
 the loss still scores the completions with the trained weights, as TRL does when vLLM generates in
 bf16 on a GPU.
