@@ -12,7 +12,12 @@ trying are switches: --threads, --dtype bfloat16, --compile, --no-cache, --cache
 row, as in a GRPO group; `--repeats` alternates the engines and keeps each one's fastest run):
 transformers' `generate` (TRL's rollout path), `shared` (the prompt prefilled once, then `generate`:
 `prefill_shared` below, the rollout engine before toolrl.decode) and `lean` (toolrl.decode: the shared
-prefill, then its own decode loop), with the share of the compute ceiling measured in the same run.
+prefill, then its own decode loop) and `lookup` (`lean` checking up to 6 drafted tokens a row in each
+pass, `decode.Lookup`, with no pool from earlier calls: drafts from the prompt and the batch's rows), with
+the share of the compute ceiling measured in the same run. `lookup` needs `--sample`: the greedy runs fix
+`min_new_tokens`, a processor under which `decode` checks no drafts (it is then `lean`); sampled, it draws
+other tokens than the rest (the same distribution, other random draws), so compare tokens/s, not tokens.
+bench/lookup.py measures drafts as GRPO uses them (curated prompts, a pool kept across steps).
 `--data data/curated` takes a curated BFCL prompt instead of the padded built-in one; `--sample` samples
 as GRPO does (temperature 1, the same seed for every engine, so all draw the same tokens) and stops
 at the end of turn, so rows finish at different lengths. (CTranslate2 was measured here too and did
