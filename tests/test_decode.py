@@ -147,7 +147,7 @@ def test_carried_caches_continue_conversations_as_a_fresh_prefill_does(model_and
     """Round two's prompts extend round one's (the message written, then a reply): extending the carried
     caches gives the fresh prefill's cache and `generate`'s tokens, each distinct prompt's cache is
     kept for one round only, and a prompt that extends nothing stored is prefilled from scratch."""
-    from toolrl.decode import PrefixCaches, decode, prefill
+    from toolrl.decode import Lookup, PrefixCaches, decode, prefill
 
     model, tokenizer, prompt_ids = model_and_prompts
     config = _config(tokenizer, [tokenizer.eos_token_id])
@@ -175,9 +175,15 @@ def test_carried_caches_continue_conversations_as_a_fresh_prefill_does(model_and
             torch.testing.assert_close(la.keys, lb.keys, rtol=1e-5, atol=1e-5)
             torch.testing.assert_close(la.values, lb.values, rtol=1e-5, atol=1e-5)
     carry.next_round()
-    assert decode(model, second_prompts, config, carry=carry) == _generate(model, second_prompts, config)
+    stock = _generate(model, second_prompts, config)
+    assert decode(model, second_prompts, config, carry=carry) == stock
     carry.next_round()
     assert len(carry._previous) == len({tuple(p) for p in second_prompts})  # only the last round's
+    # Lookup drafts over carried caches (multi-turn GRPO uses both): still generate's greedy tokens.
+    lookup = Lookup(4)
+    lookup.history.extend(first)
+    assert decode(model, second_prompts, config, carry=carry, lookup=lookup) == stock
+    assert lookup.passes > 0
 
 
 def test_sft_probe_completions_are_generates(tiny_model_dir):

@@ -5,7 +5,9 @@ distinct sequence prefilled once, so the G rollouts of a GRPO group read their l
 preallocated cache, finished rows leaving the batch; `generate`'s tokens exactly), with each
 conversation's cache carried from one message to the next (`decode.PrefixCaches`: a message's prefill
 is the tokens appended since the last one, not the whole ~4k-token conversation again), stopping at the
-end of the assistant turn (`toolrl.end_of_turn`'s stop tokens). Sampling is the `GenerationConfig`
+end of the assistant turn (`toolrl.end_of_turn`'s stop tokens). In GRPO the trainer's lookup drafts
+(`grpo.lookup_tokens`, `decode.Lookup`) are checked in each pass: greedy the same tokens, sampled the same
+distribution with other random draws. Sampling is the `GenerationConfig`
 it is given (TRL's own in GRPO) or greedy. Per-token log-probs, a one-token sequence or a model the
 loop does not cover go through `model.generate` itself.
 """
@@ -19,7 +21,7 @@ from typing import Any
 
 import torch
 
-from toolrl.decode import PrefixCaches
+from toolrl.decode import Lookup, PrefixCaches
 from toolrl.multiturn.loop import Message
 
 
@@ -33,7 +35,7 @@ class HFPolicy:
 
     def __init__(self, model: Any, tokenizer: Any, *, generation_config: Any = None, temperature: float | None = None,
                  top_p: float = 1.0, seed: int | None = None, batch_size: int | None = None, logprobs: bool = False,
-                 prefixes: PrefixCaches | None = None):
+                 prefixes: PrefixCaches | None = None, lookup: Lookup | None = None):
         from transformers import GenerationConfig
 
         from toolrl.end_of_turn import END_OF_TURN, stop_ids
@@ -51,6 +53,7 @@ class HFPolicy:
         self.batch_size = batch_size
         self.logprobs = logprobs
         self.prefixes = prefixes if prefixes is not None else PrefixCaches()
+        self.lookup = lookup  # drafts checked in each decode pass (decode.Lookup): the GRPO trainer's, if any
         self._rng_state: list[torch.Tensor] | None = None
         if seed is not None:
             with torch.random.fork_rng(devices=self._devices()):
@@ -73,7 +76,7 @@ class HFPolicy:
         scores = None
         with self._rng(), torch.no_grad():
             if not self.logprobs and min(len(s) for s in sequences) >= 2 and decode.supported(self.model):
-                new = decode.decode(self.model, sequences, config, carry=self.prefixes)
+                new = decode.decode(self.model, sequences, config, carry=self.prefixes, lookup=self.lookup)
             else:
                 ids, mask = self._padded(sequences)
                 config.return_dict_in_generate, config.output_scores = True, self.logprobs

@@ -84,5 +84,6 @@ class _TrainerPolicy:
         ):
             # The shared-prefix trainer may generate with a bf16 copy of the policy, refreshed each step.
             model = t._rollout_weights(model) if hasattr(t, "_rollout_weights") else model
-            policy = HFPolicy(model, self.tokenizer, generation_config=t.generation_config, prefixes=self.prefixes)
+            policy = HFPolicy(model, self.tokenizer, generation_config=t.generation_config, prefixes=self.prefixes,
+                              lookup=getattr(t, "lookup", None))
             return policy.continue_messages(sequences, max_new_tokens)
