@@ -220,8 +220,8 @@ class _Drafts:
         for n in range(min(self.lookup.ngram, len(seq)), 0, -1):
             key = tuple(seq[-n:])
             for index in (self.own[row], self.pool):
-                hit = index.get(key)
-                if hit is not None and hit[1] < len(hit[0]):
+                hit = index.get(key)  # registered with a continuation, so never an empty draft
+                if hit is not None:
                     return hit[0][hit[1]:hit[1] + limit]
         return []
 
@@ -239,24 +239,26 @@ class _Drafts:
 class _RaggedBuffers(_Buffers):
     """`_Buffers` whose rows advance by different numbers of tokens: row r's next keys are written at
     column `columns + written[r]`, and a pass sees the columns up to the furthest row's last write (each
-    row's mask hides what lies beyond its own)."""
+    row's mask hides what lies beyond its own). `begin(steps)` before each pass sets where its `steps`
+    tokens a row go, once for every layer."""
 
     def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], columns: int):
         super().__init__(keys, values, columns)
         self.written = torch.zeros(keys[0].size(0), dtype=torch.long, device=keys[0].device)
+        self._at, self._end = None, columns
+
+    def begin(self, steps: int) -> int:
+        """Where this pass writes, and the number of columns it sees (returned, for the mask)."""
+        at = self.columns + self.written[:, None] + torch.arange(steps, device=self.written.device)
+        self._at = at[:, None, :, None].expand(-1, self.keys[0].size(1), -1, self.keys[0].size(3))
+        self._end = self.columns + int(self.written.max()) + steps
+        return self._end
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any,
                **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        steps = key_states.size(2)
-        at = self.columns + self.written[:, None] + torch.arange(steps, device=key_states.device)
-        at = at[:, None, :, None].expand(-1, key_states.size(1), -1, key_states.size(3))
-        self.keys[layer_idx].scatter_(2, at, key_states)
-        self.values[layer_idx].scatter_(2, at, value_states)
-        end = self.end(steps)
-        return self.keys[layer_idx][:, :, :end], self.values[layer_idx][:, :, :end]
-
-    def end(self, steps: int) -> int:
-        return self.columns + int(self.written.max()) + steps
+        self.keys[layer_idx].scatter_(2, self._at, key_states)
+        self.values[layer_idx].scatter_(2, self._at, value_states)
+        return self.keys[layer_idx][:, :, :self._end], self.values[layer_idx][:, :, :self._end]
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return self.columns + int(self.written.max())
@@ -264,6 +266,14 @@ class _RaggedBuffers(_Buffers):
     def select(self, rows: torch.Tensor) -> None:
         super().select(rows)
         self.written = self.written.index_select(0, rows)
+
+
+def _for_attention(model: Any, allowed: torch.Tensor) -> torch.Tensor:
+    """A boolean mask as the model's attention takes it: sdpa as is, eager as scores to add."""
+    if model.config._attn_implementation == "sdpa":
+        return allowed
+    return torch.zeros(allowed.shape, dtype=model.dtype, device=allowed.device).masked_fill_(
+        ~allowed, torch.finfo(model.dtype).min)
 
 
 def speculable(processors: Any) -> bool:
@@ -353,14 +363,11 @@ def _speculate(model: Any, prompt_ids: list[list[int]], caches: list[Any], which
         for i, d in enumerate(drafts):
             step_ids[i, 1:1 + len(d)] = torch.tensor(d, dtype=step_ids.dtype)
         offsets = torch.arange(m + 1, device=device)
-        end = cache.end(m + 1)
+        end = cache.begin(m + 1)
         generated = columns[None, None, :end] - width
         mask = prompt_columns[:, None, :end] | ((generated >= 0)
                                                 & (generated <= cache.written[:, None, None] + offsets[None, :, None]))
-        mask = mask[:, None]
-        if model.config._attn_implementation != "sdpa":  # eager attention adds its mask to the scores
-            mask = torch.zeros(mask.shape, dtype=model.dtype, device=device).masked_fill_(
-                ~mask, torch.finfo(model.dtype).min)
+        mask = _for_attention(model, mask[:, None])
         with _gqa_in_sdpa():
             logits = model(input_ids=step_ids, attention_mask=mask, position_ids=position[:, None] + offsets,
                            past_key_values=cache, use_cache=True, logits_to_keep=m + 1).logits
@@ -425,9 +432,7 @@ def decode(model: Any, prompt_ids: list[list[int]], generation_config: Any,
     for r, p in enumerate(prompt_ids):
         allowed[r, 0, 0, width - (len(p) - 1):width] = True
     allowed[:, 0, 0, width:] = True
-    if model.config._attn_implementation != "sdpa":  # eager attention adds its mask to the scores
-        allowed = torch.zeros(allowed.shape, dtype=model.dtype, device=device).masked_fill_(
-            ~allowed, torch.finfo(model.dtype).min)
+    allowed = _for_attention(model, allowed)
     position = torch.tensor([[len(p) - 1] for p in prompt_ids], device=device)
     live = torch.arange(rows, device=device)  # the original row of each row still in the batch
     out: list[list[int]] = [[] for _ in range(rows)]
