@@ -19,7 +19,8 @@ bf16, so the float32 reference shows how much of a disagreement is bf16's own.
 
 Besides the `evaluate.backend` names, `hf-generate` is the `hf` backend on transformers' own `generate`
 instead of the lean decode loop: the evaluation path before the throughput work (issue #19's "today's
-path"), kept in the code as the reference the exactness tests compare with.
+path"), kept in the code as the reference the exactness tests compare with; `hf-nolookup` is the lean
+loop without lookup drafts (`evaluate.lookup_tokens=0`).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def one(base: Params, args: argparse.Namespace, row: str, bs: int) -> dict:
         raw["evaluate"].update(models=[args.model], benchmarks=["bfcl"], limit=args.limit, batch_size=bs,
                                bfcl_categories=args.categories.split(","), max_new_tokens=args.max_new_tokens,
                                cache_dir=cache, threads=args.threads,
-                               backend="hf" if backend == "hf-generate" else backend)
+                               backend="hf" if backend.startswith("hf-") else backend)
         raw["evaluate"]["openvino"].update(max_num_seqs=args.openvino_seqs, max_num_batched_tokens=args.openvino_tokens)
         params = Params.model_validate(raw)
         model = resolve(args.model, params)
@@ -57,9 +58,9 @@ def one(base: Params, args: argparse.Namespace, row: str, bs: int) -> dict:
 
         def timed_factory(folder, ev):
             started = time.perf_counter()
-            if backend == "hf-generate":
+            if backend in ("hf-generate", "hf-nolookup"):
                 generator = HFGenerator(folder, ev.batch_size, ev.max_new_tokens, resolve_dtype(ev.dtype),
-                                        ev.threads, engine="generate")
+                                        ev.threads, engine="generate" if backend == "hf-generate" else "lean")
             else:
                 generator = make_generator(folder, ev)
             loading.append(time.perf_counter() - started)

@@ -99,17 +99,20 @@ def test_decode_without_stop_tokens_and_min_new_tokens(model_and_prompts):
     assert all(len(c) == 12 for c in decode(model, prompt_ids, config))
 
 
-def test_evaluation_generator_lean_equals_generate(tiny_model_dir):
-    """The evaluation's HFGenerator decodes with the lean loop; its texts are those of batched `generate`."""
+@pytest.mark.parametrize("lookup_tokens", [0, 4])
+def test_evaluation_generator_lean_equals_generate(tiny_model_dir, lookup_tokens):
+    """The evaluation's HFGenerator decodes with the lean loop, with greedy lookup drafts or without; its
+    texts are those of batched `generate`."""
     from toolrl.evaluation.generation import HFGenerator
 
     prompts = [formats.prompt_messages([], [{"role": "user", "content": q}]) for q in QUESTIONS]
-    lean = HFGenerator(tiny_model_dir, batch_size=2, max_new_tokens=8)
+    lean = HFGenerator(tiny_model_dir, batch_size=2, max_new_tokens=8, lookup_tokens=lookup_tokens)
     assert lean.engine == "lean"
     stock = HFGenerator(tiny_model_dir, batch_size=2, max_new_tokens=8, engine="generate")
     done: list[int] = []
     assert lean.generate(prompts, lambda idx, texts: done.extend(idx)) == stock.generate(prompts)
     assert sorted(done) == [0, 1, 2]
+    assert (lean.lookup.passes > 0) if lookup_tokens else lean.lookup is None
 
 
 def test_supported_models():
@@ -128,16 +131,23 @@ def test_supported_models():
 
 
 def test_trm_sampling_lean_equals_generate(tiny_model_dir, monkeypatch):
-    """The TRM data stage samples with the lean loop: the same completions as `generate`'s
-    `num_return_sequences` path from the same seed."""
+    """The TRM data stage samples with the lean loop: without drafts, the same completions as
+    `generate`'s `num_return_sequences` path from the same seed; with them (the default), through the
+    speculative loop, one stage-wide pool, as many completions."""
     from toolrl import decode
     from toolrl.config import TrmDataParams
     from toolrl.trm.data import sample_completions
 
     prompts = [[{"role": "user", "content": "list the files"}],
                [{"role": "system", "content": "be brief"}, {"role": "user", "content": "move a.txt to b/ please"}]]
-    sec = TrmDataParams(samples_per_prompt=3, max_new_tokens=12, generation_batch_size=6, temperature=1.0)
+    sec = TrmDataParams(samples_per_prompt=3, max_new_tokens=12, generation_batch_size=6, temperature=1.0,
+                        lookup_tokens=0)
     lean = sample_completions(tiny_model_dir, prompts, sec)
+    pools = []
+    speculate = decode._speculate
+    monkeypatch.setattr(decode, "_speculate", lambda *a, **kw: pools.append(a[9]) or speculate(*a, **kw))
+    drafted = sample_completions(tiny_model_dir, prompts, sec.model_copy(update={"lookup_tokens": 4}))
+    assert [len(c) for c in drafted] == [3, 3] and len(pools) == 1 and pools[0].passes > 0
     monkeypatch.setattr(decode, "supported", lambda model: False)
     assert sample_completions(tiny_model_dir, prompts, sec) == lean
     assert [len(c) for c in lean] == [3, 3] and len({c for cs in lean for c in cs}) > 1  # sampled, not one string
@@ -186,11 +196,12 @@ def test_carried_caches_continue_conversations_as_a_fresh_prefill_does(model_and
     assert lookup.passes > 0
 
 
-def test_sft_probe_completions_are_generates(tiny_model_dir):
-    """The SFT probe decodes through `decode.complete` (the lean loop): the texts of left-padded batched
-    `generate`, in fp32 and under bf16 autocast alike; the model's train mode is restored."""
+def test_sft_probe_completions_are_generates(tiny_model_dir, monkeypatch):
+    """The SFT probe decodes through `decode.complete` (the lean loop with lookup drafts): the texts of
+    left-padded batched `generate`, in fp32 and under bf16 autocast alike; the model's train mode is restored."""
     from transformers import GenerationConfig
 
+    from toolrl import decode
     from toolrl.decode import complete, prompt_ids
     from toolrl.models import load_model
     from toolrl.training.probe import generate as probe
@@ -204,7 +215,11 @@ def test_sft_probe_completions_are_generates(tiny_model_dir):
         stock = complete(model.eval(), ids[:2], config, tokenizer.pad_token_id, engine="generate")
         stock = [*stock, *complete(model, ids[2:], config, tokenizer.pad_token_id, engine="generate")]
     model.train()
+    passes = []
+    speculate = decode._speculate
+    monkeypatch.setattr(decode, "_speculate", lambda *a, **kw: passes.append(a[9]) or speculate(*a, **kw))
     assert probe(model, tokenizer, prompts, 8, batch_size=2) == tokenizer.batch_decode(stock, skip_special_tokens=True)
+    assert passes and passes[0].passes > 0  # with lookup drafts: greedy, generate's tokens still
     assert model.training
     assert len(probe(model, tokenizer, prompts, 8, batch_size=2, bf16=True)) == len(prompts)
 

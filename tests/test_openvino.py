@@ -124,6 +124,9 @@ def test_settings_and_properties():
     hf = settings(EvaluateParams(backend="hf", dtype="float32"))
     ov = settings(EvaluateParams(backend="openvino", dtype="float32"))
     assert ov != hf and ov["backend"] == "openvino"  # its own cache
+    # hf's greedy drafts key its cache (bf16 rounding may differ); they are not openvino's or vllm's
+    assert hf["lookup_tokens"] == 6 and settings(EvaluateParams(backend="hf", lookup_tokens=0)).get("lookup_tokens") is None
+    assert "lookup_tokens" not in ov and settings(EvaluateParams(backend="vllm"))["dtype"] == "auto"
     assert openvino_properties("float32", 2) == {
         "INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32", "DYNAMIC_QUANTIZATION_GROUP_SIZE": "0",
         "INFERENCE_NUM_THREADS": 2}

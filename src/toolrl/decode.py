@@ -256,8 +256,9 @@ class _RaggedBuffers(_Buffers):
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any,
                **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        self.keys[layer_idx].scatter_(2, self._at, key_states)
-        self.values[layer_idx].scatter_(2, self._at, value_states)
+        # cast as `_Buffers.update`'s copy_ does (under bf16 autocast a pass's keys need not be the cache's dtype)
+        self.keys[layer_idx].scatter_(2, self._at, key_states.to(self.keys[layer_idx].dtype))
+        self.values[layer_idx].scatter_(2, self._at, value_states.to(self.values[layer_idx].dtype))
         return self.keys[layer_idx][:, :, :self._end], self.values[layer_idx][:, :, :self._end]
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
@@ -474,12 +475,13 @@ def prompt_ids(tokenizer: Any, prompts: list[list[dict[str, str]]]) -> tuple[lis
 
 
 def complete(model: Any, prompt_ids: list[list[int]], generation_config: Any, pad_token_id: int,
-             engine: str = "lean") -> list[list[int]] | torch.Tensor:
-    """Completion tokens of a batch of prompts: `decode` where it covers the model (`supported`), else
-    `model.generate` on the left-padded batch (also `engine="generate"`: the reference the tests compare
-    with). The one greedy-batch path of the `hf` evaluation backend and the SFT probe."""
+             engine: str = "lean", lookup: Lookup | None = None) -> list[list[int]] | torch.Tensor:
+    """Completion tokens of a batch of prompts: `decode` where it covers the model (`supported`), with
+    `lookup`'s drafts if given, else `model.generate` on the left-padded batch (also `engine="generate"`:
+    the reference the tests compare with). The one greedy-batch path of the `hf` evaluation backend and
+    the SFT probe."""
     if engine == "lean" and supported(model):
-        return decode(model, prompt_ids, generation_config)
+        return decode(model, prompt_ids, generation_config, lookup=lookup)
     width = max(len(p) for p in prompt_ids)
     input_ids = torch.tensor([[pad_token_id] * (width - len(p)) + p for p in prompt_ids], device=model.device)
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids], device=model.device)

@@ -69,8 +69,11 @@ def settings(ev: EvaluateParams) -> dict[str, Any]:
     """What changes a greedy conversation (the cache's generation key). Not `evaluate.max_new_tokens`
     or `backend`: single-turn knobs, and conversations always run on the hf weights. The case's
     opening is in the key already; what the environment says later is not, hence `environment`."""
-    return {"backend": "hf", "dtype": resolve_dtype(ev.dtype), "decoding": "greedy", "loop": ev.multi_turn.model_dump(),
-            "environment": environment_digest()}
+    out = {"backend": "hf", "dtype": resolve_dtype(ev.dtype), "decoding": "greedy", "loop": ev.multi_turn.model_dump(),
+           "environment": environment_digest()}
+    if ev.lookup_tokens:  # greedy drafts: the same tokens but for bf16 rounding (generation.settings)
+        out["lookup_tokens"] = ev.lookup_tokens
+    return out
 
 
 @functools.cache
@@ -92,8 +95,9 @@ def make_policy(folder: str | Path, ev: EvaluateParams, generator: Generator | N
     from toolrl.multiturn.policy import HFPolicy
 
     if not isinstance(generator, HFGenerator):
-        generator = HFGenerator(folder, ev.batch_size, ev.max_new_tokens, resolve_dtype(ev.dtype), ev.threads)
-    return HFPolicy(generator.model, generator.tokenizer)
+        generator = HFGenerator(folder, ev.batch_size, ev.max_new_tokens, resolve_dtype(ev.dtype), ev.threads,
+                                lookup_tokens=ev.lookup_tokens)
+    return HFPolicy(generator.model, generator.tokenizer, lookup=generator.lookup)
 
 
 # Called after each batch of conversations with its cases and their trajectories as JSON (to cache them).

@@ -2,7 +2,8 @@
 
 - `HFGenerator` (CPU or GPU, the reference): batches of prompts decoded greedily with the end of the
   assistant turn (`<|im_end|>`, the tokenizer's eos) as stop token, by toolrl.decode's lean loop (each prompt
-  prefilled alone, a preallocated cache, a finished completion leaving the batch): the tokens of
+  prefilled alone, a preallocated cache, a finished completion leaving the batch, `evaluate.lookup_tokens`
+  drafts checked in each pass): the tokens of
   batched `model.generate` with left padding (tests/test_decode.py), which it falls back to for a model
   the loop does not cover (`decode.supported`). Prompts are sorted by length so a batch holds prompts
   of similar length, and put back in order after.
@@ -53,12 +54,14 @@ def settings(ev: EvaluateParams) -> dict[str, Any]:
     else:
         out["dtype"] = ev.vllm.dtype
         out["max_model_len"] = ev.vllm.max_model_len
+    if ev.backend == "hf" and ev.lookup_tokens:  # greedy drafts: the same tokens but for bf16 rounding
+        out["lookup_tokens"] = ev.lookup_tokens
     return out
 
 
 class HFGenerator:
     def __init__(self, folder: str | Path, batch_size: int, max_new_tokens: int, dtype: str = "float32",
-                 threads: int | None = None, engine: str = "lean"):
+                 threads: int | None = None, engine: str = "lean", lookup_tokens: int = 0):
         import torch
 
         from toolrl import decode
@@ -76,6 +79,8 @@ class HFGenerator:
         self._torch = torch
         # "lean": toolrl.decode's loop; "generate": transformers' (the reference the tests compare with)
         self.engine = engine if decode.supported(self.model) else "generate"
+        # greedy lookup drafts (the lean engine only): one pool of completions for the model's evaluation
+        self.lookup = decode.Lookup(lookup_tokens) if lookup_tokens else None
 
     def render(self, messages: list[dict[str, str]]) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -98,7 +103,7 @@ class HFGenerator:
             batch = order[start : start + self.batch_size]
             with self._torch.inference_mode():
                 new_tokens = complete(self.model, [token_ids[i] for i in batch], config,
-                                      self.tokenizer.pad_token_id, self.engine)
+                                      self.tokenizer.pad_token_id, self.engine, self.lookup)
             for i, row in zip(batch, new_tokens, strict=True):
                 out[i] = cut_at_end_of_turn(self.tokenizer.decode(row, skip_special_tokens=True))
             if on_done:
@@ -253,4 +258,5 @@ def make_generator(folder: str | Path, ev: EvaluateParams) -> Generator:
         return VllmGenerator(folder, ev)
     if backend == "openvino":
         return OpenVinoGenerator(folder, ev)
-    return HFGenerator(folder, ev.batch_size, ev.max_new_tokens, resolve_dtype(ev.dtype), ev.threads)
+    return HFGenerator(folder, ev.batch_size, ev.max_new_tokens, resolve_dtype(ev.dtype), ev.threads,
+                       lookup_tokens=ev.lookup_tokens)

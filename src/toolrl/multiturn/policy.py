@@ -53,7 +53,7 @@ class HFPolicy:
         self.batch_size = batch_size
         self.logprobs = logprobs
         self.prefixes = prefixes if prefixes is not None else PrefixCaches()
-        self.lookup = lookup  # drafts checked in each decode pass (decode.Lookup): the GRPO trainer's, if any
+        self.lookup = lookup  # drafts checked in each decode pass (decode.Lookup): the GRPO trainer's or trm_data's
         self._rng_state: list[torch.Tensor] | None = None
         if seed is not None:
             with torch.random.fork_rng(devices=self._devices()):

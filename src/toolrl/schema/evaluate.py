@@ -101,6 +101,13 @@ class EvaluateParams(Section):
     dtype: DtypeSetting = Field(default="auto", description=(
         "hf and openvino backends' precision; auto: bfloat16 where the hardware has fast bf16 (3x faster prefill on an AMX "
         "CPU, docs/BENCHMARKS.md), else float32."))
+    lookup_tokens: int = Field(default=6, ge=0, description=(
+        "hf backend and multi-turn conversations: draft up to this many tokens a completion by n-gram lookup "
+        "(in its prompt and text, then in the other completions) and check them in one forward pass "
+        "(toolrl.decode.Lookup): greedy, so the same tokens in fewer passes (tests/test_decode.py), 1.37x "
+        "the cases/s on BFCL in bf16, where a multi-token pass rounds otherwise and flips ties: 31 of 40 "
+        "completions identical with and without drafts, as many as between any two bf16 kernels "
+        "(docs/BENCHMARKS.md). 0: off, one pass a token."))
     threads: int | None = Field(default=None, ge=1, description=(
         "CPU threads of the hf and openvino backends (torch.set_num_threads, INFERENCE_NUM_THREADS); None: torch's default (one per core). On a "
         "shared, oversubscribed machine 1 thread can be several times faster (docs/BENCHMARKS.md)."))

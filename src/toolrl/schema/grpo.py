@@ -88,21 +88,25 @@ class GrpoParams(TrainCommon):
         "(reward.multi_turn). docs/MULTI_TURN.md."))
     init: Literal["sft", "base"] = Field(default="sft",
         description="warm from the SFT model or cold from the base model")
-    max_steps: int = Field(default=16,
-        description=("32 prompts, 128 completions; ~40 s a step on 2 CPU cores with shared_prefix (float32; "
-                     "74 s before it): ~11 min (the fifth default run, docs/RESULTS.md)"))
+    max_steps: int = Field(default=32,
+        description=("32 prompts, 256 completions (1 prompt x 8 a step); ~12 s a step on 2 CPU cores with AMX "
+                     "(bf16): ~7 min (the ninth default run, docs/RESULTS.md)"))
     save_steps: int = 8
     learning_rate: float = Field(default=5e-6, description=(
         "[paper, GPU: 1e-6] Adam moves every weight by about lr per step whatever the gradient's size, and "
         "with 2 prompts a step one group sets the direction, which momentum carries through the following "
         "zero-signal steps: at 3e-5 one such group flipped the SFT policy to never calling by step 4; at 1e-5 GRPO "
         "scored 3.8 BFCL points below 5e-6 after 50 steps, and at 2e-6 it stayed at the SFT (docs/RESULTS.md)."))
-    num_generations: int = Field(default=4, ge=2, description="group size (rollouts per prompt) [paper: 4]")
+    num_generations: int = Field(default=8, ge=2, description=(
+        "group size (rollouts per prompt) [paper: 4]. 8: one prompt's 8 rollouts a step cost 0.65x two "
+        "prompts' 4 (the prompt computed and prefilled once, drafts that repeat the group's text; "
+        "docs/BENCHMARKS.md), fewer groups without reward variance early, and the same held-out score within "
+        "noise at 50 steps (docs/RESULTS.md, \"Group size 8 against 4\")"))
     per_device_train_batch_size: int = Field(default=8, description=(
         "Completions per device and micro-batch (TRL's meaning): one step generates this x accumulation x "
-        "processes completions, i.e. that / num_generations prompts. 8 x 1: 8 completions (2 prompts) per "
+        "processes completions, i.e. that / num_generations prompts. 8 x 1: 8 completions (1 prompt) per "
         "step in one micro-batch, so each group's prompt is computed once (shared_prefix); that peaks at "
-        "~7 GB here, where TRL's own path needed 17 GB and so 4 x 2 (docs/BENCHMARKS.md)."))
+        "~6-7 GB here, where TRL's own path needed 17 GB and so 4 x 2 (docs/BENCHMARKS.md)."))
     gradient_accumulation_steps: int = Field(default=1, ge=1)
     max_completion_length: int = Field(default=160, ge=8, description="[paper: 1024]")
     temperature: float = Field(default=1.0, gt=0, description="[paper: 1.0]")

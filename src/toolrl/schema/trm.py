@@ -46,6 +46,10 @@ class TrmDataParams(Section):
     temperature: float = Field(default=1.0, gt=0)
     generation_batch_size: int = Field(default=8, ge=1, description="completions per generate() call")
     dtype: DtypeSetting = Field(default="auto", description="sampling weights; auto as in evaluate.dtype")
+    lookup_tokens: int = Field(default=6, ge=0, description=(
+        "Draft up to this many tokens a completion by n-gram lookup and check them in one forward pass, as "
+        "grpo.lookup_tokens (toolrl.decode.Lookup): the same distribution, other random draws. "
+        "0: off (generate's seeded draws)."))
     labeler: Literal["rule", "judge"] = "rule"
     judge: JudgeParams = Field(default_factory=JudgeParams)
     hard_negatives_per_call: int = Field(default=1, ge=0, description=(

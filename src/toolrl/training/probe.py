@@ -13,6 +13,8 @@ from typing import Any
 from toolrl import formats
 from toolrl.training.callbacks import call_stats
 
+DRAFT_TOKENS = 6  # the probe's lookup drafts (decode.Lookup), as grpo.lookup_tokens' default
+
 
 def expected_calls(record: dict[str, Any]) -> list[formats.ToolCall]:
     """The target's calls, from the RL view's ground truth or the SFT view's completion."""
@@ -40,15 +42,16 @@ def score(completions: list[str], records: list[dict[str, Any]]) -> dict[str, fl
 def generate(model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], max_new_tokens: int,
              batch_size: int = 8, desc: str = "probe", bf16: bool = False) -> list[str]:
     """Greedy completions of chat prompts, in batches, by the evaluation's greedy path
-    (`toolrl.decode.complete`: the lean loop, `generate`'s tokens, tests/test_decode.py); under bf16
-    autocast when the training runs in bf16 (the probe's prefill is then 3x faster on a CPU with AMX)."""
+    (`toolrl.decode.complete`: the lean loop, `generate`'s tokens, tests/test_decode.py) with lookup drafts
+    (greedy: the same tokens in fewer passes); under bf16 autocast when the training runs in bf16 (the
+    probe's prefill is then 3x faster on a CPU with AMX)."""
     from contextlib import nullcontext
 
     import torch
     from tqdm.auto import tqdm
     from transformers import GenerationConfig
 
-    from toolrl.decode import complete, prompt_ids
+    from toolrl.decode import Lookup, complete, prompt_ids
 
     config = GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=tokenizer.eos_token_id,
                               pad_token_id=tokenizer.pad_token_id)
@@ -56,11 +59,13 @@ def generate(model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], ma
     was_training = model.training
     model.eval()
     out: list[str] = []
+    lookup = Lookup(DRAFT_TOKENS)
     try:
         for start in tqdm(range(0, len(prompts), batch_size), desc=desc, unit="batch"):
             autocast = torch.autocast(model.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
             with torch.inference_mode(), autocast:
-                new = complete(model, token_ids[start:start + batch_size], config, tokenizer.pad_token_id)
+                new = complete(model, token_ids[start:start + batch_size], config, tokenizer.pad_token_id,
+                               lookup=lookup)
             out += tokenizer.batch_decode(new, skip_special_tokens=True)
     finally:
         model.train(was_training)

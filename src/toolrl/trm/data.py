@@ -75,8 +75,8 @@ def load_prompts(params: Params) -> tuple[list[dict[str, Any]], list[dict[str, A
 def sample_completions(folder: Path, prompts: list[list[dict[str, str]]], sec: TrmDataParams,
                        desc: str = "sampling") -> list[list[str]]:
     """`samples_per_prompt` sampled completions per chat prompt: the lean decode loop (toolrl.decode:
-    `generate`'s tokens, each prompt prefilled once for its samples), or batched left-padded `generate`
-    for a model the loop does not cover."""
+    each prompt prefilled once for its samples; with `lookup_tokens` drafts checked in each pass, else
+    `generate`'s tokens), or batched left-padded `generate` for a model the loop does not cover."""
     import torch
     from tqdm.auto import tqdm
     from transformers import GenerationConfig
@@ -94,15 +94,17 @@ def sample_completions(folder: Path, prompts: list[list[dict[str, str]]], sec: T
                               max_new_tokens=sec.max_new_tokens, eos_token_id=stop_ids(tokenizer),
                               pad_token_id=tokenizer.pad_token_id)
     lean = decode.supported(model)
+    lookup = decode.Lookup(sec.lookup_tokens) if sec.lookup_tokens else None  # one pool for the stage's samples
     per_batch = max(1, sec.generation_batch_size // sec.samples_per_prompt)
     out: list[list[str]] = []
     for start in tqdm(range(0, len(prompts), per_batch), desc=desc, unit="batch"):
         texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
                  for p in prompts[start:start + per_batch]]
         with torch.inference_mode():
-            if lean:  # generate's draws (tests/test_decode.py), each prompt prefilled once for its samples
+            if lean:  # each prompt prefilled once for its samples; generate's draws without lookup (tests/test_decode.py)
                 ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-                rows = decode.decode(model, [p for p in ids for _ in range(sec.samples_per_prompt)], config)
+                rows = decode.decode(model, [p for p in ids for _ in range(sec.samples_per_prompt)], config,
+                                     lookup=lookup)
             else:
                 enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
                 rows = model.generate(**enc, generation_config=config, num_return_sequences=sec.samples_per_prompt

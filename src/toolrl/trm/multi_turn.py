@@ -243,6 +243,7 @@ def reference_records(replay: dict[str, Any]) -> list[dict[str, Any]]:
 def sample_rollouts(folder: Any, cases: list[MultiTurnCase], sec: Any) -> tuple[list[Any], Any]:
     """(rollouts, the policy's tokenizer): `samples_per_prompt` conversations per case from the policy
     in `folder` (seeded sampling)."""
+    from toolrl.decode import Lookup
     from toolrl.hardware import resolve_dtype
     from toolrl.models import load_model
     from toolrl.multiturn.loop import Limits, converse
@@ -250,7 +251,8 @@ def sample_rollouts(folder: Any, cases: list[MultiTurnCase], sec: Any) -> tuple[
 
     model, tokenizer = load_model(str(folder), dtype=resolve_dtype(sec.dtype))
     policy = HFPolicy(model.eval(), tokenizer, temperature=sec.temperature, seed=sec.seed,
-                      batch_size=sec.generation_batch_size)
+                      batch_size=sec.generation_batch_size,
+                      lookup=Lookup(sec.lookup_tokens) if sec.lookup_tokens else None)
     limits = Limits(max_new_tokens=sec.max_new_tokens, max_steps_per_turn=sec.max_steps_per_turn,
                     max_calls=sec.max_calls, max_total_tokens=sec.max_total_tokens)
     return converse([c for c in cases for _ in range(sec.samples_per_prompt)], policy, limits,
