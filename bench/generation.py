@@ -33,9 +33,9 @@ from typing import Any
 
 import torch
 
+from toolrl.decode import LOOKUP_TOKENS
 from toolrl.models import load_model
 
-LOOKUP_TOKENS = 6
 PROMPT = [
     {"role": "system", "content": "You are a helpful assistant that calls tools."},
     {"role": "user", "content": "Find the weather in Paris tomorrow and convert 20 EUR to USD."},

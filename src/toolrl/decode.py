@@ -168,6 +168,11 @@ def logits_processors(model: Any, generation_config: Any, input_ids: torch.Tenso
     return config, processors
 
 
+# Drafts per pass where no params section sets them (the SFT probe, the benchmarks); the schema's
+# `lookup_tokens` defaults are the same 6 (past 4 longer drafts neither pay nor cost here: docs/BENCHMARKS.md).
+LOOKUP_TOKENS = 6
+
+
 class Lookup:
     """Draft tokens for `decode` by n-gram lookup, and the recent completions they are also looked up in.
 

@@ -80,7 +80,7 @@ class HFGenerator:
         # "lean": toolrl.decode's loop; "generate": transformers' (the reference the tests compare with)
         self.engine = engine if decode.supported(self.model) else "generate"
         # greedy lookup drafts (the lean engine only): one pool of completions for the model's evaluation
-        self.lookup = decode.Lookup(lookup_tokens) if lookup_tokens else None
+        self.lookup = decode.Lookup(lookup_tokens) if lookup_tokens and self.engine == "lean" else None
 
     def render(self, messages: list[dict[str, str]]) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

@@ -13,8 +13,6 @@ from typing import Any
 from toolrl import formats
 from toolrl.training.callbacks import call_stats
 
-DRAFT_TOKENS = 6  # the probe's lookup drafts (decode.Lookup), as grpo.lookup_tokens' default
-
 
 def expected_calls(record: dict[str, Any]) -> list[formats.ToolCall]:
     """The target's calls, from the RL view's ground truth or the SFT view's completion."""
@@ -51,7 +49,7 @@ def generate(model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], ma
     from tqdm.auto import tqdm
     from transformers import GenerationConfig
 
-    from toolrl.decode import Lookup, complete, prompt_ids
+    from toolrl.decode import LOOKUP_TOKENS, Lookup, complete, prompt_ids
 
     config = GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=tokenizer.eos_token_id,
                               pad_token_id=tokenizer.pad_token_id)
@@ -59,7 +57,7 @@ def generate(model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], ma
     was_training = model.training
     model.eval()
     out: list[str] = []
-    lookup = Lookup(DRAFT_TOKENS)
+    lookup = Lookup(LOOKUP_TOKENS)
     try:
         for start in tqdm(range(0, len(prompts), batch_size), desc=desc, unit="batch"):
             autocast = torch.autocast(model.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
