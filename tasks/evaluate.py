@@ -18,7 +18,7 @@ from toolrl.config import Params
 # fingerprints map functions) is logged instead of captured: noise, and wrong dataset fingerprints.
 @task(name="evaluate-models", log_prints=False)
 def evaluate_models(params: Params) -> dict[str, Any]:
-    from toolrl.evaluation.report import metrics_tree
+    from toolrl.evaluation.report import arms_markdown, metrics_tree
     from toolrl.evaluation.stage import run_evaluation
 
     out = run_evaluation(params)
@@ -27,6 +27,7 @@ def evaluate_models(params: Params) -> dict[str, Any]:
         key="evaluation",
         markdown=(f"# Evaluation\n\n{out.table_markdown}\n\n"
                   + (f"## Warnings\n\n{warnings}\n" if warnings else "")
+                  + (f"## Methods across training seeds\n\n{arms_markdown(out.computed)}\n\n" if out.computed.arms else "")
                   + f"Full report: `{out.files['markdown']}`; MLflow run `{out.run_id}`.\n"),
         description="Accuracy of every model per benchmark category",
     )

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from toolrl.evaluation.stats import compare, mcnemar_exact, paired_bootstrap, wilson
+from toolrl.evaluation.stats import (
+    BOOTSTRAP,
+    WIDENED,
+    compare,
+    compare_arms,
+    mcnemar_exact,
+    newcombe_paired,
+    paired_bootstrap,
+    score_interval,
+    wilson,
+)
 
 
 def test_wilson_matches_published_values():
@@ -26,8 +36,11 @@ def test_mcnemar_exact_is_a_binomial_test_on_the_disagreements():
 def test_identical_models_show_no_difference():
     outcomes = [True, False] * 20
     c = compare("sft", "grpo", "bfcl/overall", {"simple": (outcomes, outcomes)})
-    assert (c.diff, c.low, c.high) == (0.0, 0.0, 0.0) and not c.called
-    assert "no difference shown" in c.words()
+    assert c.diff == 0.0 and not c.called and "no difference shown" in c.words()
+    # Agreeing on 40 of 40 cases says they differ on few, not on none: the bootstrap's [0, 0] is widened to
+    # Newcombe's interval (+-4.7 points here), the report says so.
+    assert c.interval == WIDENED and c.low == pytest.approx(-0.0468, abs=1e-4) and c.high == pytest.approx(0.0468, abs=1e-4)
+    assert "Newcombe's score interval" in c.words()
 
 
 def test_a_clear_difference_is_called_with_its_size():
@@ -52,9 +65,10 @@ def test_an_interval_touching_0_calls_nothing_whatever_the_rounding():
              "parallel_multiple": ("1" + "0" * 39, "1" + "0" * 39),
              "irrelevance": ("0" * 18 + "1" + "0" * 21, "0" * 40)}
     strata = {k: ([c == "1" for c in a], [c == "1" for c in b]) for k, (a, b) in cases.items()}
+    assert paired_bootstrap(strata) == pytest.approx((-0.025, -0.05, 0.0)) and paired_bootstrap(strata)[2] == 0.0
     c = compare("checkpoint-50", "final", "bfcl/overall", strata)
-    assert c.diff == pytest.approx(-0.025) and c.low == pytest.approx(-0.05) and c.high == 0.0
-    assert not c.called and "no difference shown" in c.words() and "+0.0] points includes 0" in c.words()
+    assert c.diff == pytest.approx(-0.025) and c.low < -0.05 and c.high > 0  # parallel_multiple: widened
+    assert not c.called and "no difference shown" in c.words() and "includes 0" in c.words()
 
 
 def test_one_case_of_twenty_is_noise():
@@ -118,6 +132,105 @@ def test_the_bootstrap_interval_covers_about_95_percent():
         _, low, high = paired_bootstrap({"c": (a, b)}, resamples=400, seed=rng.randrange(10**6))
         covered += low <= 0.1 <= high
     assert 0.88 <= covered / trials <= 0.99
+
+
+def _paired(both: int, only_a: int, only_b: int, neither: int) -> tuple[list[bool], list[bool]]:
+    t, f = True, False
+    return ([t] * (both + only_a) + [f] * (only_b + neither),
+            [t] * both + [f] * only_a + [t] * only_b + [f] * neither)
+
+
+def test_newcombes_paired_interval_matches_the_published_one():
+    # Fagerland, Lydersen & Laake, ch. 8 (Cavo et al., 2012): 59 both, 6 only A, 16 only B, 80 neither;
+    # R contingencytables::Newcombe_square_and_add_CI_paired_2x2 gives -0.0621 (-0.1186 to -0.0046).
+    assert newcombe_paired(*_paired(59, 6, 16, 80)) == pytest.approx((-0.0621, -0.1186, -0.0046), abs=1e-4)
+    # every case one way: A right on all 20, B on none: [0.77, 1.0], not a bootstrap's [1.0, 1.0]
+    d, low, high = newcombe_paired(*_paired(0, 20, 0, 0))
+    assert d == 1.0 and high == 1.0 and low == pytest.approx(1 - 2**0.5 * (1 - wilson(20, 20)[0]), abs=1e-9)
+    with pytest.raises(ValueError, match="no paired cases"):
+        newcombe_paired([], [])
+
+
+def test_a_category_all_one_way_no_longer_makes_the_overall_interval_too_narrow():
+    # The eighth default run (docs/RESULTS.md), base against GRPO on 20 cases a category: base right on every
+    # irrelevance case and GRPO on none; GRPO alone right on 5 multiple and 8 simple_python cases; both wrong on
+    # every parallel case. McNemar p = 0.30, but the bootstrap gave +1 to +13 points: irrelevance, at +100 on
+    # every resample, added no variance. Widened by Newcombe's interval per category (MOVER), it includes 0.
+    strata = {"irrelevance": _paired(0, 20, 0, 0), "multiple": _paired(0, 0, 5, 15), "parallel": _paired(0, 0, 0, 20),
+              "parallel_multiple": _paired(0, 0, 0, 20), "simple_python": _paired(0, 0, 8, 12)}
+    _, boot_low, _ = paired_bootstrap(strata)
+    assert boot_low > 0
+    c = compare("base", "grpo", "bfcl/overall", strata)
+    assert c.diff == pytest.approx(0.07) and c.low < 0 < c.high and c.interval == WIDENED and not c.called
+    assert c.p_value == pytest.approx(0.2962, abs=1e-4)
+    assert score_interval(strata) == pytest.approx((0.07, c.low, c.high))
+    # a category with cases both ways keeps the bootstrap alone
+    mixed = compare("a", "b", "bfcl/simple", {"simple": _paired(10, 8, 2, 20)})
+    assert mixed.interval == BOOTSTRAP and (mixed.low, mixed.high) == pytest.approx(
+        paired_bootstrap({"simple": _paired(10, 8, 2, 20)})[1:])
+
+
+def test_the_widened_interval_covers_where_categories_are_all_one_way():
+    """Coverage of the score interval on simulated pairs where one category is nearly always all one way."""
+    import random
+
+    rng = random.Random(3)
+    covered, trials, truth = 0, 300, (0.97 - 0.03 + 0.5 - 0.4) / 2
+    for _ in range(trials):
+        x = ([rng.random() < 0.97 for _ in range(20)], [rng.random() < 0.03 for _ in range(20)])
+        y = ([rng.random() < 0.5 for _ in range(20)], [rng.random() < 0.4 for _ in range(20)])
+        _, low, high = score_interval({"x": x, "y": y})
+        covered += low <= truth <= high
+    assert covered / trials >= 0.92
+
+
+def _arm(*checkpoints: str) -> list[dict[str, list[bool]]]:
+    return [{"simple": [c == "1" for c in outcomes]} for outcomes in checkpoints]
+
+
+def test_methods_over_seeds_get_welchs_t():
+    from scipy.stats import ttest_1samp, ttest_ind
+
+    # Each arm's mean outcome is the same on every case (2/3 and 1/3), so the cases add no variance and the
+    # comparison is Welch's t test on the seeds' scores: [.5, .5, 1] against [.25, .25, .5].
+    a = _arm("1100", "0011", "1111")
+    b = _arm("1000", "0100", "0011")
+    c = compare_arms("grpo", "sft", "bfcl/simple", a, b)
+    welch = ttest_ind([0.5, 0.5, 1.0], [0.25, 0.25, 0.5], equal_var=False)
+    assert c.diff == pytest.approx(1 / 3) and c.se_cases == 0 and c.p_value == pytest.approx(welch.pvalue)
+    assert c.df == pytest.approx(welch.df) and c.low < 0 < c.high and not c.called
+    assert c.words().startswith("bfcl/simple: no difference shown between the methods grpo and sft")
+    # an arm of one checkpoint is held fixed: a one-sample t test of the other arm's seeds against it
+    fixed = compare_arms("grpo", "sft", "bfcl/simple", a, _arm("1111"))
+    assert fixed.p_value == pytest.approx(ttest_1samp([0.5, 0.5, 1.0], 1.0).pvalue)
+    assert "one checkpoint (held fixed)" in fixed.words()
+    with pytest.raises(ValueError, match="one checkpoint each"):
+        compare_arms("grpo", "sft", "bfcl/simple", a[:1], b[:1])
+    with pytest.raises(ValueError, match="same cases"):
+        compare_arms("grpo", "sft", "bfcl/simple", a, _arm("100", "010"))
+
+
+def test_methods_over_seeds_call_a_real_difference_and_few_false_ones():
+    """Simulated methods: cases of varied difficulty, each seed a shift of every case's chance. Two arms of one
+    method are called at about the test's 5 %; a method 15 points better with a seed SD of ~3 points is called
+    nearly always with 5 seeds a side."""
+    import random
+
+    rng = random.Random(7)
+    difficulty = [rng.random() for _ in range(80)]
+
+    def method(shift: float, seeds: int) -> list[dict[str, list[bool]]]:
+        out = []
+        for _ in range(seeds):
+            s = shift + rng.gauss(0, 0.03)
+            out.append({c: [rng.random() < min(1.0, max(0.0, p + s)) for p in difficulty[i::2]]
+                        for i, c in enumerate(("x", "y"))})
+        return out
+
+    false = sum(compare_arms("a", "b", "bfcl/overall", method(0, 5), method(0, 5)).called for _ in range(200))
+    assert false / 200 <= 0.09
+    real = sum(compare_arms("a", "b", "bfcl/overall", method(0.15, 5), method(0, 5)).called for _ in range(50))
+    assert real / 50 >= 0.9
 
 
 def _results(outcomes: dict[str, list[bool]]):
@@ -286,3 +399,62 @@ def test_a_category_without_cases_gets_no_bar_and_no_place_in_the_power_line(tmp
     assert "bfcl: 40 cases per category, 40 in all" in md and "category of 0 cases" not in md
     plots = {p.name for p in (tmp_path / "eval_plots").iterdir()}
     assert "eval_bfcl_simple_python.png" in plots and "eval_bfcl_multiple.png" not in plots
+
+
+def test_the_report_compares_methods_over_their_seeds(tmp_path):
+    import csv
+
+    from toolrl.config import EvaluateParams
+    from toolrl.evaluation import report
+    from toolrl.evaluation.stage import mlflow_metrics
+
+    # Three GRPO seeds at 50, 55 and 60 % of 40 cases, two TRM seeds at 70 and 75 %, one SFT at 25 %.
+    def right(k: int) -> list[bool]:
+        return [True] * k + [False] * (40 - k)
+
+    models = {"sft": right(10), "g0": right(20), "g1": right(22), "g2": right(24), "t0": right(28), "t1": right(30)}
+    ev = EvaluateParams(output_dir=str(tmp_path), models=[*models, "t2"],
+                        arms={"sft": ["sft"], "grpo": ["g0", "g1", "g2"], "grpo_trm": ["t0", "t1", "t2"]})
+    results = _results(models)  # t2 was not evaluated (a stage that had not run)
+    computed = report.uncertainty(results, ev.arms)
+    files = report.write(results, ev, computed=computed)
+    md = files["markdown"].read_text()
+    assert "## Methods across training seeds" in md and "| grpo | bfcl | 3 | 55.0 | 5.0 | g0 50.0, g1 55.0, g2 60.0 |" in md
+    assert "| sft | bfcl | 1 | 25.0 | - |" in md
+    assert "arm grpo_trm: t2 not evaluated (see the warnings), so 2 of its 3 checkpoints are compared" in md
+    assert "bfcl/overall: the method grpo is better than sft by 30.0 points over seeds" in md
+    assert "sft 25.0 over 1 seed, one checkpoint (held fixed); grpo 55.0 over 3 seeds, seed SD 5.0" in md
+    assert "eval_plots/eval_arms.png" in md and (tmp_path / "eval_plots" / "eval_arms.png").is_file()
+    rows = {(r["arm_a"], r["arm_b"], r["scope"]): r for r in csv.DictReader(files["arms"].open())}
+    row = rows[("grpo", "grpo_trm", "bfcl/overall")]
+    assert (row["seeds_a"], row["seeds_b"], row["cases"]) == ("3", "2", "40")
+    assert float(row["diff"]) == pytest.approx(0.55 - 0.725) and float(row["low"]) < float(row["diff"]) < float(row["high"])
+    assert ("sft", "grpo", "bfcl/simple_python") in rows
+    metrics = mlflow_metrics(results, computed)
+    assert metrics["arm/grpo/bfcl/overall_mean"] == pytest.approx(0.55) and metrics["arm/grpo/bfcl/overall_sd"] == pytest.approx(0.05)
+    assert metrics["arm_diff/sft_vs_grpo/bfcl/overall"] == pytest.approx(-0.3)
+    assert metrics["arm_diff/sft_vs_grpo/bfcl/overall_welch_p"] < 0.05
+    assert "arms" not in report.write(results, EvaluateParams(output_dir=str(tmp_path / "plain"), models=["sft"]))
+
+
+def test_arms_must_name_evaluated_models_once():
+    from pydantic import ValidationError
+
+    from toolrl.config import EvaluateParams
+
+    with pytest.raises(ValidationError, match="arms.grpo lists g9, which is not in evaluate.models"):
+        EvaluateParams(models=["g0"], arms={"grpo": ["g0", "g9"]})
+    with pytest.raises(ValidationError, match="g0 is in both grpo and trm"):
+        EvaluateParams(models=["g0", "g1"], arms={"grpo": ["g0"], "trm": ["g0", "g1"]})
+    with pytest.raises(ValidationError, match="arms.grpo is empty"):
+        EvaluateParams(models=["g0"], arms={"grpo": []})
+
+
+def test_the_cli_reads_arms_and_refuses_a_malformed_one():
+    from toolrl.cli import UserError
+    from toolrl.evaluation.cli import _arms
+
+    assert _arms("grpo=models/g0, models/g1;sft=models/sft;") == {"grpo": ["models/g0", "models/g1"],
+                                                                   "sft": ["models/sft"]}
+    with pytest.raises(UserError, match="is not NAME=MODEL,MODEL"):
+        _arms("grpo:models/g0")

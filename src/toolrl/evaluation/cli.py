@@ -23,6 +23,18 @@ def _items(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _arms(text: str) -> dict[str, list[str]]:
+    """`grpo=models/grpo_s0,models/grpo_s1;sft=models/sft` -> {"grpo": [...], "sft": [...]}."""
+    arms: dict[str, list[str]] = {}
+    for part in (p.strip() for p in text.split(";") if p.strip()):
+        name, sep, members = part.partition("=")
+        if not sep or not name.strip() or not _items(members):
+            raise UserError(f"--arms: {part!r} is not NAME=MODEL,MODEL,...; arms are separated by ';', e.g. "
+                            "--arms 'grpo=models/grpo_s0,models/grpo_s1;grpo_trm=models/trm_s0,models/trm_s1'")
+        arms[name.strip()] = _items(members)
+    return arms
+
+
 @app.callback(invoke_without_command=True)
 def evaluate(
     models: Annotated[str | None, typer.Option(help="comma-separated model references: stage names "
@@ -36,6 +48,8 @@ def evaluate(
                                                  "(ToolRL's processed JSON)")] = None,
     batch_size: Annotated[int | None, typer.Option(help="generation batch size")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help="completion length cap")] = None,
+    arms: Annotated[str | None, typer.Option(help="training methods over seeds: NAME=MODEL,MODEL;NAME=MODEL,... "
+                                             "(models listed here join --models when it is not given)")] = None,
     backend: Annotated[str | None, typer.Option(help="auto (the default: openvino where it applies, else hf), hf (CPU/GPU, the reference), openvino (CPU, ~2x) or vllm (GPU)")] = None,
     output_dir: Annotated[Path | None, typer.Option(help="where the report goes")] = None,
     params: ParamsOpt = Path("params.yaml"),
@@ -43,6 +57,11 @@ def evaluate(
 ) -> None:
     """Score the models, write reports/eval.{md,csv}, plots and metrics.json, log to MLflow."""
     overrides = list(set_ or [])
+    if arms is not None:
+        methods = _arms(arms)
+        overrides.append(f"evaluate.arms={json.dumps(methods)}")
+        if models is None:
+            models = ",".join(m for members in methods.values() for m in members)
     for key, value in (("models", models), ("benchmarks", benchmarks), ("bfcl_categories", categories),
                        ("api_bank_paths", api_bank)):
         if value is not None:

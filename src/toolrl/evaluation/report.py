@@ -11,6 +11,9 @@ Written to `evaluate.output_dir`:
 - `eval_pairs.csv`: every pair of models on every category and overall: the paired difference, its
   95 % bootstrap interval, McNemar's exact p-value, whether the difference is called, and the
   smallest difference these cases detect at 80 % power at the pair's disagreement rate;
+- `eval_arms.csv` (with `evaluate.arms`): every pair of training methods, each a set of checkpoints
+  trained alike but for the seed, on every category and overall: the difference of their mean scores
+  with Welch's t interval over seeds and cases (`toolrl.evaluation.stats.compare_arms`);
 - in `eval.md`, a power line per benchmark: the smallest paired difference its cases detect at 80 %
   power, at each pair's observed disagreement rate and at an assumed one (`power`);
 - `metrics.json`: `{model: {benchmark: {category: acc, overall: acc, overall_weighted: acc}}}` for
@@ -30,6 +33,7 @@ import csv
 import json
 import re
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +42,14 @@ from toolrl.evaluation.records import ERROR_CATEGORIES
 from toolrl.evaluation.runner import Column, EvalResults, ModelResult
 from toolrl.evaluation.stats import (
     ASSUMED_DISAGREEMENT,
+    ArmComparison,
     PairedComparison,
     adjust_for_multiplicity,
     compare,
+    compare_arms,
     min_detectable_difference,
     paired_bootstrap,
+    stdev,
     wilson,
 )
 
@@ -141,6 +148,66 @@ def comparisons(results: EvalResults) -> list[PairedComparison]:
     return out
 
 
+def arm_members(results: EvalResults, arms: dict[str, list[str]]) -> tuple[dict[str, list[ModelResult]], list[str]]:
+    """Each arm's evaluated checkpoints, and a warning for each arm that lost one (a model skipped)."""
+    by_label = {m.label: m for m in results.models}
+    present, warnings = {}, []
+    for arm, members in arms.items():
+        present[arm] = [by_label[m] for m in members if m in by_label]
+        missing = [m for m in members if m not in by_label]
+        if missing:
+            warnings.append(f"arm {arm}: {', '.join(missing)} not evaluated (see the warnings), so {len(present[arm])} "
+                            f"of its {len(members)} checkpoints are compared.")
+    return present, warnings
+
+
+def arm_comparisons(results: EvalResults, arms: dict[str, list[str]]) -> tuple[list[ArmComparison], list[str]]:
+    """Every pair of arms (training methods, `evaluate.arms`) on each category and each benchmark's overall,
+    over the cases every checkpoint of both arms answered; and what kept an arm or a pair out."""
+    present, warnings = arm_members(results, arms)
+    names = [a for a in arms if present[a]]
+    out = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if len(present[a]) < 2 and len(present[b]) < 2:
+                warnings.append(f"arms {a} and {b} have one checkpoint each: compared as checkpoints above, not as "
+                                "methods")
+                continue
+            models = present[a] + present[b]
+            for bench in benchmarks(results):
+                cats: dict[str, list[list[bool]]] = {}  # category -> each model's outcomes on the common cases
+                for col in (c for c in results.columns if c[0] == bench):
+                    outcomes = [_outcomes(m, col) for m in models]
+                    ids = sorted(set.intersection(*(set(o) for o in outcomes)))
+                    if ids:
+                        cats[col[1]] = [[o[k] for k in ids] for o in outcomes]
+                if not cats:
+                    continue
+                split = len(present[a])
+                arm_a = [{c: rows[j] for c, rows in cats.items()} for j in range(split)]
+                arm_b = [{c: rows[j] for c, rows in cats.items()} for j in range(split, len(models))]
+                for c in cats:
+                    out.append(compare_arms(a, b, f"{bench}/{c}", [{c: m[c]} for m in arm_a],
+                                            [{c: m[c]} for m in arm_b]))
+                out.append(compare_arms(a, b, f"{bench}/{OVERALL}", arm_a, arm_b))
+    return out, warnings
+
+
+def arm_rows(results: EvalResults, arms: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Per arm and benchmark: its checkpoints' overall scores, their mean and standard deviation."""
+    present, _ = arm_members(results, arms)
+    rows = []
+    for arm, models in present.items():
+        for bench in benchmarks(results):
+            scores = {m.label: overall(m, results, bench)[0] for m in models}
+            scores = {k: v for k, v in scores.items() if v is not None}
+            if scores:
+                values = list(scores.values())
+                rows.append({"arm": arm, "benchmark": bench, "scores": scores,
+                             "mean": sum(values) / len(values), "sd": stdev(values)})
+    return rows
+
+
 def power(results: EvalResults, pairs: list[PairedComparison]) -> list[dict[str, Any]]:
     """Per benchmark: its cases per category and in all, the smallest paired difference they detect at
     80 % power at ASSUMED_DISAGREEMENT (over all cases, and within its smallest category), and the
@@ -155,6 +222,17 @@ def power(results: EvalResults, pairs: list[PairedComparison]) -> list[dict[str,
                      "assumed_category": min_detectable_difference(min(sizes), ASSUMED_DISAGREEMENT),
                      "pairs": [c for c in pairs if c.scope == f"{bench}/{OVERALL}"]})
     return rows
+
+
+@dataclass
+class Uncertainty:
+    """Intervals, pairwise and method comparisons, computed once per evaluation (`uncertainty`)."""
+
+    intervals: list[dict[str, Any]]
+    pairs: list[PairedComparison]
+    arms: list[dict[str, Any]] = field(default_factory=list)  # arm_rows
+    arm_pairs: list[ArmComparison] = field(default_factory=list)
+    arm_warnings: list[str] = field(default_factory=list)
 
 
 def metrics_tree(results: EvalResults) -> dict[str, Any]:
@@ -264,6 +342,25 @@ def uncertainty_markdown(ci_rows: list[dict[str, Any]], pairs: list[PairedCompar
                    "(`mcnemar_p_holm`, `called_holm` in `eval_pairs.csv`).")
 
 
+def arms_markdown(computed: Uncertainty) -> str:
+    """Each arm's checkpoints and mean score per benchmark, then every pair of arms on each overall in words."""
+    rows = [[r["arm"], r["benchmark"], len(r["scores"]), _pct(r["mean"]),
+             "-" if len(r["scores"]) < 2 else f"{100 * r['sd']:.1f}",
+             ", ".join(f"{k} {_pct(v)}" for k, v in r["scores"].items())] for r in computed.arms]
+    text = _md_table(["arm", "benchmark", "checkpoints", "mean overall (%)", "seed SD (points)", "each checkpoint"],
+                     rows)
+    overall_pairs = [c for c in computed.arm_pairs if c.scope.endswith(f"/{OVERALL}")]
+    if overall_pairs:
+        text += ("\n\nMethods compared over their seeds (Welch's t over the checkpoints' scores, the standard error "
+                 "from the seeds and from the cases; called when p < 0.05):\n\n"
+                 + "\n".join(f"- {c.words()}" for c in overall_pairs))
+    text += "".join(f"\n\n- {w}" for w in computed.arm_warnings)
+    return text + ("\n\nA paired comparison of two checkpoints (above) tells checkpoints apart, not training methods: "
+                   "it holds each model's training fixed. Here the seeds' spread is the noise a method's difference "
+                   "has to beat. An arm of one checkpoint is held fixed (the comparison is conditional on it). Every "
+                   "category: `eval_arms.csv`.")
+
+
 def _detectable(mdd: float | None, rate: float) -> str:
     if mdd is not None:
         return f"{100 * mdd:.1f} points"
@@ -349,7 +446,8 @@ def _indent(text: str) -> str:
 
 
 def markdown(results: EvalResults, ev: EvaluateParams, plots: dict[str, Path], out_dir: Path,
-             run_id: str | None, ci_rows: list[dict[str, Any]], pairs: list[PairedComparison]) -> str:
+             run_id: str | None, computed: Uncertainty) -> str:
+    ci_rows, pairs = computed.intervals, computed.pairs
     limit = ev.limit if ev.limit else "all"
     if ev.limit_per_benchmark:
         own = ", ".join(f"{b}: {n or 'all'}" for b, n in ev.limit_per_benchmark.items())
@@ -371,12 +469,16 @@ def markdown(results: EvalResults, ev: EvaluateParams, plots: dict[str, Path], o
               ""]
     if "overall" in plots:
         lines += [f"![overall accuracy]({plots['overall'].relative_to(out_dir).as_posix()})", ""]
+    if computed.arms:
+        lines += ["## Methods across training seeds", "", arms_markdown(computed), ""]
+        if "arms" in plots:
+            lines += [f"![methods over seeds]({plots['arms'].relative_to(out_dir).as_posix()})", ""]
     conversations = _conversations_section(results)
     if conversations:
         lines += [conversations]
     lines += ["## Models", "", _models_section(results), "", "## Error categories", "", _errors_section(results),
               "", "## Example failures", "", _failures_section(results, ev.failures_per_model), ""]
-    per_category = [(k, p) for k, p in plots.items() if k != "overall"]
+    per_category = [(k, p) for k, p in plots.items() if k not in ("overall", "arms")]
     if per_category:
         lines += ["## Per-category plots", ""]
         lines += [f"![{k}]({p.relative_to(out_dir).as_posix()})" for k, p in per_category]
@@ -449,17 +551,47 @@ def plot(results: EvalResults, plots_dir: Path, ci_rows: list[dict[str, Any]]) -
     return out
 
 
+def plot_arms(rows: list[dict[str, Any]], plots_dir: Path) -> Path:
+    """Each arm's checkpoints (dots) and their mean (a bar) per benchmark: the seeds' spread at a glance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    benches = list(dict.fromkeys(r["benchmark"] for r in rows))
+    fig, axes = plt.subplots(1, len(benches), figsize=(max(4.0, 1.2 * len(rows) / len(benches) + 2) * len(benches), 3.6),
+                             squeeze=False)
+    for ax, bench in zip(axes[0], benches, strict=True):
+        arms = [r for r in rows if r["benchmark"] == bench]
+        for i, r in enumerate(arms):
+            values = [100 * v for v in r["scores"].values()]
+            ax.bar(i, 100 * r["mean"], 0.6, color=f"C{i}", alpha=0.35)
+            ax.scatter([i] * len(values), values, color=f"C{i}", zorder=3)
+        ax.set_xticks(range(len(arms)), [f"{r['arm']} (n={len(r['scores'])})" for r in arms], rotation=20,
+                      ha="right", fontsize=8)
+        ax.set_ylabel("overall accuracy (%)")
+        ax.set_title(f"{bench}: each seed (dots), mean (bar)", fontsize=9)
+    fig.tight_layout()
+    path = plots_dir / "eval_arms.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 # ---------------------------------------------------------------- files
 
 
-def uncertainty(results: EvalResults) -> tuple[list[dict[str, Any]], list[PairedComparison]]:
-    """Intervals and pairwise comparisons, computed once per evaluation: the bootstraps are the costly
-    part, and the report, its CSVs, plots and the MLflow metrics all read them."""
-    return intervals(results), comparisons(results)
+def uncertainty(results: EvalResults, arms: dict[str, list[str]] | None = None) -> Uncertainty:
+    """Intervals and comparisons, computed once per evaluation: the bootstraps are the costly part, and the
+    report, its CSVs, plots and the MLflow metrics all read them."""
+    arm_pairs, arm_warnings = arm_comparisons(results, arms or {})
+    return Uncertainty(intervals(results), comparisons(results), arm_rows(results, arms or {}), arm_pairs,
+                       arm_warnings)
 
 
 def write(results: EvalResults, ev: EvaluateParams, run_id: str | None = None,
-          computed: tuple[list[dict[str, Any]], list[PairedComparison]] | None = None) -> dict[str, Path]:
+          computed: Uncertainty | None = None) -> dict[str, Path]:
     """Write every report file; returns name -> path."""
     out_dir = Path(ev.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -472,7 +604,8 @@ def write(results: EvalResults, ev: EvaluateParams, run_id: str | None = None,
         writer.writerow(header)
         writer.writerows([[r[0]] + ["" if x is None else f"{x:.4f}" for x in r[1:]] for r in rows])
 
-    ci_rows, pairs = computed or uncertainty(results)
+    computed = computed or uncertainty(results, ev.arms)
+    ci_rows, pairs = computed.intervals, computed.pairs
     files["intervals"] = out_dir / "eval_intervals.csv"
     with files["intervals"].open("w", newline="") as fh:
         writer = csv.DictWriter(fh, ["model", "scope", "n", "accuracy", "low", "high", "method"])
@@ -482,11 +615,22 @@ def write(results: EvalResults, ev: EvaluateParams, run_id: str | None = None,
     with files["pairs"].open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["model_a", "model_b", "scope", "n", "diff", "low", "high", "mcnemar_p", "only_a", "only_b",
-                         "called", "detectable_at_80pct_power", "mcnemar_p_holm", "holm_family", "called_holm"])
+                         "called", "detectable_at_80pct_power", "mcnemar_p_holm", "holm_family", "called_holm", "interval"])
         writer.writerows([[c.a, c.b, c.scope, c.n, f"{c.diff:.4f}", f"{c.low:.4f}", f"{c.high:.4f}", f"{c.p_value:.4g}",
                            c.only_a, c.only_b, c.called, "" if c.detectable is None else f"{c.detectable:.4f}",
-                           "" if c.p_holm is None else f"{c.p_holm:.4g}", c.family, c.called_holm]
+                           "" if c.p_holm is None else f"{c.p_holm:.4g}", c.family, c.called_holm, c.interval]
                           for c in pairs])
+    if computed.arms:
+        files["arms"] = out_dir / "eval_arms.csv"
+        with files["arms"].open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["arm_a", "arm_b", "scope", "seeds_a", "seeds_b", "cases", "mean_a", "mean_b", "diff", "low",
+                             "high", "se_seeds", "se_cases", "df", "welch_p", "called", "detectable_at_80pct_power"])
+            writer.writerows([[c.a, c.b, c.scope, len(c.scores_a), len(c.scores_b), c.cases,
+                               f"{sum(c.scores_a) / len(c.scores_a):.4f}", f"{sum(c.scores_b) / len(c.scores_b):.4f}",
+                               f"{c.diff:.4f}", f"{c.low:.4f}", f"{c.high:.4f}", f"{c.se_seeds:.4f}", f"{c.se_cases:.4f}",
+                               f"{c.df:.2f}", f"{c.p_value:.4g}", c.called,
+                               "" if c.detectable is None else f"{c.detectable:.4f}"] for c in computed.arm_pairs])
 
     files["metrics"] = out_dir / "metrics.json"
     files["metrics"].write_text(json.dumps(metrics_tree(results), indent=2) + "\n")
@@ -504,7 +648,9 @@ def write(results: EvalResults, ev: EvaluateParams, run_id: str | None = None,
                     fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
     plots = plot(results, out_dir / PLOTS_DIR, ci_rows)
+    if computed.arms:
+        plots["arms"] = plot_arms(computed.arms, out_dir / PLOTS_DIR)
     files.update({f"plot_{k}": p for k, p in plots.items()})
     files["markdown"] = out_dir / "eval.md"
-    files["markdown"].write_text(markdown(results, ev, plots, out_dir, run_id, ci_rows, pairs))
+    files["markdown"].write_text(markdown(results, ev, plots, out_dir, run_id, computed))
     return files

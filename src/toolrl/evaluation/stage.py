@@ -15,14 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from toolrl.config import EvaluateParams, Params
 from toolrl.dicts import numbers
 from toolrl.evaluation import report
 from toolrl.evaluation.generation import Generator, make_generator
 from toolrl.evaluation.runner import EvalResults, evaluate
-from toolrl.evaluation.stats import ASSUMED_DISAGREEMENT, PairedComparison
+from toolrl.evaluation.stats import ASSUMED_DISAGREEMENT
 from toolrl.tracking import log_metrics, stage_run
 
 STAGE = "evaluate"
@@ -33,15 +32,14 @@ class StageOutput:
     results: EvalResults
     files: dict[str, Path]
     run_id: str
+    computed: report.Uncertainty
 
     @property
     def table_markdown(self) -> str:
         return report.accuracy_markdown(self.results)
 
 
-def mlflow_metrics(results: EvalResults,
-                   computed: tuple[list[dict[str, Any]], list[PairedComparison]] | None = None,
-                   ) -> dict[str, float]:
+def mlflow_metrics(results: EvalResults, computed: report.Uncertainty | None = None) -> dict[str, float]:
     tree = {report.metric_key(label): benches for label, benches in report.metrics_tree(results).items()}
     out = numbers(tree)  # a category without cases (None) is left out
     for m in results.models:
@@ -52,7 +50,8 @@ def mlflow_metrics(results: EvalResults,
                     o.error == "checker_error" for o in m.grades(bench))
         if m.generated and m.generation_seconds:
             out[f"{report.metric_key(m.label)}/examples_per_s"] = m.generated / m.generation_seconds
-    ci_rows, pairs = computed or report.uncertainty(results)
+    computed = computed or report.uncertainty(results)
+    ci_rows, pairs = computed.intervals, computed.pairs
     for r in ci_rows:  # evaluate/<model>/<bench>/<category>_ci95_low, ..._high
         for side in ("low", "high"):
             out[f"{report.metric_key(r['model'])}/{r['scope']}_ci95_{side}"] = r[side]
@@ -63,6 +62,12 @@ def mlflow_metrics(results: EvalResults,
             out[f"{key}_mcnemar_p_holm"] = c.p_holm
         if c.detectable is not None:
             out[f"{key}_mdd80"] = c.detectable
+    for r in computed.arms:  # evaluate/arm/<arm>/<bench>/overall_mean, ..._sd
+        key = f"arm/{report.metric_key(r['arm'])}/{r['benchmark']}/overall"
+        out.update({f"{key}_mean": r["mean"], f"{key}_sd": r["sd"], f"{key}_checkpoints": len(r["scores"])})
+    for c in computed.arm_pairs:  # evaluate/arm_diff/<a>_vs_<b>/<bench>/<category>{,_ci95_low,...}
+        key = f"arm_diff/{report.metric_key(c.a)}_vs_{report.metric_key(c.b)}/{c.scope}"
+        out.update({key: c.diff, f"{key}_ci95_low": c.low, f"{key}_ci95_high": c.high, f"{key}_welch_p": c.p_value})
     for row in report.power(results, pairs):  # what the sample size alone buys, comparable across runs
         if row["assumed"] is not None:
             out[f"power/{row['benchmark']}/mdd80_at_{100 * ASSUMED_DISAGREEMENT:.0f}pct_disagreement"] = row["assumed"]
@@ -76,7 +81,7 @@ def run_evaluation(params: Params,
 
     with stage_run(params, STAGE, log_params=params.evaluate) as run:
         results = evaluate(params, generator_factory, show_progress)
-        computed = report.uncertainty(results)
+        computed = report.uncertainty(results, params.evaluate.arms)
         files = report.write(results, params.evaluate, run_id=run.info.run_id, computed=computed)
         log_metrics(STAGE, mlflow_metrics(results, computed))
         mlflow.set_tags({f"evaluate.model.{report.metric_key(m.label)}": m.model.content_hash[:16]
@@ -86,4 +91,4 @@ def run_evaluation(params: Params,
             mlflow.log_artifact(str(path), artifact_path=sub)
         if results.warnings:
             mlflow.log_text("\n".join(results.warnings) + "\n", "evaluation/warnings.txt")
-    return StageOutput(results=results, files=files, run_id=run.info.run_id)
+    return StageOutput(results=results, files=files, run_id=run.info.run_id, computed=computed)

@@ -7,6 +7,11 @@ a paired difference with its interval and McNemar's exact test.
   a paired bootstrap over cases (the same resampled cases for both models; resampled within each
   category when the accuracy is a mean of categories, as BFCL's overall is), and McNemar's exact
   p-value (a binomial test on the cases where exactly one of the two is right).
+- Where a category adds no variance to that bootstrap (every case differs the same way, as a category one
+  model always gets right and the other never does, or none differs), the interval is widened to the
+  score interval of the same difference: Newcombe's square-and-add interval per category (1998, method
+  10), combined over categories by MOVER (Zou & Donner, 2008). The same failure Wilson's interval fixes
+  for one model: a bootstrap of a category at 100 % against 0 % is 100 % on every resample.
 - A difference is called only when its interval excludes 0 and McNemar's exact test agrees (p < 0.05);
   otherwise the report says that no difference is shown, and why. The percentile bootstrap alone is
   too eager where the two models disagree on a handful of cases: with k disagreements all one way a
@@ -17,6 +22,12 @@ a paired difference with its interval and McNemar's exact test.
   its category comparisons) gives the p-value that controls the family-wise error rate at 0.05, and
   `PairedComparison.called_holm` says whether a call survives it.
 - Power: the smallest paired difference n cases detect at 80 % power (`min_detectable_difference`).
+- Methods across training seeds (`compare_arms`): a case-level paired test compares two checkpoints, not
+  two training methods; two seeds of one method can differ more than two methods do. Each arm is a
+  set of checkpoints trained alike but for the seed, evaluated on the same cases. The difference of the
+  arms' mean scores gets Welch's t interval (the test Colas et al., 2018, recommend for comparing RL
+  algorithms over seeds), its variance the seeds' (each arm's sample variance over its seeds) plus the
+  cases' (a stratified sample of the benchmark), with Welch-Satterthwaite degrees of freedom.
   `python -m toolrl.evaluation.stats` prints the table docs/EVALUATION.md and `evaluate.limit` quote.
 """
 
@@ -80,6 +91,48 @@ def paired_bootstrap(strata: Strata, resamples: int = BOOTSTRAP_RESAMPLES, seed:
     return tuple(round(float(x), 12) + 0.0 for x in (estimate, low, high))
 
 
+def newcombe_paired(a: Sequence[bool], b: Sequence[bool], z: float = Z95) -> tuple[float, float, float]:
+    """(difference, low, high): A's accuracy minus B's on the same cases, with Newcombe's square-and-add
+    interval for paired proportions (Newcombe 1998, method 10; Fagerland, Lydersen & Laake, ch. 8): the two
+    accuracies' Wilson intervals combined with the correlation of the pairs. Unlike a bootstrap it has width
+    where every case differs the same way (A right on all, B on none) or none differs."""
+    n = len(a)
+    if n == 0:
+        raise ValueError("no paired cases to compare")
+    both = sum(x and y for x, y in zip(a, b, strict=True))
+    only_a = sum(x and not y for x, y in zip(a, b, strict=True))
+    only_b = sum(y and not x for x, y in zip(a, b, strict=True))
+    neither = n - both - only_a - only_b
+    p1, p2 = (both + only_a) / n, (both + only_b) / n
+    (l1, u1), (l2, u2) = wilson(both + only_a, n, z), wilson(both + only_b, n, z)
+    margins = (both + only_a) * (only_b + neither) * (both + only_b) * (only_a + neither)
+    cross = both * neither - only_a * only_b
+    # Newcombe's correlation estimate, with his continuity correction of a positive one
+    phi = 0.0 if margins == 0 else (cross - n / 2 if cross > n / 2 else min(cross, 0)) / math.sqrt(margins)
+    low = p1 - p2 - math.sqrt(max(0.0, (p1 - l1) ** 2 + (u2 - p2) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2)))
+    high = p1 - p2 + math.sqrt(max(0.0, (p2 - l2) ** 2 + (u1 - p1) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1)))
+    return p1 - p2, max(-1.0, low), min(1.0, high)
+
+
+def score_interval(strata: Strata) -> tuple[float, float, float]:
+    """(difference, low, high) of the unweighted mean over strata of A's minus B's accuracy: each stratum's
+    Newcombe interval (`newcombe_paired`), combined by MOVER (Zou & Donner 2008: the bounds' distances
+    from each estimate added in quadrature, as variances of independent parts add)."""
+    parts = [newcombe_paired(a, b) for a, b in strata.values() if len(a)]
+    if not parts:
+        raise ValueError("no paired cases to compare")
+    k = len(parts)
+    estimate = sum(d for d, _, _ in parts) / k
+    low = estimate - math.sqrt(sum((d - lo) ** 2 for d, lo, _ in parts)) / k
+    high = estimate + math.sqrt(sum((hi - d) ** 2 for d, _, hi in parts)) / k
+    return estimate, low, high
+
+
+def adds_no_variance(a: Sequence[bool], b: Sequence[bool]) -> bool:
+    """Whether every case of a stratum differs the same way (or none differs): its bootstrap is a constant."""
+    return len({int(x) - int(y) for x, y in zip(a, b, strict=True)}) <= 1
+
+
 def min_detectable_difference(n: int, discordance: float, alpha: float = 0.05, power: float = 0.8) -> float | None:
     """The smallest paired difference in accuracy that McNemar's test detects with this power on n
     cases, when the two models disagree on a share `discordance` of them (the normal approximation of
@@ -132,6 +185,7 @@ class PairedComparison:
     # all overall scopes, or all category scopes); None until a report sets it (`adjust_for_multiplicity`).
     p_holm: float | None = None
     family: int = 1
+    interval: str = "bootstrap"  # how low and high were found (BOOTSTRAP or WIDENED)
 
     @property
     def detectable(self) -> float | None:
@@ -174,6 +228,9 @@ class PairedComparison:
                  if mdd is not None else "")
         test = (f"McNemar p = {self.p_value:.3g}{self._holm_words()}; {self.only_a} cases only {self.a} got right, "
                 f"{self.only_b} only {self.b}{power}")
+        if self.interval == WIDENED:  # say why an interval is wider than its bootstrap
+            test += ("; the interval is Newcombe's score interval, as a category where every case differs the same "
+                     "way (or none differs) adds no variance to a bootstrap")
         if not self.called:
             interval = f"95 % CI [{100 * self.low:+.1f}, {100 * self.high:+.1f}] points"
             if not self.interval_excludes_0:
@@ -192,14 +249,22 @@ class PairedComparison:
                 f"(95 % CI [{100 * low:.1f}, {100 * high:.1f}]; {test}; n = {self.n}).")
 
 
+BOOTSTRAP = "bootstrap"
+WIDENED = "bootstrap, widened to Newcombe's score interval"
+
+
 def compare(a: str, b: str, scope: str, strata: Strata, seed: int = 0) -> PairedComparison:
     """Model A against model B on the paired cases of `strata` (category -> both models' outcomes)."""
     diff, low, high = paired_bootstrap(strata, seed=seed)
+    interval = BOOTSTRAP
+    if any(adds_no_variance(sa, sb) for sa, sb in strata.values() if len(sa)):
+        _, s_low, s_high = score_interval(strata)
+        low, high, interval = min(low, round(s_low, 12)), max(high, round(s_high, 12)), WIDENED
     all_a = [x for sa, _ in strata.values() for x in sa]
     all_b = [y for _, sb in strata.values() for y in sb]
     return PairedComparison(a, b, scope, len(all_a), diff, low, high, mcnemar_exact(all_a, all_b),
                             sum(x and not y for x, y in zip(all_a, all_b, strict=True)),
-                            sum(y and not x for x, y in zip(all_a, all_b, strict=True)))
+                            sum(y and not x for x, y in zip(all_a, all_b, strict=True)), interval=interval)
 
 
 def adjust_for_multiplicity(pairs: Sequence[PairedComparison], overall: str) -> None:
@@ -210,6 +275,135 @@ def adjust_for_multiplicity(pairs: Sequence[PairedComparison], overall: str) -> 
     for family in families:
         for c, p in zip(family, holm([c.p_value for c in family]), strict=True):
             c.p_holm, c.family = p, len(family)
+
+
+# ---------------------------------------------------------------- methods across training seeds
+
+
+Scores = Mapping[str, Sequence[bool]]  # category -> one checkpoint's outcomes, in the order of every other's
+
+
+def arm_scores(arm: Sequence[Scores]) -> list[float]:
+    """Each checkpoint's score: the unweighted mean of its category accuracies."""
+    return [sum(sum(o) / len(o) for o in cats.values()) / len(cats) for cats in arm]
+
+
+@dataclass
+class ArmComparison:
+    """Arm A's mean score over its seeds minus arm B's, with Welch's t interval (`compare_arms`)."""
+
+    a: str
+    b: str
+    scope: str
+    scores_a: list[float]  # one per seed
+    scores_b: list[float]
+    cases: int  # the cases each checkpoint answered
+    diff: float
+    low: float
+    high: float
+    se_seeds: float  # the standard error's part from training seeds
+    se_cases: float  # and from the sample of cases
+    df: float
+    p_value: float  # Welch's two-sided t test
+
+    @property
+    def se(self) -> float:
+        return math.hypot(self.se_seeds, self.se_cases)
+
+    @property
+    def called(self) -> bool:
+        return self.p_value < ALPHA
+
+    @property
+    def detectable(self) -> float | None:
+        """The smallest difference these seeds and cases detect at 80 % power (alpha 0.05), at this standard
+        error: (t_0.975 + t_0.8) se on the same degrees of freedom."""
+        from scipy.stats import t
+
+        if not math.isfinite(self.df) or self.se == 0:
+            return None
+        return float((t.ppf(1 - ALPHA / 2, self.df) + t.ppf(0.8, self.df)) * self.se)
+
+    def words(self) -> str:
+        def arm(name: str, scores: list[float]) -> str:
+            spread = f", seed SD {100 * stdev(scores):.1f}" if len(scores) > 1 else ", one checkpoint (held fixed)"
+            return f"{name} {100 * sum(scores) / len(scores):.1f} over {len(scores)} seed{'s' * (len(scores) > 1)}{spread}"
+
+        mdd = self.detectable
+        detail = (f"{arm(self.a, self.scores_a)}; {arm(self.b, self.scores_b)}; Welch's t p = {self.p_value:.3g} on "
+                  f"{self.df:.1f} degrees of freedom; standard error {100 * self.se_seeds:.1f} points from the seeds, "
+                  f"{100 * self.se_cases:.1f} from the {self.cases} cases"
+                  + (f"; these seeds and cases detect {100 * mdd:.1f} points at 80 % power" if mdd else ""))
+        interval = f"95 % CI [{100 * self.low:+.1f}, {100 * self.high:+.1f}] points"
+        if not self.called:
+            return (f"{self.scope}: no difference shown between the methods {self.a} and {self.b} ({self.a} minus "
+                    f"{self.b}: {100 * self.diff:+.1f} points, {interval} includes 0; {detail}).")
+        better, worse = (self.a, self.b) if self.diff > 0 else (self.b, self.a)
+        low, high = (self.low, self.high) if self.diff > 0 else (-self.high, -self.low)
+        return (f"{self.scope}: the method {better} is better than {worse} by {100 * abs(self.diff):.1f} points "
+                f"over seeds (95 % CI [{100 * low:.1f}, {100 * high:.1f}]; {detail}).")
+
+
+def stdev(xs: Sequence[float]) -> float:
+    """The sample standard deviation (n - 1); 0 for a single value."""
+    if len(xs) < 2:
+        return 0.0
+    mean = sum(xs) / len(xs)
+    return math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
+
+
+def compare_arms(a: str, b: str, scope: str, arm_a: Sequence[Scores], arm_b: Sequence[Scores]) -> ArmComparison:
+    """Method A against method B, each an arm of checkpoints trained alike but for the seed, every one
+    evaluated on the same cases (the same categories, each in the same order).
+
+    Welch's t on the checkpoints' scores (the unweighted mean over categories), with two variance parts:
+    - the seeds': var(A's scores) / n_A + var(B's) / n_B. An arm of one checkpoint (an SFT that every GRPO
+      seed starts from) adds none: the comparison is then conditional on that checkpoint;
+    - the cases': the benchmark is a sample of cases too. The per-case difference of the arms' mean outcomes
+      varies over a category's cases; less the part each checkpoint's own case-to-case noise puts there (the
+      seeds' part holds that already), its variance over the category's cases, averaged over categories as
+      the score is.
+    Degrees of freedom by Welch-Satterthwaite over the parts (a part's df: seeds - 1, or cases - categories).
+    """
+    from scipy.stats import t
+
+    if not arm_a or not arm_b:
+        raise ValueError(f"{scope}: each arm needs at least one checkpoint ({a}: {len(arm_a)}, {b}: {len(arm_b)})")
+    if len(arm_a) < 2 and len(arm_b) < 2:
+        raise ValueError(f"{scope}: {a} and {b} have one checkpoint each: that is a comparison of two checkpoints "
+                         "(`compare`), not of two methods; train more seeds of one of them")
+    categories = list(arm_a[0])
+    for cats in (*arm_a, *arm_b):
+        if list(cats) != categories or any(len(cats[c]) != len(arm_a[0][c]) for c in categories):
+            raise ValueError(f"{scope}: every checkpoint of {a} and {b} must answer the same cases of the same "
+                             f"categories ({categories}); evaluate them together")
+    scores_a, scores_b = arm_scores(arm_a), arm_scores(arm_b)
+    # rounded as paired_bootstrap's: equal arms would otherwise differ by 1e-17 and read "-0.0"
+    diff = round(sum(scores_a) / len(scores_a) - sum(scores_b) / len(scores_b), 12) + 0.0
+    seeds = [(stdev(s) ** 2 / len(s), len(s) - 1) for s in (scores_a, scores_b) if len(s) > 1]
+    k = len(categories)
+    case_var = 0.0
+    for c in categories:
+        n = len(arm_a[0][c])
+        d, noise = [], []
+        for i in range(n):
+            a_i, b_i = [float(m[c][i]) for m in arm_a], [float(m[c][i]) for m in arm_b]
+            d.append(sum(a_i) / len(a_i) - sum(b_i) / len(b_i))
+            noise.append(stdev(a_i) ** 2 / len(a_i) + stdev(b_i) ** 2 / len(b_i))
+        # The spread of d over cases holds each checkpoint's own case-by-case noise too, which the seeds' part
+        # already counts: take it out (method of moments), leaving how the arms' difference varies by case.
+        case_var += max(0.0, stdev(d) ** 2 - sum(noise) / n) / n / k ** 2
+    cases = sum(len(arm_a[0][c]) for c in categories)
+    parts = seeds + ([(case_var, cases - k)] if cases > k else [])
+    var = sum(v for v, _ in parts)
+    if var == 0:  # every seed scored alike and every case differed alike: nothing to estimate a spread from
+        df, low, high, p = math.inf, diff, diff, (1.0 if diff == 0 else 0.0)
+    else:
+        df = var ** 2 / sum(v ** 2 / f for v, f in parts if v > 0)
+        half = float(t.ppf(1 - ALPHA / 2, df)) * math.sqrt(var)
+        low, high, p = diff - half, diff + half, float(2 * t.sf(abs(diff) / math.sqrt(var), df))
+    return ArmComparison(a, b, scope, scores_a, scores_b, cases, diff, low, high,
+                         math.sqrt(sum(v for v, _ in seeds)), math.sqrt(case_var), df, p)
 
 
 # ---------------------------------------------------------------- the power table

@@ -62,6 +62,13 @@ class EvaluateParams(Section):
         default_factory=lambda: ["base", "sft", "grpo", "grpo_trm"], min_length=1,
         description=("Stage names (base, sft, grpo, grpo_trm), `models:/name@alias`, hub ids, local folders, "
                      "`smollm2-135m-instruct` or `tiny-random`."))
+    arms: dict[str, list[str]] = Field(default_factory=dict, description=(
+        "Training methods, each a list of `models` trained alike but for the seed (e.g. {grpo: [models/grpo_s0, "
+        "models/grpo_s1, models/grpo_s2], grpo_trm: [...]}): the report adds each arm's mean score over its seeds "
+        "and, for every pair of arms, the difference with Welch's t interval over seeds and cases "
+        "(docs/EVALUATION.md, Methods across seeds). A paired test between two checkpoints cannot say which "
+        "method is better: two seeds of one method differ by up to 4 BFCL points here. An arm of one model (the "
+        "SFT every seed starts from) is held fixed. Empty: no arms."))
     benchmarks: list[Literal["bfcl", "api_bank"]] = Field(default_factory=lambda: ["bfcl", "api_bank"],
                                                           min_length=1)
     bfcl_categories: list[BfclCategory] = Field(
@@ -131,4 +138,16 @@ class EvaluateParams(Section):
             dupes = sorted({v for v in values if values.count(v) > 1})
             if dupes:
                 raise ValueError(f"evaluate.{key} lists {', '.join(dupes)} more than once")
+        seen: dict[str, str] = {}
+        for arm, members in self.arms.items():
+            if not members:
+                raise ValueError(f"evaluate.arms.{arm} is empty: list the models trained by that method")
+            for m in members:
+                if m not in self.models:
+                    raise ValueError(f"evaluate.arms.{arm} lists {m}, which is not in evaluate.models "
+                                     f"({', '.join(self.models)}): add it there, spelled the same")
+                if m in seen:
+                    raise ValueError(f"evaluate.arms: {m} is in both {seen[m]} and {arm}; a checkpoint belongs "
+                                     "to one method")
+                seen[m] = arm
         return self
