@@ -428,12 +428,14 @@ def test_the_report_compares_methods_over_their_seeds(tmp_path):
     rows = {(r["arm_a"], r["arm_b"], r["scope"]): r for r in csv.DictReader(files["arms"].open())}
     row = rows[("grpo", "grpo_trm", "bfcl/overall")]
     assert (row["seeds_a"], row["seeds_b"], row["cases"]) == ("3", "2", "40")
+    assert row["holm_family"] == "3" and float(row["welch_p_holm"]) >= float(row["welch_p"])
     assert float(row["diff"]) == pytest.approx(0.55 - 0.725) and float(row["low"]) < float(row["diff"]) < float(row["high"])
     assert ("sft", "grpo", "bfcl/simple_python") in rows
     metrics = mlflow_metrics(results, computed)
     assert metrics["arm/grpo/bfcl/overall_mean"] == pytest.approx(0.55) and metrics["arm/grpo/bfcl/overall_sd"] == pytest.approx(0.05)
     assert metrics["arm_diff/sft_vs_grpo/bfcl/overall"] == pytest.approx(-0.3)
     assert metrics["arm_diff/sft_vs_grpo/bfcl/overall_welch_p"] < 0.05
+    assert metrics["arm_diff/sft_vs_grpo/bfcl/overall_welch_p_holm"] >= metrics["arm_diff/sft_vs_grpo/bfcl/overall_welch_p"]
     assert "arms" not in report.write(results, EvaluateParams(output_dir=str(tmp_path / "plain"), models=["sft"]))
 
 

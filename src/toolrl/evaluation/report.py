@@ -190,6 +190,7 @@ def arm_comparisons(results: EvalResults, arms: dict[str, list[str]]) -> tuple[l
                     out.append(compare_arms(a, b, f"{bench}/{c}", [{c: m[c]} for m in arm_a],
                                             [{c: m[c]} for m in arm_b]))
                 out.append(compare_arms(a, b, f"{bench}/{OVERALL}", arm_a, arm_b))
+    adjust_for_multiplicity(out, OVERALL)
     return out, warnings
 
 
@@ -625,12 +626,14 @@ def write(results: EvalResults, ev: EvaluateParams, run_id: str | None = None,
         with files["arms"].open("w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(["arm_a", "arm_b", "scope", "seeds_a", "seeds_b", "cases", "mean_a", "mean_b", "diff", "low",
-                             "high", "se_seeds", "se_cases", "df", "welch_p", "called", "detectable_at_80pct_power"])
+                             "high", "se_seeds", "se_cases", "df", "welch_p", "called", "detectable_at_80pct_power",
+                             "welch_p_holm", "holm_family"])
             writer.writerows([[c.a, c.b, c.scope, len(c.scores_a), len(c.scores_b), c.cases,
                                f"{sum(c.scores_a) / len(c.scores_a):.4f}", f"{sum(c.scores_b) / len(c.scores_b):.4f}",
                                f"{c.diff:.4f}", f"{c.low:.4f}", f"{c.high:.4f}", f"{c.se_seeds:.4f}", f"{c.se_cases:.4f}",
                                f"{c.df:.2f}", f"{c.p_value:.4g}", c.called,
-                               "" if c.detectable is None else f"{c.detectable:.4f}"] for c in computed.arm_pairs])
+                               "" if c.detectable is None else f"{c.detectable:.4f}",
+                               "" if c.p_holm is None else f"{c.p_holm:.4g}", c.family] for c in computed.arm_pairs])
 
     files["metrics"] = out_dir / "metrics.json"
     files["metrics"].write_text(json.dumps(metrics_tree(results), indent=2) + "\n")

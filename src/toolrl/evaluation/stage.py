@@ -68,6 +68,8 @@ def mlflow_metrics(results: EvalResults, computed: report.Uncertainty | None = N
     for c in computed.arm_pairs:  # evaluate/arm_diff/<a>_vs_<b>/<bench>/<category>{,_ci95_low,...}
         key = f"arm_diff/{report.metric_key(c.a)}_vs_{report.metric_key(c.b)}/{c.scope}"
         out.update({key: c.diff, f"{key}_ci95_low": c.low, f"{key}_ci95_high": c.high, f"{key}_welch_p": c.p_value})
+        if c.p_holm is not None:
+            out[f"{key}_welch_p_holm"] = c.p_holm
     for row in report.power(results, pairs):  # what the sample size alone buys, comparable across runs
         if row["assumed"] is not None:
             out[f"power/{row['benchmark']}/mdd80_at_{100 * ASSUMED_DISAGREEMENT:.0f}pct_disagreement"] = row["assumed"]

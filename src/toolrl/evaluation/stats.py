@@ -267,7 +267,7 @@ def compare(a: str, b: str, scope: str, strata: Strata, seed: int = 0) -> Paired
                             sum(y and not x for x, y in zip(all_a, all_b, strict=True)), interval=interval)
 
 
-def adjust_for_multiplicity(pairs: Sequence[PairedComparison], overall: str) -> None:
+def adjust_for_multiplicity(pairs: Sequence[PairedComparison | ArmComparison], overall: str) -> None:
     """Set each comparison's Holm-adjusted p over its family: the comparisons whose scope ends with
     `/<overall>` form one, every category comparison the other."""
     families = ([c for c in pairs if c.scope.endswith(f"/{overall}")],
@@ -305,6 +305,8 @@ class ArmComparison:
     se_cases: float  # and from the sample of cases
     df: float
     p_value: float  # Welch's two-sided t test
+    p_holm: float | None = None  # after Holm's adjustment over the report's like comparisons (as PairedComparison)
+    family: int = 1
 
     @property
     def se(self) -> float:
@@ -333,7 +335,9 @@ class ArmComparison:
         detail = (f"{arm(self.a, self.scores_a)}; {arm(self.b, self.scores_b)}; Welch's t p = {self.p_value:.3g} on "
                   f"{self.df:.1f} degrees of freedom; standard error {100 * self.se_seeds:.1f} points from the seeds, "
                   f"{100 * self.se_cases:.1f} from the {self.cases} cases"
-                  + (f"; these seeds and cases detect {100 * mdd:.1f} points at 80 % power" if mdd else ""))
+                  + (f"; these seeds and cases detect {100 * mdd:.1f} points at 80 % power" if mdd else "")
+                  + (f"; Holm-adjusted over the {self.family} method comparisons of its kind: p = {self.p_holm:.3g}"
+                     if self.p_holm is not None and self.family > 1 else ""))
         interval = f"95 % CI [{100 * self.low:+.1f}, {100 * self.high:+.1f}] points"
         if not self.called:
             return (f"{self.scope}: no difference shown between the methods {self.a} and {self.b} ({self.a} minus "
