@@ -31,6 +31,9 @@ def _arms(text: str) -> dict[str, list[str]]:
         if not sep or not name.strip() or not _items(members):
             raise UserError(f"--arms: {part!r} is not NAME=MODEL,MODEL,...; arms are separated by ';', e.g. "
                             "--arms 'grpo=models/grpo_s0,models/grpo_s1;grpo_trm=models/trm_s0,models/trm_s1'")
+        if name.strip() in arms:
+            raise UserError(f"--arms: the arm {name.strip()!r} is named twice; give each arm one name and list all "
+                            "its checkpoints there, e.g. 'grpo=models/grpo_s0,models/grpo_s1'")
         arms[name.strip()] = _items(members)
     return arms
 
@@ -61,7 +64,9 @@ def evaluate(
         methods = _arms(arms)
         overrides.append(f"evaluate.arms={json.dumps(methods)}")
         if models is None:
-            models = ",".join(m for members in methods.values() for m in members)
+            # each model once: a model in two arms is then reported as such (the schema's check), not as a
+            # model listed twice
+            models = ",".join(dict.fromkeys(m for members in methods.values() for m in members))
     for key, value in (("models", models), ("benchmarks", benchmarks), ("bfcl_categories", categories),
                        ("api_bank_paths", api_bank)):
         if value is not None:

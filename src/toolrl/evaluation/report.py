@@ -9,11 +9,14 @@ Written to `evaluate.output_dir`:
   pooled overall; for the mean of categories, a bootstrap within categories, widened to Wilson's interval when a
   category is at 0 or 100 %: `toolrl.evaluation.stats`);
 - `eval_pairs.csv`: every pair of models on every category and overall: the paired difference, its
-  95 % bootstrap interval, McNemar's exact p-value, whether the difference is called, and the
-  smallest difference these cases detect at 80 % power at the pair's disagreement rate;
+  95 % bootstrap interval (widened to Newcombe's score interval where a category adds no variance to the
+  bootstrap: the `interval` column), McNemar's exact p-value, whether the difference is called (also after
+  Holm's adjustment), and the smallest difference these cases detect at 80 % power at the pair's
+  disagreement rate;
 - `eval_arms.csv` (with `evaluate.arms`): every pair of training methods, each a set of checkpoints
   trained alike but for the seed, on every category and overall: the difference of their mean scores
-  with Welch's t interval over seeds and cases (`toolrl.evaluation.stats.compare_arms`);
+  with Welch's t interval over seeds and cases (`toolrl.evaluation.stats.compare_arms`), and whether it is
+  called (also after Holm's adjustment); written only with arms (an old one is removed);
 - in `eval.md`, a power line per benchmark: the smallest paired difference its cases detect at 80 %
   power, at each pair's observed disagreement rate and at an assumed one (`power`);
 - `metrics.json`: `{model: {benchmark: {category: acc, overall: acc, overall_weighted: acc}}}` for
@@ -44,6 +47,7 @@ from toolrl.evaluation.stats import (
     ASSUMED_DISAGREEMENT,
     ArmComparison,
     PairedComparison,
+    adds_no_variance,
     adjust_for_multiplicity,
     compare,
     compare_arms,
@@ -116,7 +120,7 @@ def intervals(results: EvalResults) -> list[dict[str, Any]]:
             # interval shrinks to [0, 0] when every case is wrong and covers badly near 0 and 100 %: the failure
             # Wilson's interval is for. There, take the union with Wilson's at the mean on the n cases.
             method = "bootstrap within categories"
-            if any(min(strata[c][0]) == max(strata[c][0]) for c in strata):
+            if any(adds_no_variance(*strata[c]) for c in strata):
                 w_low, w_high = wilson(round(mean * n), n)
                 low, high, method = min(low, w_low), max(high, w_high), f"{method}, widened to Wilson's"
             rows.append({"model": model.label, "scope": f"{bench}/{OVERALL}", "n": n, "accuracy": mean,
@@ -352,9 +356,14 @@ def arms_markdown(computed: Uncertainty) -> str:
                      rows)
     overall_pairs = [c for c in computed.arm_pairs if c.scope.endswith(f"/{OVERALL}")]
     if overall_pairs:
+        called = sum(c.called for c in overall_pairs)
+        survive = (f"{sum(c.called_holm for c in overall_pairs)} of the {called} overall calls survive Holm's "
+                   "adjustment over them" if called else "none is called, so none is left for Holm's adjustment")
         text += ("\n\nMethods compared over their seeds (Welch's t over the checkpoints' scores, the standard error "
                  "from the seeds and from the cases; called when p < 0.05):\n\n"
-                 + "\n".join(f"- {c.words()}" for c in overall_pairs))
+                 + "\n".join(f"- {c.words()}" for c in overall_pairs)
+                 + f"\n\nOf these {len(overall_pairs)} comparisons {survive} (`welch_p_holm`, `called_holm` in "
+                 "`eval_arms.csv`).")
     text += "".join(f"\n\n- {w}" for w in computed.arm_warnings)
     return text + ("\n\nA paired comparison of two checkpoints (above) tells checkpoints apart, not training methods: "
                    "it holds each model's training fixed. Here the seeds' spread is the noise a method's difference "
@@ -470,7 +479,7 @@ def markdown(results: EvalResults, ev: EvaluateParams, plots: dict[str, Path], o
               ""]
     if "overall" in plots:
         lines += [f"![overall accuracy]({plots['overall'].relative_to(out_dir).as_posix()})", ""]
-    if computed.arms:
+    if computed.arms or computed.arm_warnings:
         lines += ["## Methods across training seeds", "", arms_markdown(computed), ""]
         if "arms" in plots:
             lines += [f"![methods over seeds]({plots['arms'].relative_to(out_dir).as_posix()})", ""]
@@ -627,13 +636,16 @@ def write(results: EvalResults, ev: EvaluateParams, run_id: str | None = None,
             writer = csv.writer(fh)
             writer.writerow(["arm_a", "arm_b", "scope", "seeds_a", "seeds_b", "cases", "mean_a", "mean_b", "diff", "low",
                              "high", "se_seeds", "se_cases", "df", "welch_p", "called", "detectable_at_80pct_power",
-                             "welch_p_holm", "holm_family"])
+                             "welch_p_holm", "holm_family", "called_holm"])
             writer.writerows([[c.a, c.b, c.scope, len(c.scores_a), len(c.scores_b), c.cases,
                                f"{sum(c.scores_a) / len(c.scores_a):.4f}", f"{sum(c.scores_b) / len(c.scores_b):.4f}",
                                f"{c.diff:.4f}", f"{c.low:.4f}", f"{c.high:.4f}", f"{c.se_seeds:.4f}", f"{c.se_cases:.4f}",
                                f"{c.df:.2f}", f"{c.p_value:.4g}", c.called,
                                "" if c.detectable is None else f"{c.detectable:.4f}",
-                               "" if c.p_holm is None else f"{c.p_holm:.4g}", c.family] for c in computed.arm_pairs])
+                               "" if c.p_holm is None else f"{c.p_holm:.4g}", c.family, c.called_holm]
+                              for c in computed.arm_pairs])
+    else:  # an earlier run's methods must not sit beside this report as if they were its own
+        (out_dir / "eval_arms.csv").unlink(missing_ok=True)
 
     files["metrics"] = out_dir / "metrics.json"
     files["metrics"].write_text(json.dumps(metrics_tree(results), indent=2) + "\n")

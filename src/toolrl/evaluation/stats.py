@@ -169,6 +169,20 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted
 
 
+def holm_words(c: PairedComparison | ArmComparison, kind: str) -> str:
+    """A comparison's Holm-adjusted p in words, and whether its call survives the adjustment."""
+    if c.p_holm is None or c.family < 2:
+        return ""
+    words = f"; Holm-adjusted over the {c.family} {kind} of its kind: p = {c.p_holm:.3g}"
+    if c.called:
+        words += ", it stays significant" if c.called_holm else ", not significant after correction"
+    return words
+
+
+BOOTSTRAP = "bootstrap"
+WIDENED = "bootstrap, widened to Newcombe's score interval"
+
+
 @dataclass
 class PairedComparison:
     a: str
@@ -185,7 +199,7 @@ class PairedComparison:
     # all overall scopes, or all category scopes); None until a report sets it (`adjust_for_multiplicity`).
     p_holm: float | None = None
     family: int = 1
-    interval: str = "bootstrap"  # how low and high were found (BOOTSTRAP or WIDENED)
+    interval: str = BOOTSTRAP  # how low and high were found (BOOTSTRAP or WIDENED)
 
     @property
     def detectable(self) -> float | None:
@@ -215,12 +229,7 @@ class PairedComparison:
         return self.called and (self.p_holm if self.p_holm is not None else self.p_value) < ALPHA
 
     def _holm_words(self) -> str:
-        if self.p_holm is None or self.family < 2:
-            return ""
-        words = f"; Holm-adjusted over the {self.family} comparisons of its kind: p = {self.p_holm:.3g}"
-        if self.called:
-            words += ", it stays significant" if self.called_holm else ", not significant after correction"
-        return words
+        return holm_words(self, "comparisons")
 
     def words(self) -> str:
         mdd = self.detectable
@@ -247,10 +256,6 @@ class PairedComparison:
         low, high = (self.low, self.high) if self.diff > 0 else (-self.high, -self.low)
         return (f"{self.scope}: {better} is better than {worse} by {100 * abs(self.diff):.1f} points "
                 f"(95 % CI [{100 * low:.1f}, {100 * high:.1f}]; {test}; n = {self.n}).")
-
-
-BOOTSTRAP = "bootstrap"
-WIDENED = "bootstrap, widened to Newcombe's score interval"
 
 
 def compare(a: str, b: str, scope: str, strata: Strata, seed: int = 0) -> PairedComparison:
@@ -317,6 +322,11 @@ class ArmComparison:
         return self.p_value < ALPHA
 
     @property
+    def called_holm(self) -> bool:
+        """Called, and still significant after Holm's adjustment over its family of method comparisons."""
+        return self.called and (self.p_holm if self.p_holm is not None else self.p_value) < ALPHA
+
+    @property
     def detectable(self) -> float | None:
         """The smallest difference these seeds and cases detect at 80 % power (alpha 0.05), at this standard
         error: (t_0.975 + t_0.8) se on the same degrees of freedom."""
@@ -325,6 +335,9 @@ class ArmComparison:
         if not math.isfinite(self.df) or self.se == 0:
             return None
         return float((t.ppf(1 - ALPHA / 2, self.df) + t.ppf(0.8, self.df)) * self.se)
+
+    def _holm_words(self) -> str:
+        return holm_words(self, "method comparisons")
 
     def words(self) -> str:
         def arm(name: str, scores: list[float]) -> str:
@@ -336,8 +349,7 @@ class ArmComparison:
                   f"{self.df:.1f} degrees of freedom; standard error {100 * self.se_seeds:.1f} points from the seeds, "
                   f"{100 * self.se_cases:.1f} from the {self.cases} cases"
                   + (f"; these seeds and cases detect {100 * mdd:.1f} points at 80 % power" if mdd else "")
-                  + (f"; Holm-adjusted over the {self.family} method comparisons of its kind: p = {self.p_holm:.3g}"
-                     if self.p_holm is not None and self.family > 1 else ""))
+                  + self._holm_words())
         interval = f"95 % CI [{100 * self.low:+.1f}, {100 * self.high:+.1f}] points"
         if not self.called:
             return (f"{self.scope}: no difference shown between the methods {self.a} and {self.b} ({self.a} minus "
@@ -356,6 +368,34 @@ def stdev(xs: Sequence[float]) -> float:
     return math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
 
 
+def _category_case_variance(arm_a: Sequence[Sequence[bool]], arm_b: Sequence[Sequence[bool]]) -> float:
+    """The variance over one category's cases of the arms' per-case difference that the seeds' part does not hold
+    (so the variance of the category's mean difference that comes from which cases the benchmark sampled).
+
+    d_i (A's mean outcome on case i minus B's) spreads over cases by how the methods' difference varies by case
+    and by each checkpoint's own case-by-case noise; the seeds' part holds that noise already. Each case's spread
+    over seeds (`noise`) estimates the noise plus the seed effect, which shifts every case of a checkpoint alike
+    and so never shows in d's spread: taking the seeds' spread of the category's score (`seed`) back out leaves
+    the noise alone, scaled by n / (n - 1) (method of moments). Where the moments have nothing to go on (every
+    checkpoint of an arm answers each case alike, and the arms differ the same way on every case: both at 0 %,
+    say) the width of Newcombe's paired score interval on those outcomes stands in, as `compare` widens a paired
+    interval."""
+    n = len(arm_a[0])
+    d, noise = [], []
+    for i in range(n):
+        a_i, b_i = [float(m[i]) for m in arm_a], [float(m[i]) for m in arm_b]
+        d.append(sum(a_i) / len(a_i) - sum(b_i) / len(b_i))
+        noise.append(stdev(a_i) ** 2 / len(a_i) + stdev(b_i) ** 2 / len(b_i))
+    if max(noise) == 0 and max(d) - min(d) < 1e-12:
+        # every checkpoint of an arm answers each case alike, and the arms differ alike on every case
+        _, low, high = newcombe_paired(arm_a[0], arm_b[0])
+        return ((high - low) / (2 * Z95)) ** 2
+    if n < 2:
+        return 0.0
+    seed = sum(stdev([sum(m) / n for m in arm]) ** 2 / len(arm) for arm in (arm_a, arm_b))
+    return (stdev(d) ** 2 - n / (n - 1) * (sum(noise) / n - seed)) / n  # unbiased, so it can be below 0
+
+
 def compare_arms(a: str, b: str, scope: str, arm_a: Sequence[Scores], arm_b: Sequence[Scores]) -> ArmComparison:
     """Method A against method B, each an arm of checkpoints trained alike but for the seed, every one
     evaluated on the same cases (the same categories, each in the same order).
@@ -363,10 +403,8 @@ def compare_arms(a: str, b: str, scope: str, arm_a: Sequence[Scores], arm_b: Seq
     Welch's t on the checkpoints' scores (the unweighted mean over categories), with two variance parts:
     - the seeds': var(A's scores) / n_A + var(B's) / n_B. An arm of one checkpoint (an SFT that every GRPO
       seed starts from) adds none: the comparison is then conditional on that checkpoint;
-    - the cases': the benchmark is a sample of cases too. The per-case difference of the arms' mean outcomes
-      varies over a category's cases; less the part each checkpoint's own case-to-case noise puts there (the
-      seeds' part holds that already), its variance over the category's cases, averaged over categories as
-      the score is.
+    - the cases': the benchmark is a sample of cases too (`_category_case_variance`), averaged over categories
+      as the score is.
     Degrees of freedom by Welch-Satterthwaite over the parts (a part's df: seeds - 1, or cases - categories).
     """
     from scipy.stats import t
@@ -381,31 +419,27 @@ def compare_arms(a: str, b: str, scope: str, arm_a: Sequence[Scores], arm_b: Seq
         if list(cats) != categories or any(len(cats[c]) != len(arm_a[0][c]) for c in categories):
             raise ValueError(f"{scope}: every checkpoint of {a} and {b} must answer the same cases of the same "
                              f"categories ({categories}); evaluate them together")
+    empty = [c for c in categories if not len(arm_a[0][c])]
+    if empty or not categories:
+        raise ValueError(f"{scope}: no cases to compare {a} and {b} on in {empty or 'any category'}; leave empty "
+                         "categories out")
     scores_a, scores_b = arm_scores(arm_a), arm_scores(arm_b)
     # rounded as paired_bootstrap's: equal arms would otherwise differ by 1e-17 and read "-0.0"
     diff = round(sum(scores_a) / len(scores_a) - sum(scores_b) / len(scores_b), 12) + 0.0
     seeds = [(stdev(s) ** 2 / len(s), len(s) - 1) for s in (scores_a, scores_b) if len(s) > 1]
     k = len(categories)
-    case_var = 0.0
-    for c in categories:
-        n = len(arm_a[0][c])
-        d, noise = [], []
-        for i in range(n):
-            a_i, b_i = [float(m[c][i]) for m in arm_a], [float(m[c][i]) for m in arm_b]
-            d.append(sum(a_i) / len(a_i) - sum(b_i) / len(b_i))
-            noise.append(stdev(a_i) ** 2 / len(a_i) + stdev(b_i) ** 2 / len(b_i))
-        # The spread of d over cases holds each checkpoint's own case-by-case noise too, which the seeds' part
-        # already counts: take it out (method of moments), leaving how the arms' difference varies by case.
-        case_var += max(0.0, stdev(d) ** 2 - sum(noise) / n) / n / k ** 2
+    case_var = sum(max(0.0, _category_case_variance([m[c] for m in arm_a], [m[c] for m in arm_b]))
+                   for c in categories) / k ** 2
     cases = sum(len(arm_a[0][c]) for c in categories)
     parts = seeds + ([(case_var, cases - k)] if cases > k else [])
     var = sum(v for v, _ in parts)
-    if var == 0:  # every seed scored alike and every case differed alike: nothing to estimate a spread from
-        df, low, high, p = math.inf, diff, diff, (1.0 if diff == 0 else 0.0)
+    if var == 0:  # one case a category and seeds that scored alike: no spread to test against, so nothing is called
+        df, low, high, p = math.inf, -1.0, 1.0, 1.0
     else:
         df = var ** 2 / sum(v ** 2 / f for v, f in parts if v > 0)
         half = float(t.ppf(1 - ALPHA / 2, df)) * math.sqrt(var)
-        low, high, p = diff - half, diff + half, float(2 * t.sf(abs(diff) / math.sqrt(var), df))
+        # a difference of accuracies lies in [-1, 1]; so does its interval
+        low, high, p = max(-1.0, diff - half), min(1.0, diff + half), float(2 * t.sf(abs(diff) / math.sqrt(var), df))
     return ArmComparison(a, b, scope, scores_a, scores_b, cases, diff, low, high,
                          math.sqrt(sum(v for v, _ in seeds)), math.sqrt(case_var), df, p)
 
