@@ -228,14 +228,11 @@ class PairedComparison:
         """Called, and still significant after Holm's adjustment over its family of comparisons."""
         return self.called and (self.p_holm if self.p_holm is not None else self.p_value) < ALPHA
 
-    def _holm_words(self) -> str:
-        return holm_words(self, "comparisons")
-
     def words(self) -> str:
         mdd = self.detectable
         power = (f"; at their disagreement rate these {self.n} cases detect {100 * mdd:.1f} points at 80 % power"
                  if mdd is not None else "")
-        test = (f"McNemar p = {self.p_value:.3g}{self._holm_words()}; {self.only_a} cases only {self.a} got right, "
+        test = (f"McNemar p = {self.p_value:.3g}{holm_words(self, 'comparisons')}; {self.only_a} cases only {self.a} got right, "
                 f"{self.only_b} only {self.b}{power}")
         if self.interval == WIDENED:  # say why an interval is wider than its bootstrap
             test += ("; the interval is Newcombe's score interval, as a category where every case differs the same "
@@ -336,9 +333,6 @@ class ArmComparison:
             return None
         return float((t.ppf(1 - ALPHA / 2, self.df) + t.ppf(0.8, self.df)) * self.se)
 
-    def _holm_words(self) -> str:
-        return holm_words(self, "method comparisons")
-
     def words(self) -> str:
         def arm(name: str, scores: list[float]) -> str:
             spread = f", seed SD {100 * stdev(scores):.1f}" if len(scores) > 1 else ", one checkpoint (held fixed)"
@@ -349,7 +343,7 @@ class ArmComparison:
                   f"{self.df:.1f} degrees of freedom; standard error {100 * self.se_seeds:.1f} points from the seeds, "
                   f"{100 * self.se_cases:.1f} from the {self.cases} cases"
                   + (f"; these seeds and cases detect {100 * mdd:.1f} points at 80 % power" if mdd else "")
-                  + self._holm_words())
+                  + holm_words(self, "method comparisons"))
         interval = f"95 % CI [{100 * self.low:+.1f}, {100 * self.high:+.1f}] points"
         if not self.called:
             return (f"{self.scope}: no difference shown between the methods {self.a} and {self.b} ({self.a} minus "
@@ -433,7 +427,7 @@ def compare_arms(a: str, b: str, scope: str, arm_a: Sequence[Scores], arm_b: Seq
     cases = sum(len(arm_a[0][c]) for c in categories)
     parts = seeds + ([(case_var, cases - k)] if cases > k else [])
     var = sum(v for v, _ in parts)
-    if var == 0:  # one case a category and seeds that scored alike: no spread to test against, so nothing is called
+    if var == 0:  # neither the seeds nor the cases show any spread to test against: nothing is called
         df, low, high, p = math.inf, -1.0, 1.0, 1.0
     else:
         df = var ** 2 / sum(v ** 2 / f for v, f in parts if v > 0)
