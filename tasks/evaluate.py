@@ -27,7 +27,7 @@ def evaluate_models(params: Params) -> dict[str, Any]:
         key="evaluation",
         markdown=(f"# Evaluation\n\n{out.table_markdown}\n\n"
                   + (f"## Warnings\n\n{warnings}\n" if warnings else "")
-                  + (f"## Methods across training seeds\n\n{arms_markdown(out.computed)}\n\n" if out.computed.arms or out.computed.arm_warnings else "")
+                  + (f"## Methods across training seeds\n\n{arms_markdown(out.computed)}\n\n" if out.computed.shows_arms else "")
                   + f"Full report: `{out.files['markdown']}`; MLflow run `{out.run_id}`.\n"),
         description="Accuracy of every model per benchmark category",
     )

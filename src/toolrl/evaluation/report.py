@@ -239,6 +239,11 @@ class Uncertainty:
     arm_pairs: list[ArmComparison] = field(default_factory=list)
     arm_warnings: list[str] = field(default_factory=list)
 
+    @property
+    def shows_arms(self) -> bool:
+        """Whether the report has a methods section: arms to show, or warnings about arms that lost checkpoints."""
+        return bool(self.arms or self.arm_warnings)
+
 
 def metrics_tree(results: EvalResults) -> dict[str, Any]:
     tree: dict[str, Any] = {}
@@ -479,7 +484,7 @@ def markdown(results: EvalResults, ev: EvaluateParams, plots: dict[str, Path], o
               ""]
     if "overall" in plots:
         lines += [f"![overall accuracy]({plots['overall'].relative_to(out_dir).as_posix()})", ""]
-    if computed.arms or computed.arm_warnings:
+    if computed.shows_arms:
         lines += ["## Methods across training seeds", "", arms_markdown(computed), ""]
         if "arms" in plots:
             lines += [f"![methods over seeds]({plots['arms'].relative_to(out_dir).as_posix()})", ""]

@@ -169,6 +169,11 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted
 
 
+def survives_holm(c: PairedComparison | ArmComparison) -> bool:
+    """Called, and still significant after Holm's adjustment over its family (its own p until one is set)."""
+    return c.called and (c.p_holm if c.p_holm is not None else c.p_value) < ALPHA
+
+
 def holm_words(c: PairedComparison | ArmComparison, kind: str) -> str:
     """A comparison's Holm-adjusted p in words, and whether its call survives the adjustment."""
     if c.p_holm is None or c.family < 2:
@@ -226,7 +231,7 @@ class PairedComparison:
     @property
     def called_holm(self) -> bool:
         """Called, and still significant after Holm's adjustment over its family of comparisons."""
-        return self.called and (self.p_holm if self.p_holm is not None else self.p_value) < ALPHA
+        return survives_holm(self)
 
     def words(self) -> str:
         mdd = self.detectable
@@ -321,7 +326,7 @@ class ArmComparison:
     @property
     def called_holm(self) -> bool:
         """Called, and still significant after Holm's adjustment over its family of method comparisons."""
-        return self.called and (self.p_holm if self.p_holm is not None else self.p_value) < ALPHA
+        return survives_holm(self)
 
     @property
     def detectable(self) -> float | None:
