@@ -26,6 +26,9 @@ def parse_args(stage: str, argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--params", "-p", default="params.yaml", help="params file (default params.yaml)")
     parser.add_argument("--set", "-S", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a param as `dvc exp run -S` does (repeatable)")
+    parser.add_argument("--seed", type=int, default=None, metavar="S",
+                        help="grpo, grpo_trm: train the stage with grpo.seed S into the seeds' folder "
+                             "(params `seeds`; dvc.yaml's <stage>_seed stages)")
     return parser.parse_args(argv)
 
 
@@ -97,8 +100,16 @@ def run_stage(stage: str, flow_fn: Callable[..., Any], argv: list[str] | None = 
 
     args = parse_args(stage, argv)
     try:
+        overrides = args.overrides
+        if args.seed is not None:
+            from toolrl.config import SEEDED_STAGES, load_params
+
+            if stage not in SEEDED_STAGES:
+                raise ConfigError(f"--seed is for the {' and '.join(SEEDED_STAGES)} stages (params `seeds`), "
+                                  f"not {stage}: set {stage}'s own seed with -S instead")
+            overrides = [*overrides, *load_params(args.params, overrides).seeds.overrides(stage, args.seed)]
         with exit_on_sigterm(), prefect_settings(), prefect.tags(*stage_tags()):
-            flow_fn(params_path=args.params, overrides=args.overrides)
+            flow_fn(params_path=args.params, overrides=overrides)
     except Exception as exc:
         if not isinstance(exc, user_errors()):
             raise

@@ -21,7 +21,8 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-COPIED = ["src", "flows", "tasks", "configs", "dvc.yaml", "params.yaml", ".gitignore", ".dvcignore"]
+COPIED = ["src", "flows", "tasks", "configs", "dvc.yaml", "params.yaml", ".gitignore", ".dvcignore",
+          "models/seeds/README.md"]
 BIN = Path(sys.executable).parent
 
 
@@ -53,6 +54,7 @@ def make_repo(dest: Path, env: dict[str, str], params_text: str | None = None) -
         if src.is_dir():
             shutil.copytree(src, dest / name, ignore=ignore)
         elif src.exists():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
     if params_text is not None:
         (dest / "params.yaml").write_text(params_text)

@@ -86,3 +86,45 @@ def test_missing_and_broken_files(tmp_path):
     listy.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="mapping of sections"):
         load_params(listy)
+
+
+# ---------------------------------------------------------------- seeds
+
+
+def test_seeds_join_the_evaluation_as_arms():
+    p = validate({"seeds": {"grpo": [1, 2], "grpo_trm": [3]}})
+    assert p.evaluate.arms == {"sft": ["sft"], "grpo": ["grpo", "models/seeds/grpo_s1", "models/seeds/grpo_s2"],
+                               "grpo_trm": ["grpo_trm", "models/seeds/grpo_trm_s3"]}
+    assert p.evaluate.models == ["base", "sft", "grpo", "grpo_trm", "models/seeds/grpo_s1",
+                                 "models/seeds/grpo_s2", "models/seeds/grpo_trm_s3"]
+    # a stage not evaluated leaves its own model out of its arm, and no SFT arm without the SFT
+    p = validate({"seeds": {"grpo": [4], "output_dir": "elsewhere"}, "evaluate": {"models": ["grpo"]}})
+    assert p.evaluate.arms == {"grpo": ["grpo", "elsewhere/grpo_s4"]}
+    assert validate({}).evaluate.arms == {} and validate({}).evaluate.models == ["base", "sft", "grpo", "grpo_trm"]
+
+
+def test_arms_set_by_hand_win_over_the_seeds():
+    arms = {"a": ["sft"], "b": ["grpo"]}
+    p = validate({"seeds": {"grpo": [1]}, "evaluate": {"arms": arms}})
+    assert p.evaluate.arms == arms and p.evaluate.models == ["base", "sft", "grpo", "grpo_trm"]
+
+
+@pytest.mark.parametrize(("seeds", "words"), [
+    ({"grpo": [0, 1]}, "seeds.grpo lists 0, the seed of the grpo stage's own model"),
+    ({"grpo_trm": [2, 2]}, "more than once"),
+    ({"grpo": [-1]}, "0 or more"),
+])
+def test_bad_seeds_are_refused_with_the_fix(seeds, words):
+    with pytest.raises(ConfigError, match=words):
+        validate({"seeds": seeds})
+
+
+def test_a_seed_run_is_the_stage_with_its_seed_and_outputs(project_root):
+    from toolrl.config import SeedsParams
+
+    overrides = SeedsParams().overrides("grpo_trm", 3)
+    p = load_params(project_root / "params.yaml", ["seeds.grpo_trm=[1, 3]", *overrides])
+    assert p.grpo.seed == 3 and p.trm.grpo.output_dir == "models/seeds/grpo_trm_s3"
+    assert p.trm.grpo.metrics_file == "reports/seeds/grpo_trm_s3.json"
+    assert p.grpo.output_dir == "models/grpo"  # the other stage's outputs are left alone
+    assert not p.tracking.register_models and p.seeds.grpo_trm == [] and p.evaluate.arms == {}

@@ -31,7 +31,8 @@ STAGE_SECTIONS = {
     "trm_data": {"trm.data"},
     "trm": {"trm.model"},
     "grpo_trm": {"grpo", "trm.grpo", "multi_turn.limits"},
-    "evaluate": {"evaluate", "multi_turn.seed", "multi_turn.eval_share"},  # the held-out scenarios
+    # the held-out scenarios, and the seeds' models it compares as methods
+    "evaluate": {"evaluate", "multi_turn.seed", "multi_turn.eval_share", "seeds"},
 }
 
 
@@ -141,8 +142,39 @@ def test_cli_prints_a_profile_as_dvc_overrides():
 # ---------------------------------------------------------------- dvc.yaml
 
 
-def _stages() -> dict:
+def _all_stages() -> dict:
     return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def _stages() -> dict:
+    """The stages but the seeds' (`foreach` templates of grpo and grpo_trm, tested apart)."""
+    return {name: stage for name, stage in _all_stages().items() if "foreach" not in stage}
+
+
+def test_a_seed_stage_is_its_stage_but_for_the_seed():
+    """grpo_seed / grpo_trm_seed: one stage per seed of `seeds.<stage>`, with the stage's deps and params,
+    its command with --seed, and its outputs where `SeedsParams.overrides` puts them."""
+    from toolrl.config import SEEDED_STAGES, SeedsParams, load_params
+
+    stages = _all_stages()
+    seeded = {name: stage for name, stage in stages.items() if "foreach" in stage}
+    assert set(seeded) == {f"{s}_seed" for s in SEEDED_STAGES}
+    for base in SEEDED_STAGES:
+        stage = seeded[f"{base}_seed"]
+        assert stage["foreach"] == f"${{seeds.{base}}}"
+        do = stage["do"]
+        assert do["cmd"] == f"python -m flows.{base} --seed ${{item}}"
+        assert do["deps"] == stages[base]["deps"] and do["params"] == stages[base]["params"]
+        seeds = SeedsParams(output_dir="x/seeds", reports_dir="y/seeds")
+        params = load_params(ROOT / "params.yaml", seeds.overrides(base, 7))
+        sec = params.grpo if base == "grpo" else params.trm.grpo
+        assert params.grpo.seed == 7 and not params.tracking.register_models
+        for key, paths in (("output_dir", do["outs"]), ("metrics_file", do["metrics"]), ("plots_file", do["plots"])):
+            (path,) = [next(iter(p)) for p in paths]
+            path = path.replace("${seeds.output_dir}", "x/seeds").replace("${seeds.reports_dir}", "y/seeds")
+            assert path.replace("${item}", "7") == getattr(sec, key), key
+    evaluate = stages["evaluate"]
+    assert "${seeds.output_dir}" in evaluate["deps"] and "seeds" in evaluate["params"]
 
 
 def test_every_stage_runs_its_flow_and_depends_on_its_own_section_only():
@@ -159,10 +191,38 @@ def test_every_stage_runs_its_flow_and_depends_on_its_own_section_only():
         assert stage.get("outs"), f"{name} declares no outputs"
 
 
+def test_a_stage_command_with_seed_runs_the_flow_as_that_seed():
+    """`python -m flows.grpo_trm --seed 3` (dvc.yaml's grpo_trm_seed@3) hands the flow the seed's overrides
+    after the user's."""
+    from flows.common import run_stage
+
+    seen = {}
+
+    def flow(params_path, overrides):
+        seen.update(params_path=params_path, overrides=overrides)
+
+    params = str(ROOT / "params.yaml")
+    assert run_stage("grpo_trm", flow, ["--params", params, "-S", "grpo.max_steps=3", "--seed", "3"]) == 0
+    p = load_params(params, seen["overrides"])
+    assert seen["overrides"][0] == "grpo.max_steps=3" and p.grpo.max_steps == 3 and p.grpo.seed == 3
+    assert p.trm.grpo.output_dir == "models/seeds/grpo_trm_s3" and not p.tracking.register_models
+
+
+def test_a_stage_without_seeds_refuses_seed(capsys):
+    """Refused before Prefect starts (so this test's captured stream never becomes Prefect's console)."""
+    from flows.common import run_stage
+
+    def flow(params_path, overrides):
+        raise AssertionError("the flow must not run")
+
+    assert run_stage("sft", flow, ["--params", str(ROOT / "params.yaml"), "--seed", "1"]) == 2
+    assert "--seed is for the grpo and grpo_trm stages" in capsys.readouterr().err
+
+
 # The schema modules (src/toolrl/schema/) behind each params section, and those a stage reads beyond its
 # own sections: trm and evaluate prepare a model reference with the model section's schema.
 SECTION_SCHEMA = {"model": {"model"}, "data": {"data"}, "sft": {"training", "sft"}, "grpo": {"training", "grpo"},
-                  "trm": {"trm"}, "evaluate": {"evaluate"}, "multi_turn": {"multi_turn"}}
+                  "trm": {"trm"}, "evaluate": {"evaluate"}, "multi_turn": {"multi_turn"}, "seeds": {"seeds"}}
 EXTRA_SCHEMA = {"trm": {"model"}, "evaluate": {"model"}}
 
 

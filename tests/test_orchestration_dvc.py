@@ -47,6 +47,22 @@ def ran(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
+def expand(stages: dict, params: dict) -> dict:
+    """dvc.yaml's stages with each `foreach` stage written out as DVC names them (`grpo_seed@1`)."""
+    out = {}
+    for name, entry in stages.items():
+        if "foreach" not in entry:
+            out[name] = entry
+            continue
+        items = params
+        for part in entry["foreach"].strip("${}").split("."):
+            items = items[part]
+        for item in items:
+            text = yaml.safe_dump(entry["do"]).replace("${item}", str(item))
+            out[f"{name}@{item}"] = yaml.safe_load(text)
+    return out
+
+
 def touched(override: str, stages: dict, params: dict) -> set[str]:
     """The stages an override must rerun: those tracking its params section, then, transitively,
     every stage whose deps lie under their outputs."""
@@ -92,8 +108,9 @@ def test_smoke_dag_reruns_nothing_when_unchanged_and_only_what_a_change_touches(
 
 def _smoke_dag(tmp_path, env):
     repo = make_repo(tmp_path / "repo", env, params_text=smoke_params_text(tmp_path))
-    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
     params = yaml.safe_load((repo / "params.yaml").read_text())
+    stages = expand(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"], params)
+    assert "grpo_seed@1" in stages  # the smoke profile trains one more GRPO seed (params `seeds`)
 
     first = run([*DVC, "repro"], repo, env)
     assert ran(first.stdout) == set(stages), first.stdout[-3000:]
@@ -127,6 +144,7 @@ def _smoke_dag(tmp_path, env):
     shutil.rmtree(repo / ".dvc" / "cache")
     for top in ("data", "models", "reports"):
         shutil.rmtree(repo / top, ignore_errors=True)
+    run(["git", "checkout", "--", "models"], repo, env)  # git's file there (models/seeds/README.md), as a clone has it
     run([*DVC, "pull"], repo, env)
     assert run([*DVC, "status"], repo, env).stdout.strip() == "Data and pipelines are up to date."
     assert (repo / params["model"]["output_dir"] / "config.json").exists()

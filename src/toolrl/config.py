@@ -1,7 +1,7 @@
 """params.yaml: the one configuration file, one section per stage, validated with pydantic on load.
 
 The schema of each section lives in its own module under `toolrl.schema` (`model`, `data`, `sft`,
-`grpo`, `trm`, `evaluate`, `multi_turn`, `tracking`), so that a DVC stage depends on its own section's schema only
+`grpo`, `trm`, `seeds`, `evaluate`, `multi_turn`, `tracking`), so that a DVC stage depends on its own section's schema only
 (dvc.yaml) and a change to one section's module reruns only the stages that read it. This module is
 the root: it assembles `Params` from the sections, loads and overrides params files, and re-exports
 every section class, so `from toolrl.config import GrpoParams` works as before.
@@ -27,6 +27,7 @@ from toolrl.schema.evaluate import BfclCategory, EvaluateParams, EvaluateVllmPar
 from toolrl.schema.grpo import GrpoParams, RewardParams, VllmParams
 from toolrl.schema.model import ModelParams
 from toolrl.schema.multi_turn import MultiTurnParams
+from toolrl.schema.seeds import SEEDED_STAGES, SeedsParams
 from toolrl.schema.sft import SftParams
 from toolrl.schema.tracking import TrackingParams
 from toolrl.schema.training import LaunchParams, LoraParams, TrainCommon
@@ -40,11 +41,12 @@ from toolrl.schema.trm import (
 )
 
 __all__ = [
-    "DEFAULT_PARAMS", "TRM_NEGATIVE_KINDS", "BfclCategory", "ConfigError", "DataParams", "EvaluateParams",
+    "DEFAULT_PARAMS", "SEEDED_STAGES", "TRM_NEGATIVE_KINDS", "BfclCategory", "ConfigError", "DataParams", "EvaluateParams",
     "EvaluateVllmParams", "GrpoParams", "GrpoTrmParams", "JudgeParams", "LaunchParams", "LoraParams",
-    "ModelParams", "MultiTurnParams", "Params", "RewardParams", "Section", "SftParams", "SourceParams", "TrackingParams",
+    "ModelParams", "MultiTurnParams", "Params", "RewardParams", "Section", "SeedsParams", "SftParams", "SourceParams",
+    "TrackingParams",
     "TrainCommon", "TrmDataParams", "TrmModelParams", "TrmParams", "VllmParams", "apply_overrides",
-    "load_params", "load_raw", "parse_override", "validate",
+    "load_params", "load_raw", "parse_override", "seed_arms", "validate",
 ]
 
 DEFAULT_PARAMS = Path("params.yaml")
@@ -61,6 +63,7 @@ class Params(Section):
     sft: SftParams = Field(default_factory=SftParams)
     grpo: GrpoParams = Field(default_factory=GrpoParams)
     trm: TrmParams = Field(default_factory=TrmParams)
+    seeds: SeedsParams = Field(default_factory=SeedsParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     multi_turn: MultiTurnParams = Field(default_factory=MultiTurnParams)
     tracking: TrackingParams = Field(default_factory=TrackingParams)
@@ -78,6 +81,35 @@ class Params(Section):
                              f"({self.sft.max_length}), or composed SFT examples have no room for their calls: "
                              "lower the first or raise the second")
         return self
+
+    @model_validator(mode="after")
+    def _seeds_join_evaluation(self) -> Params:
+        # The seeds' models are evaluated beside the stages' and compared as methods; arms set by hand win.
+        for stage in SEEDED_STAGES:
+            if self.grpo.seed in self.seeds.of(stage):
+                raise ValueError(f"seeds.{stage} lists {self.grpo.seed}, the seed of the {stage} stage's own model "
+                                 "(grpo.seed): list other seeds")
+        arms = seed_arms(self)
+        if arms and not self.evaluate.arms:
+            members = [m for ms in arms.values() for m in ms]
+            models = [*self.evaluate.models, *[m for m in members if m not in self.evaluate.models]]
+            self.evaluate = self.evaluate.model_copy(update={"models": models, "arms": arms})
+        return self
+
+
+def seed_arms(params: Params) -> dict[str, list[str]]:
+    """The methods that `seeds` trains, as `evaluate.arms`: each seeded stage with its own model (where
+    evaluate.models has it) and its seeds' folders, and the SFT they start from (held fixed) where it is
+    evaluated. Empty when no seeds are listed."""
+    arms: dict[str, list[str]] = {}
+    for stage in SEEDED_STAGES:
+        seeds = params.seeds.of(stage)
+        if seeds:
+            own = [stage] if stage in params.evaluate.models else []
+            arms[stage] = [*own, *[params.seeds.folder(stage, s) for s in seeds]]
+    if arms and "sft" in params.evaluate.models:
+        arms = {"sft": ["sft"], **arms}
+    return arms
 
 
 # ---------------------------------------------------------------- loading
