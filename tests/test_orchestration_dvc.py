@@ -54,10 +54,7 @@ def expand(stages: dict, params: dict) -> dict:
         if "foreach" not in entry:
             out[name] = entry
             continue
-        items = params
-        for part in entry["foreach"].strip("${}").split("."):
-            items = items[part]
-        for item in items:
+        for item in _node(params, entry["foreach"].strip("${}")):
             text = yaml.safe_dump(entry["do"]).replace("${item}", str(item))
             out[f"{name}@{item}"] = yaml.safe_load(text)
     return out
@@ -90,11 +87,14 @@ def touched(override: str, stages: dict, params: dict) -> set[str]:
     return found
 
 
-def _lookup(tree: dict, dotted: str) -> str:
-    node = tree
+def _node(tree: dict, dotted: str):
     for part in dotted.split("."):
-        node = node[part]
-    return str(node)
+        tree = tree[part]
+    return tree
+
+
+def _lookup(tree: dict, dotted: str) -> str:
+    return str(_node(tree, dotted))
 
 
 def test_smoke_dag_reruns_nothing_when_unchanged_and_only_what_a_change_touches(tmp_path):
