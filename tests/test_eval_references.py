@@ -52,6 +52,17 @@ def test_stage_names_resolve_to_their_output_folders(tiny_model_dir, tmp_path):
     assert isinstance(sft, Skipped) and "run its stage first" in sft.reason
 
 
+def test_a_seed_folder_its_stage_has_not_written_is_skipped_like_a_stage(tiny_model_dir, tmp_path):
+    seeds = str(tmp_path / "seeds")
+    params = params_for(tmp_path, seeds={"grpo": [3], "output_dir": seeds})
+    missing = resolve(f"{seeds}/grpo_s3", params)
+    assert isinstance(missing, Skipped) and "`dvc repro grpo_seed@3`" in missing.reason
+    with pytest.raises(ModelError, match="does not exist"):  # a folder no seed stage writes stays an error
+        resolve(f"{seeds}/grpo_s4", params)
+    shutil.copytree(tiny_model_dir, tmp_path / "seeds" / "grpo_s3")
+    assert resolve(f"{seeds}/grpo_s3", params).folder == tmp_path / "seeds" / "grpo_s3"
+
+
 def test_bad_references_are_clear_errors(tmp_path):
     params = params_for(tmp_path)
     with pytest.raises(ModelError, match="does not exist"):

@@ -14,7 +14,7 @@ from training_fixtures import TOOLS, record, tiny_params, write_curated
 from toolrl import formats
 from toolrl.config import ConfigError, GrpoParams, validate
 from toolrl.training import checkpoints, launch
-from toolrl.training.callbacks import MetricsCsv, RewardRecorder, abstain_stats, call_stats
+from toolrl.training.callbacks import RewardRecorder, abstain_stats, call_stats
 from toolrl.training.data import (
     TrainingError,
     check_sft_lengths,
@@ -132,7 +132,7 @@ def test_prompts_longer_than_max_length_fail_instead_of_being_dropped(tiny_model
 
 
 def _fake_checkpoint(folder: Path, step: int, complete: bool = True) -> Path:
-    path = folder / checkpoints.CHECKPOINTS / f"checkpoint-{step}"
+    path = checkpoints.checkpoint_folder(folder) / f"checkpoint-{step}"
     path.mkdir(parents=True)
     if complete:
         (path / checkpoints.TRAINER_STATE).write_text(json.dumps({"global_step": step}))
@@ -148,7 +148,7 @@ def test_resume_picks_the_last_complete_checkpoint(tmp_path):
     torn = _fake_checkpoint(out, 6, complete=False)  # killed while saving
     said: list[str] = []
     state = checkpoints.prepare_output(out, {"a": 1}, say=said.append)
-    assert state.resume_from == out / "checkpoints" / "checkpoint-4"
+    assert state.resume_from == tmp_path / "out.checkpoints" / "checkpoint-4"
     assert checkpoints.checkpoint_step(state.resume_from) == 4
     assert not torn.exists() and "incomplete checkpoint" in said[0]
 
@@ -157,11 +157,25 @@ def test_other_settings_start_over_and_say_what_changed(tmp_path):
     out = tmp_path / "out"
     checkpoints.prepare_output(out, {"section": {"lr": 1, "steps": 3}}, say=lambda _: None)
     _fake_checkpoint(out, 2)
-    (out / "mlflow_run_id").write_text("abc")
+    (state_dir := checkpoints.checkpoint_folder(out)).joinpath("mlflow_run_id").write_text("abc")
     said: list[str] = []
     state = checkpoints.prepare_output(out, {"section": {"lr": 2, "steps": 3}}, say=said.append)
-    assert state.resume_from is None and not (out / "mlflow_run_id").exists()
+    assert state.resume_from is None and not (state_dir / "mlflow_run_id").exists()
     assert "changed: section.lr" in said[0]
+
+
+def test_a_run_resumes_after_its_output_folder_was_deleted(tmp_path):
+    """`dvc exp run` force-checks-out the workspace first, deleting each out the lock has no hash for: a
+    crashed stage's output folder. The checkpoints live beside it, so the next start still resumes."""
+    import shutil
+
+    out = tmp_path / "models" / "grpo"
+    checkpoints.prepare_output(out, {"a": 1}, say=lambda _: None)
+    _fake_checkpoint(out, 2)
+    shutil.rmtree(out)
+    state = checkpoints.prepare_output(out, {"a": 1}, say=lambda _: None)
+    assert state.resume_from == tmp_path / "models" / "grpo.checkpoints" / "checkpoint-2" and not state.done
+    assert (out / checkpoints.FINGERPRINT_FILE).exists()  # the output folder is the run's again
 
 
 def test_done_run_is_reused_and_fresh_forgets_it(tmp_path):
@@ -169,7 +183,7 @@ def test_done_run_is_reused_and_fresh_forgets_it(tmp_path):
     checkpoints.prepare_output(out, {"a": 1}, say=lambda _: None)
     _fake_checkpoint(out, 3)
     checkpoints.mark_done(out, {"global_step": 3}, keep_checkpoints=False)
-    assert not (out / "checkpoints").exists()
+    assert not checkpoints.checkpoint_folder(out).exists()
     assert checkpoints.prepare_output(out, {"a": 1}, say=lambda _: None).done
     assert not checkpoints.prepare_output(out, {"a": 1}, fresh=True, say=lambda _: None).done
 
@@ -258,18 +272,29 @@ def test_recorded_statistics_read_the_text_the_reward_reads():
     assert rewards == [1.0] and logged["tool_calls/parseable_call_share"] == 1.0
 
 
-def test_metrics_csv_drops_steps_a_resumed_run_logs_again(tmp_path):
+def test_metrics_csv_is_rebuilt_from_the_resumed_log_history(tmp_path):
+    """A resumed run's CSV holds the checkpoint's steps from the trainer's log history, whatever the file on
+    disk says: DVC may have deleted it, and a killed process may have written steps past its checkpoint."""
+    from types import SimpleNamespace
+
+    from toolrl.training.callbacks import StageCallback
+
     path = tmp_path / "plots" / "grpo.csv"
-    csv = MetricsCsv(path)
-    for step in (1, 2, 3, 4):
-        csv.add(step, {"reward": float(step)})
-    csv.add(5, {"reward": 5.0, "kl": 0.1})  # a new column joins the header
-    resumed = MetricsCsv(path)
-    resumed.truncate(after_step=2)
-    resumed.add(3, {"reward": 30.0})
+    path.parent.mkdir()
+    path.write_text("step,reward\n1,1.0\n2,2.0\n3,3.0\n")  # step 3: written after the checkpoint at 2
+    history = [{"loss": 0.5, "reward": 1.0, "epoch": 0.1, "step": 1},
+               {"loss": 0.4, "reward": 2.0, "kl": 0.1, "step": 2},
+               {"train_runtime": 9.0, "train_loss": 0.4, "step": 2}]  # a summary entry is not a row
+    state = SimpleNamespace(is_world_process_zero=True, global_step=2, log_history=history)
+    callback = StageCallback("grpo", path)
+    callback.on_train_begin(None, state, None)
+    callback.on_log(None, SimpleNamespace(is_world_process_zero=True, global_step=3), None, logs={"reward": 30.0})
     lines = path.read_text().splitlines()
-    assert lines[0] == "step,reward" and [line.split(",")[0] for line in lines[1:]] == ["1", "2", "3"]
-    assert lines[-1] == "3,30.0"
+    assert lines[0] == "step,loss,reward,kl"
+    assert lines[1:] == ["1,0.5,1.0,", "2,0.4,2.0,0.1", "3,,30.0,"]
+    path.unlink()  # deleted with the stage's outs: the history alone rebuilds it
+    StageCallback("grpo", path).on_train_begin(None, state, None)
+    assert path.read_text().splitlines()[1:] == ["1,0.5,1.0,", "2,0.4,2.0,0.1"]
 
 
 # ---------------------------------------------------------------- params and launch

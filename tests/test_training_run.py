@@ -61,7 +61,7 @@ def test_sft_trains_tracks_registers_and_is_then_reused(tmp_path, tiny_model_dir
     base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
     assert AutoTokenizer.from_pretrained(str(out)).eos_token == "<|im_end|>"
     assert not torch.equal(_weights(model), _weights(base))
-    assert not (out / "checkpoints").exists() and not (out / "adapter_config.json").exists()
+    assert not checkpoints.checkpoint_folder(out).exists() and not (out / "adapter_config.json").exists()
 
     # One MLflow run holding our params and metrics and TRL's own.
     runs = _runs(mlflow_uri)

@@ -100,7 +100,7 @@ def stage_run(params: Params, stage: str, resume_dir: str | Path | None = None,
               log_params: Any = None, started: float | None = None) -> Iterator[Any]:
     """An MLflow run for one stage, nested under the pipeline's parent run when there is one.
 
-    `resume_dir`: a folder that outlives a crash (the stage's output folder); the run id is stored
+    `resume_dir`: a folder that outlives a crash (the stage's checkpoint folder); the run id is stored
     there and reused, so a restarted stage logs into the same run. `log_params`: the params section
     to record (defaults to none). `started`: the stage's `time.perf_counter()` at its start, for a
     stage that does its work before it opens the run (default: when the run opens).

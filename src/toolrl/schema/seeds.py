@@ -49,6 +49,14 @@ class SeedsParams(Section):
     def of(self, stage: str) -> list[int]:
         return list(getattr(self, stage))
 
+    def stage_of(self, folder: str) -> str | None:
+        """The DVC stage (`grpo_seed@1`) that writes `folder`, when it is one of the seeds' model folders."""
+        for stage in SEEDED_STAGES:
+            for seed in self.of(stage):
+                if folder == self.folder(stage, seed):
+                    return f"{stage}_seed@{seed}"
+        return None
+
     def overrides(self, stage: str, seed: int) -> list[str]:
         """What makes a run of `stage` the seed `seed` of `seeds` (`python -m flows.<stage> --seed <s>`, the
         command of dvc.yaml's <stage>_seed stages): its seed, its outputs in the seeds' folder, no registered

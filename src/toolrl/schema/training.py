@@ -49,7 +49,7 @@ class TrainCommon(Section):
     save_steps: int = Field(default=25, ge=1)
     save_total_limit: int = Field(default=2, ge=1)
     keep_checkpoints: bool = Field(default=False,
-        description="False: delete <output_dir>/checkpoints once the final model is saved")
+        description="False: delete <output_dir>.checkpoints (beside the model) once the final model is saved")
     bf16: Bf16Setting = Field(default="auto", description=(
         "Mixed precision (autocast bf16, fp32 master weights). auto: on where the hardware has fast bf16 "
         "(CUDA, or a CPU with AMX / AVX512-BF16: 1.5x faster forward+backward here, docs/BENCHMARKS.md)."))

@@ -226,16 +226,6 @@ class MetricsCsv:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.rows: list[dict[str, Any]] = []
-        if self.path.exists():
-            with self.path.open(newline="") as fh:
-                # A cell left empty means "not logged at that step": drop it, so a column only
-                # steps past a resume point had disappears with them.
-                self.rows = [{k: v for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(fh)]
-
-    def truncate(self, after_step: int) -> None:
-        """Drop rows logged after `after_step`: a resumed run logs those steps again."""
-        self.rows = [r for r in self.rows if int(float(r["step"])) <= after_step]
-        self.write()
 
     def add(self, step: int, values: dict[str, float]) -> None:
         self.rows.append({"step": step, **values})
@@ -264,8 +254,20 @@ class StageCallback(TrainerCallback):
         self.last: dict[str, float] = {}
 
     def on_train_begin(self, args, state, control, **kwargs):
+        # The rows so far come from the trainer's log history (restored from the checkpoint on a
+        # resume), not from the CSV on disk: DVC may have deleted that with the stage's other outs,
+        # and rows a killed process wrote past its checkpoint must go.
         if state.is_world_process_zero:
-            self.csv.truncate(state.global_step)
+            self.csv.rows = [{"step": entry["step"], **values} for entry in state.log_history
+                             if entry.get("step", 0) <= state.global_step and (values := self._values(entry))]
+            self.csv.write()
+
+    def _values(self, logs: dict[str, Any]) -> dict[str, float]:
+        """The per-step metrics of one log entry that the CSV keeps (none for the end-of-run summary)."""
+        if any(k in logs for k in SUMMARY_KEYS):
+            return {}
+        return {k: float(v) for k, v in logs.items()
+                if _keep(self.stage, k) and isinstance(v, int | float) and math.isfinite(float(v))}
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
@@ -273,8 +275,7 @@ class StageCallback(TrainerCallback):
         if any(k in logs for k in SUMMARY_KEYS):
             self.summary.update({k: float(v) for k, v in logs.items() if isinstance(v, int | float)})
             return
-        values = {k: float(v) for k, v in logs.items()
-                  if _keep(self.stage, k) and isinstance(v, int | float) and math.isfinite(float(v))}
+        values = self._values(logs)
         if not values:
             return
         self.last = values

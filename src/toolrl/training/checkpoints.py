@@ -1,12 +1,20 @@
 """The state of a stage's output folder: fresh, resumable from a checkpoint, or done.
 
-Layout of `<output_dir>` (e.g. `models/grpo/`):
+Two folders (e.g. for `models/grpo`):
 
-    config.json, model.safetensors, tokenizer files    the final model (a plain transformers folder)
-    checkpoints/checkpoint-<step>/                      Trainer checkpoints, every `save_steps`
-    mlflow_run_id                                       the stage's MLflow run (toolrl.tracking)
-    train_fingerprint.json                              what the run was started with
-    train_done.json                                     written once the final model is saved
+    models/grpo/                              the stage's DVC out
+        config.json, model.safetensors, tokenizer files     the final model (a plain transformers folder)
+        train_fingerprint.json                              what the run was started with
+        train_done.json                                     written once the final model is saved
+    models/grpo.checkpoints/                  beside it; no stage declares it
+        checkpoint-<step>/                                  Trainer checkpoints, every `save_steps`
+        mlflow_run_id                                       the stage's MLflow run (toolrl.tracking)
+        train_fingerprint.json                              what these checkpoints were made with
+
+Why the checkpoints live beside the out, not in it: `dvc exp run` (so `make run`) checks the
+workspace out with force before it reproduces, and that deletes each out the lock file has no hash
+for, which is exactly a crashed stage's folder; `persist: true` does not stop it. The `full` profile
+lost 50 GRPO+TRM steps that way. A folder that no stage declares is left alone.
 
 A restarted stage with the same fingerprint resumes from the last *complete* checkpoint (one whose
 trainer_state.json was written: the Trainer writes it last) into the same MLflow run. A different
@@ -24,7 +32,7 @@ from typing import Any
 
 from toolrl.training.data import TrainingError
 
-CHECKPOINTS = "checkpoints"
+CHECKPOINTS_SUFFIX = ".checkpoints"
 FINGERPRINT_FILE = "train_fingerprint.json"
 DONE_FILE = "train_done.json"
 TRAINER_STATE = "trainer_state.json"  # transformers.trainer.TRAINER_STATE_NAME
@@ -38,7 +46,13 @@ class OutputState:
 
     @property
     def checkpoint_dir(self) -> Path:
-        return self.output_dir / CHECKPOINTS
+        return checkpoint_folder(self.output_dir)
+
+
+def checkpoint_folder(output_dir: str | Path) -> Path:
+    """Where a stage's checkpoints and MLflow run id wait for a resume: beside its output folder."""
+    out = Path(output_dir)
+    return out.with_name(out.name + CHECKPOINTS_SUFFIX)
 
 
 def _step(path: Path) -> int:
@@ -83,43 +97,55 @@ def _owned(output_dir: Path) -> bool:
     return (output_dir / FINGERPRINT_FILE).exists()
 
 
-def clear(output_dir: Path) -> None:
-    """Empty a training output folder, refusing one that training did not write."""
-    if not output_dir.exists():
+def clear(folder: Path) -> None:
+    """Remove a training output (or checkpoint) folder, refusing one that training did not write."""
+    if not folder.exists():
         return
-    if any(output_dir.iterdir()) and not _owned(output_dir):
-        raise TrainingError(f"{output_dir} is not empty and was not written by `toolrl train` (no {FINGERPRINT_FILE}): "
+    if any(folder.iterdir()) and not _owned(folder):
+        raise TrainingError(f"{folder} is not empty and was not written by `toolrl train` (no {FINGERPRINT_FILE}): "
                             "empty it or choose another output_dir")
-    shutil.rmtree(output_dir)
+    shutil.rmtree(folder)
 
 
 def read_output(output_dir: str | Path) -> OutputState:
     """The state `prepare_output` left, read without writing (the other processes of a multi-GPU run)."""
     out = Path(output_dir)
     done = (out / DONE_FILE).exists()
-    complete = [p for p in checkpoints(out / CHECKPOINTS) if (p / TRAINER_STATE).exists()]
+    complete = [p for p in checkpoints(checkpoint_folder(out)) if (p / TRAINER_STATE).exists()]
     return OutputState(output_dir=out, resume_from=None if done or not complete else complete[-1], done=done)
+
+
+def _settle(folder: Path, fingerprint: dict[str, Any], fresh: bool, say: Callable[[str], None]) -> None:
+    """Empty `folder` when it holds another run (other settings, or `fresh`); keep it otherwise."""
+    if not folder.exists() or not any(folder.iterdir()):
+        return
+    if fresh:
+        say(f"starting over in {folder} (fresh)")
+        clear(folder)
+        return
+    if not _owned(folder):
+        clear(folder)  # raises with the fix
+    old = json.loads((folder / FINGERPRINT_FILE).read_text())
+    if old != fingerprint:
+        changed = ", ".join(_diff(old, fingerprint)) or "(structure)"
+        say(f"{folder} holds a run started with other settings (changed: {changed}); starting over")
+        clear(folder)
 
 
 def prepare_output(output_dir: str | Path, fingerprint: dict[str, Any], fresh: bool = False,
                    say: Callable[[str], None] = print) -> OutputState:
-    """Decide between resuming, starting over and nothing-to-do, and record the fingerprint."""
+    """Decide between resuming, starting over and nothing-to-do, and record the fingerprint in the
+    output folder and its checkpoint folder. Either may be missing: the output folder when DVC removed
+    it (the checkpoints still resume), the checkpoint folder once the run is done."""
     out = Path(output_dir)
-    if fresh and out.exists():
-        say(f"starting over in {out} (fresh)")
-        clear(out)
-    elif out.exists() and any(out.iterdir()):
-        if not _owned(out):
-            clear(out)  # raises with the fix
-        old = json.loads((out / FINGERPRINT_FILE).read_text())
-        if old != fingerprint:
-            changed = ", ".join(_diff(old, fingerprint)) or "(structure)"
-            say(f"{out} holds a run started with other settings (changed: {changed}); starting over")
-            clear(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / FINGERPRINT_FILE).write_text(json.dumps(fingerprint, indent=2, sort_keys=True))
+    work = checkpoint_folder(out)
+    for folder in (out, work):
+        _settle(folder, fingerprint, fresh, say)
     done = (out / DONE_FILE).exists()
-    resume = None if done else latest_checkpoint(out / CHECKPOINTS, say)
+    for folder in ((out, work) if not done else (out,)):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / FINGERPRINT_FILE).write_text(json.dumps(fingerprint, indent=2, sort_keys=True))
+    resume = None if done else latest_checkpoint(work, say)
     return OutputState(output_dir=out, resume_from=resume, done=done)
 
 
@@ -127,7 +153,7 @@ def mark_done(output_dir: Path, summary: dict[str, Any], keep_checkpoints: bool)
     """Record a finished run; its checkpoints are only needed to resume, so they go unless kept."""
     (output_dir / DONE_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True))
     if not keep_checkpoints:
-        shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)
+        shutil.rmtree(checkpoint_folder(output_dir), ignore_errors=True)
 
 
 def read_done(output_dir: Path) -> dict[str, Any]:

@@ -146,14 +146,15 @@ def prepare_output(output_dir: str | Path, fingerprint: dict[str, Any], fresh: b
 
 
 @contextmanager
-def tracked_run(params: Params, stage: str, output_dir: Path, section: TrainCommon) -> Iterator[Any]:
-    """The stage's MLflow run on the main process (reopened after a crash); nothing on the others."""
+def tracked_run(params: Params, stage: str, checkpoint_dir: Path, section: TrainCommon) -> Iterator[Any]:
+    """The stage's MLflow run on the main process (reopened after a crash: its id waits beside the
+    checkpoints); nothing on the others."""
     if not is_main_process():
         yield None
         return
     from toolrl.tracking import stage_run
 
-    with stage_run(params, stage, resume_dir=output_dir, log_params=section) as run:
+    with stage_run(params, stage, resume_dir=checkpoint_dir, log_params=section) as run:
         yield run
 
 
@@ -237,7 +238,7 @@ def run_training(params: Params, stage: TrainingStage, fresh: bool = False,
         return TrainResult(**{**done, "skipped": True})
     limit = stage.save_total_limit or stage.section.save_total_limit
     checkpoints.ensure_disk_space(state.output_dir, stage.init, limit, stage.name)
-    with tracked_run(params, stage.name, state.output_dir, stage.section) as run:
+    with tracked_run(params, stage.name, state.checkpoint_dir, stage.section) as run:
         trainer = stage.build(state)
         if state.resume_from:
             say(f"resuming from {state.resume_from}")
