@@ -146,6 +146,7 @@ class OpenVinoGenerator:
         scheduler = openvino_genai.SchedulerConfig()
         scheduler.max_num_seqs = ev.openvino.max_num_seqs
         scheduler.max_num_batched_tokens = ev.openvino.max_num_batched_tokens
+        scheduler.cache_size = ev.openvino.cache_size_gb  # GB; OpenVINO reads 0 as "grow as needed"
         properties = openvino_properties(resolve_dtype(ev.dtype), ev.threads)
         self.pipe = openvino_genai.ContinuousBatchingPipeline(str(exported), scheduler, "CPU", properties)
         self.config = openvino_genai.GenerationConfig()
