@@ -18,6 +18,14 @@ def test_project_params_file_is_valid(project_root):
     assert isinstance(p, Params)
 
 
+def test_project_params_file_is_the_schemas_rendering(project_root):
+    """params.yaml is the default params with the schema's descriptions as comments: a schema change
+    without `make params` leaves it stale (a default, or a comment that no longer says what the key does)."""
+    from toolrl.params_file import render
+
+    assert (project_root / "params.yaml").read_text() == render(Params()), "params.yaml is stale: run `make params`"
+
+
 def test_unknown_key_names_path_and_allowed_keys():
     with pytest.raises(ConfigError) as exc:
         validate({"grpo": {"learnin_rate": 1e-6}})

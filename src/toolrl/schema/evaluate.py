@@ -44,8 +44,8 @@ class EvaluateOpenVinoParams(Section):
         "decoding sequences."))
     cache_size_gb: int = Field(default=2, ge=0, description=(
         "The KV cache's size in whole GB, fixed. 0: OpenVINO GenAI grows it as it needs and never gives it back, "
-        "which held ~17 MB a case here (22.6 GB at 1,240 BFCL cases a model, on a 24 GB machine). Too small "
-        "for max_num_seqs sequences only makes the scheduler run fewer at a time."))
+        "which held ~17 MB a case here (22.6 GB at 1,240 BFCL cases a model, on a 24 GB machine; docs/BENCHMARKS.md). "
+        "2 GB holds ~45k tokens of the 135M model in float32: raise it for a larger model or longer prompts."))
 
 
 class EvaluateMultiTurnParams(Section):
