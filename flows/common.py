@@ -29,7 +29,34 @@ def parse_args(stage: str, argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=None, metavar="S",
                         help="grpo, grpo_trm: train the stage with grpo.seed S into the seeds' folder "
                              "(params `seeds`; dvc.yaml's <stage>_seed stages)")
+    parser.add_argument("--variant", default=None, metavar="NAME",
+                        help="grpo: train the stage with the reward variant NAME into the grid's folder "
+                             "(params `grid`; dvc.yaml's grpo_variant stages)")
     return parser.parse_args(argv)
+
+
+def copy_overrides(stage: str, args: argparse.Namespace) -> list[str]:
+    """The overrides that make this run one of the stage's copies: a training seed (`--seed`, params `seeds`)
+    or a reward variant (`--variant`, params `grid`), after the user's own; none for the stage itself."""
+    if args.seed is None and args.variant is None:
+        return []
+    if args.seed is not None and args.variant is not None:
+        raise ConfigError("--seed and --variant each name a copy of the stage with its own folder: give one of them")
+    from toolrl.config import GRID_STAGE, SEEDED_STAGES, load_params
+
+    params = load_params(args.params, args.overrides)
+    if args.seed is not None:
+        if stage not in SEEDED_STAGES:
+            raise ConfigError(f"--seed is for the {' and '.join(SEEDED_STAGES)} stages (params `seeds`), "
+                              f"not {stage}: set {stage}'s own seed with -S instead")
+        extra = params.seeds.overrides(stage, args.seed)
+    else:
+        if stage != GRID_STAGE:
+            raise ConfigError(f"--variant is for the {GRID_STAGE} stage (params `grid`), not {stage}: set "
+                              "grpo.reward.variant with -S instead")
+        extra = params.grid.overrides(args.variant)
+    load_params(args.params, [*args.overrides, *extra])  # an unknown variant fails here, before Prefect starts
+    return extra
 
 
 # Prefect's temporary server (used when no PREFECT_API_URL is set) gets 20 s to start by default;
@@ -100,14 +127,7 @@ def run_stage(stage: str, flow_fn: Callable[..., Any], argv: list[str] | None = 
 
     args = parse_args(stage, argv)
     try:
-        overrides = args.overrides
-        if args.seed is not None:
-            from toolrl.config import SEEDED_STAGES, load_params
-
-            if stage not in SEEDED_STAGES:
-                raise ConfigError(f"--seed is for the {' and '.join(SEEDED_STAGES)} stages (params `seeds`), "
-                                  f"not {stage}: set {stage}'s own seed with -S instead")
-            overrides = [*overrides, *load_params(args.params, overrides).seeds.overrides(stage, args.seed)]
+        overrides = [*args.overrides, *copy_overrides(stage, args)]
         with exit_on_sigterm(), prefect_settings(), prefect.tags(*stage_tags()):
             flow_fn(params_path=args.params, overrides=overrides)
     except Exception as exc:

@@ -3,9 +3,12 @@
 #   bash infra/grid.sh [variant ...]        # default: coarse equal_max length; `none`: no variant
 #   GRID_COLD=1 bash infra/grid.sh          # also GRPO cold from the base model (grpo.init=base)
 #   GRID_POOLED=1 bash infra/grid.sh        # also the TRM's naive pooled advantage (trm.grpo.advantage=pooled)
-# Each experiment is `dvc exp run --queue -S grpo.reward.variant=<v>` on top of the workspace's
-# params, reproducing only `grpo` and `evaluate` (--single-item): sft, the TRM and grpo_trm stay those
-# of the baseline, so every row differs from the baseline in GRPO's reward alone. Needs a baseline
+# Each variant is an experiment `dvc exp run --queue -S grid.variants=[<v>]` on top of the workspace's
+# params: it trains the stage grpo_variant@<v> (the grpo stage with that reward, params `grid`) and
+# evaluates it beside the baseline's models, so its report pairs it with the default reward's GRPO on
+# the same cases. GRID_COLD and GRID_POOLED reproduce only their stage and `evaluate` (--single-item): sft,
+# the TRM and the rest stay the baseline's. (All variants in one run, without a queue: the `grid` profile,
+# or `make run ARGS="-S 'grid.variants=[coarse, strict_match]'"`.) Needs a baseline
 # whose outputs are in the DVC cache (`make run` first). Follow with `dvc queue status`,
 # `dvc queue logs <name>`; compare with `dvc exp show` / `dvc metrics diff` and in MLflow (the runs
 # carry the tag dvc.exp_name). `make grid` calls this with the venv first on PATH. The baseline
@@ -39,7 +42,7 @@ export MLFLOW_TRACKING_URI=${MLFLOW_TRACKING_URI:-sqlite:///$PWD/mlruns.db}
 cache=$(python -c "from pathlib import Path; from toolrl.config import load_params
 print(Path(load_params('params.yaml').evaluate.cache_dir).resolve())")
 existing=$(dvc exp list --names-only 2>/dev/null || true)
-queue() {  # name, stage to rerun, overrides...
+queue() {  # name, stage to rerun alone with evaluate (or - for what the overrides change), overrides...
   local name=$1 stage=$2; shift 2
   if grep -qxF -- "$name" <<<"$existing"; then
     echo "skipped $name: that experiment exists (\`dvc exp remove $name\` to run it again)"; return
@@ -47,11 +50,15 @@ queue() {  # name, stage to rerun, overrides...
   local args=()
   # Ablation models are not registered: the registry's aliases stay on the baseline's models.
   for kv in "$@" "evaluate.cache_dir=$cache" tracking.register_models=false; do args+=(-S "$kv"); done
-  dvc exp run --queue --name "$name" "${args[@]}" --single-item "$stage" evaluate
+  if [ "$stage" = - ]; then
+    dvc exp run --queue --name "$name" "${args[@]}"
+  else
+    dvc exp run --queue --name "$name" "${args[@]}" --single-item "$stage" evaluate
+  fi
   echo "queued $name: $*"
 }
 if [ "${GRID_POOLED:-0}" = 1 ]; then queue grpo-trm-pooled grpo_trm trm.grpo.advantage=pooled; fi
 if [ "${GRID_COLD:-0}" = 1 ]; then queue grpo-cold grpo grpo.init=base; fi
-for v in "${variants[@]}"; do queue "grpo-$v" grpo "grpo.reward.variant=$v"; done
+for v in "${variants[@]}"; do queue "grpo-$v" - "grid.variants=[$v]"; done
 dvc queue start --jobs 1 >/dev/null
 echo "running one at a time (MLflow: $MLFLOW_TRACKING_URI); \`dvc queue status\` to follow"

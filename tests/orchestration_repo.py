@@ -22,7 +22,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 COPIED = ["src", "flows", "tasks", "configs", "dvc.yaml", "params.yaml", ".gitignore", ".dvcignore",
-          "models/seeds/README.md"]
+          "models/seeds/README.md", "models/grid/README.md"]
 BIN = Path(sys.executable).parent
 
 

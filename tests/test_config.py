@@ -136,3 +136,36 @@ def test_a_seed_run_is_the_stage_with_its_seed_and_outputs(project_root):
     assert p.trm.grpo.metrics_file == "reports/seeds/grpo_trm_s3.json"
     assert p.grpo.output_dir == "models/grpo"  # the other stage's outputs are left alone
     assert not p.tracking.register_models and p.seeds.grpo_trm == [] and p.evaluate.arms == {}
+
+
+# ---------------------------------------------------------------- the reward-variant grid
+
+
+def test_grid_variants_join_the_evaluation_after_the_seeds():
+    p = validate({"grid": {"variants": ["coarse", "strict_match"]}, "seeds": {"grpo": [1]}})
+    assert p.evaluate.models == ["base", "sft", "grpo", "grpo_trm", "models/seeds/grpo_s1", "models/grid/grpo_coarse",
+                                 "models/grid/grpo_strict_match"]
+    assert p.evaluate.arms == {"sft": ["sft"], "grpo": ["grpo", "models/seeds/grpo_s1"]}  # a variant is no seed
+    listed = validate({"grid": {"variants": ["coarse"]}, "evaluate": {"models": ["models/grid/grpo_coarse", "sft"]}})
+    assert listed.evaluate.models == ["models/grid/grpo_coarse", "sft"]  # listed by hand: kept where it is
+
+
+@pytest.mark.parametrize(("grid", "words"), [
+    ({"variants": ["coarse", "nonsense"]}, "unknown reward variant 'nonsense'"),
+    ({"variants": ["coarse", "coarse"]}, "lists coarse more than once"),
+    ({"variants": ["default"]}, "grid.variants lists 'default', the grpo stage's own reward"),
+])
+def test_bad_grids_are_refused_with_the_fix(grid, words):
+    with pytest.raises(ConfigError, match=words):
+        validate({"grid": grid})
+
+
+def test_a_variant_run_is_the_grpo_stage_with_its_reward_and_outputs(project_root):
+    from toolrl.config import GridParams
+
+    overrides = GridParams().overrides("coarse")
+    p = load_params(project_root / "params.yaml", ["grid.variants=[coarse, length]", "seeds.grpo=[2]", *overrides])
+    assert p.grpo.reward.variant == "coarse" and p.grpo.output_dir == "models/grid/grpo_coarse"
+    assert p.grpo.metrics_file == "reports/grid/grpo_coarse.json" and p.grpo.plots_file == "reports/grid/grpo_coarse.csv"
+    assert p.grpo.seed == 0 and p.trm.grpo.output_dir == "models/grpo_trm"  # the rest is the grpo stage's
+    assert not p.tracking.register_models and p.grid.variants == [] and p.seeds.grpo == []

@@ -52,15 +52,21 @@ def test_stage_names_resolve_to_their_output_folders(tiny_model_dir, tmp_path):
     assert isinstance(sft, Skipped) and "run its stage first" in sft.reason
 
 
-def test_a_seed_folder_its_stage_has_not_written_is_skipped_like_a_stage(tiny_model_dir, tmp_path):
-    seeds = str(tmp_path / "seeds")
-    params = params_for(tmp_path, seeds={"grpo": [3], "output_dir": seeds})
-    missing = resolve(f"{seeds}/grpo_s3", params)
-    assert isinstance(missing, Skipped) and "`dvc repro grpo_seed@3`" in missing.reason
-    with pytest.raises(ModelError, match="does not exist"):  # a folder no seed stage writes stays an error
-        resolve(f"{seeds}/grpo_s4", params)
-    shutil.copytree(tiny_model_dir, tmp_path / "seeds" / "grpo_s3")
-    assert resolve(f"{seeds}/grpo_s3", params).folder == tmp_path / "seeds" / "grpo_s3"
+@pytest.mark.parametrize(("section", "listed", "folder", "stage", "other"), [
+    ("seeds", {"grpo": [3]}, "grpo_s3", "grpo_seed@3", "grpo_s4"),
+    ("grid", {"variants": ["coarse"]}, "grpo_coarse", "grpo_variant@coarse", "grpo_length"),
+])
+def test_a_copy_folder_its_stage_has_not_written_is_skipped_like_a_stage(tiny_model_dir, tmp_path, section, listed,
+                                                                         folder, stage, other):
+    """A seed's or a reward variant's folder (params `seeds`, `grid`) before its stage ran."""
+    out = str(tmp_path / section)
+    params = params_for(tmp_path, **{section: {**listed, "output_dir": out}})
+    missing = resolve(f"{out}/{folder}", params)
+    assert isinstance(missing, Skipped) and f"`dvc repro {stage}`" in missing.reason
+    with pytest.raises(ModelError, match="does not exist"):  # a folder no listed stage writes stays an error
+        resolve(f"{out}/{other}", params)
+    shutil.copytree(tiny_model_dir, tmp_path / section / folder)
+    assert resolve(f"{out}/{folder}", params).folder == tmp_path / section / folder
 
 
 def test_bad_references_are_clear_errors(tmp_path):

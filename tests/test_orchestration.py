@@ -31,8 +31,8 @@ STAGE_SECTIONS = {
     "trm_data": {"trm.data"},
     "trm": {"trm.model"},
     "grpo_trm": {"grpo", "trm.grpo", "multi_turn.limits"},
-    # the held-out scenarios, and the seeds' models it compares as methods
-    "evaluate": {"evaluate", "multi_turn.seed", "multi_turn.eval_share", "seeds"},
+    # the held-out scenarios, the seeds' models it compares as methods and the reward variants' models
+    "evaluate": {"evaluate", "multi_turn.seed", "multi_turn.eval_share", "seeds", "grid"},
 }
 
 
@@ -95,6 +95,29 @@ def test_smoke_profile_is_tiny():
     assert all(s.limit and s.limit <= 100 for s in params.data.sources)
 
 
+def test_a_profile_extends_another_and_its_own_settings_win(tmp_path):
+    grid = load_params(ROOT / "params.yaml", profile_overrides("grid", ROOT))
+    full = load_params(ROOT / "params.yaml", profile_overrides("full", ROOT))
+    assert grid.grid.variants and full.grid.variants == []
+    assert grid.model_dump(exclude={"grid", "evaluate"}) == full.model_dump(exclude={"grid", "evaluate"})
+    assert grid.evaluate.limit is None and grid.evaluate.bfcl_categories == full.evaluate.bfcl_categories
+
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "a.yaml").write_text("grpo: {max_steps: 5, save_steps: 5}\n")
+    (configs / "b.yaml").write_text("extends: a\ngrpo: {max_steps: 7}\n")
+    assert profile_overrides("b", tmp_path, ROOT / "params.yaml") == ["grpo.max_steps=7", "grpo.save_steps=5"]
+    (configs / "a.yaml").write_text("extends: b\n")
+    with pytest.raises(ConfigError, match="b -> a -> b"):
+        profile_overrides("b", tmp_path, ROOT / "params.yaml")
+    (configs / "c.yaml").write_text("extends: [a]\n")
+    with pytest.raises(ConfigError, match="takes the name of another profile"):
+        profile_overrides("c", tmp_path, ROOT / "params.yaml")
+    (configs / "d.yaml").write_text("extends: nowhere\n")
+    with pytest.raises(ConfigError, match="profile 'nowhere' not found"):
+        profile_overrides("d", tmp_path, ROOT / "params.yaml")
+
+
 def test_flatten_walks_mappings_and_sets_lists_whole():
     tree = {"grpo": {"reward": {"variant": "coarse"}, "learning_rate": 1e-5},
             "data": {"sources": [{"name": "bfcl", "limit": 8}]}}
@@ -147,7 +170,7 @@ def _all_stages() -> dict:
 
 
 def _stages() -> dict:
-    """The stages but the seeds' (`foreach` templates of grpo and grpo_trm, tested apart)."""
+    """The stages but the seeds' and the reward variants' (`foreach` templates of grpo and grpo_trm, tested apart)."""
     return {name: stage for name, stage in _all_stages().items() if "foreach" not in stage}
 
 
@@ -157,8 +180,9 @@ def test_a_seed_stage_is_its_stage_but_for_the_seed():
     from toolrl.config import SEEDED_STAGES, SeedsParams, load_params
 
     stages = _all_stages()
-    seeded = {name: stage for name, stage in stages.items() if "foreach" in stage}
+    seeded = {name: stage for name, stage in stages.items() if "foreach" in stage and name.endswith("_seed")}
     assert set(seeded) == {f"{s}_seed" for s in SEEDED_STAGES}
+    assert {name for name, stage in stages.items() if "foreach" in stage} == {*seeded, "grpo_variant"}
     for base in SEEDED_STAGES:
         stage = seeded[f"{base}_seed"]
         assert stage["foreach"] == f"${{seeds.{base}}}"
@@ -175,6 +199,28 @@ def test_a_seed_stage_is_its_stage_but_for_the_seed():
             assert path.replace("${item}", "7") == getattr(sec, key), key
     evaluate = stages["evaluate"]
     assert "${seeds.output_dir}" in evaluate["deps"] and "seeds" in evaluate["params"]
+
+
+def test_a_variant_stage_is_grpo_but_for_the_reward():
+    """grpo_variant: one stage per name in `grid.variants`, with grpo's deps and params, its command with
+    --variant, and its outputs where `GridParams.overrides` puts them."""
+    from toolrl.config import GridParams
+
+    stages = _all_stages()
+    stage = stages["grpo_variant"]
+    assert stage["foreach"] == "${grid.variants}"
+    do = stage["do"]
+    assert do["cmd"] == "python -m flows.grpo --variant ${item}"
+    assert do["deps"] == stages["grpo"]["deps"] and do["params"] == stages["grpo"]["params"]
+    grid = GridParams(output_dir="x/grid", reports_dir="y/grid")
+    params = load_params(ROOT / "params.yaml", grid.overrides("coarse"))
+    assert params.grpo.reward.variant == "coarse" and not params.tracking.register_models
+    for key, paths in (("output_dir", do["outs"]), ("metrics_file", do["metrics"]), ("plots_file", do["plots"])):
+        (path,) = [next(iter(p)) for p in paths]
+        path = path.replace("${grid.output_dir}", "x/grid").replace("${grid.reports_dir}", "y/grid")
+        assert path.replace("${item}", "coarse") == getattr(params.grpo, key), key
+    evaluate = stages["evaluate"]
+    assert "${grid.output_dir}" in evaluate["deps"] and "grid" in evaluate["params"]
 
 
 def test_every_stage_runs_its_flow_and_depends_on_its_own_section_only():
@@ -208,6 +254,29 @@ def test_a_stage_command_with_seed_runs_the_flow_as_that_seed():
     assert p.trm.grpo.output_dir == "models/seeds/grpo_trm_s3" and not p.tracking.register_models
 
 
+def test_a_stage_command_with_variant_runs_grpo_with_that_reward(capsys):
+    """`python -m flows.grpo --variant coarse` (dvc.yaml's grpo_variant@coarse); other stages, or a seed and a
+    variant at once, are refused before Prefect starts."""
+    from flows.common import run_stage
+
+    seen = {}
+
+    def flow(params_path, overrides):
+        seen.update(overrides=overrides)
+
+    params = str(ROOT / "params.yaml")
+    assert run_stage("grpo", flow, ["--params", params, "-S", "grpo.max_steps=3", "--variant", "coarse"]) == 0
+    p = load_params(params, seen["overrides"])
+    assert p.grpo.max_steps == 3 and p.grpo.reward.variant == "coarse" and p.grpo.output_dir == "models/grid/grpo_coarse"
+    seen.clear()
+    assert run_stage("grpo_trm", flow, ["--params", params, "--variant", "coarse"]) == 2
+    assert run_stage("grpo", flow, ["--params", params, "--variant", "coarse", "--seed", "1"]) == 2
+    assert run_stage("grpo", flow, ["--params", params, "--variant", "nonsense"]) == 2
+    err = capsys.readouterr().err
+    assert "--variant is for the grpo stage" in err and "give one of them" in err and "unknown reward variant" in err
+    assert not seen
+
+
 def test_a_stage_without_seeds_refuses_seed(capsys):
     """Refused before Prefect starts (so this test's captured stream never becomes Prefect's console)."""
     from flows.common import run_stage
@@ -222,7 +291,8 @@ def test_a_stage_without_seeds_refuses_seed(capsys):
 # The schema modules (src/toolrl/schema/) behind each params section, and those a stage reads beyond its
 # own sections: trm and evaluate prepare a model reference with the model section's schema.
 SECTION_SCHEMA = {"model": {"model"}, "data": {"data"}, "sft": {"training", "sft"}, "grpo": {"training", "grpo"},
-                  "trm": {"trm"}, "evaluate": {"evaluate"}, "multi_turn": {"multi_turn"}, "seeds": {"seeds"}}
+                  "trm": {"trm"}, "evaluate": {"evaluate"}, "multi_turn": {"multi_turn"}, "seeds": {"seeds"},
+                  "grid": {"grid"}}
 EXTRA_SCHEMA = {"trm": {"model"}, "evaluate": {"model"}}
 
 

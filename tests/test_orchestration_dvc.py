@@ -111,6 +111,7 @@ def _smoke_dag(tmp_path, env):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     stages = expand(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"], params)
     assert "grpo_seed@1" in stages  # the smoke profile trains one more GRPO seed (params `seeds`)
+    assert "grpo_variant@coarse" in stages  # and one reward variant (params `grid`)
 
     first = run([*DVC, "repro"], repo, env)
     assert ran(first.stdout) == set(stages), first.stdout[-3000:]
@@ -144,7 +145,7 @@ def _smoke_dag(tmp_path, env):
     shutil.rmtree(repo / ".dvc" / "cache")
     for top in ("data", "models", "reports"):
         shutil.rmtree(repo / top, ignore_errors=True)
-    run(["git", "checkout", "--", "models"], repo, env)  # git's file there (models/seeds/README.md), as a clone has it
+    run(["git", "checkout", "--", "models"], repo, env)  # git's file there (models/seeds/README.md, models/grid/README.md), as a clone has it
     run([*DVC, "pull"], repo, env)
     assert run([*DVC, "status"], repo, env).stdout.strip() == "Data and pipelines are up to date."
     assert (repo / params["model"]["output_dir"] / "config.json").exists()

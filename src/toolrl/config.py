@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from toolrl.schema.base import Section
 from toolrl.schema.data import DataParams, SourceParams
 from toolrl.schema.evaluate import BfclCategory, EvaluateParams, EvaluateVllmParams
+from toolrl.schema.grid import GRID_STAGE, GridParams
 from toolrl.schema.grpo import GrpoParams, RewardParams, VllmParams
 from toolrl.schema.model import ModelParams
 from toolrl.schema.multi_turn import MultiTurnParams
@@ -41,8 +42,8 @@ from toolrl.schema.trm import (
 )
 
 __all__ = [
-    "DEFAULT_PARAMS", "SEEDED_STAGES", "TRM_NEGATIVE_KINDS", "BfclCategory", "ConfigError", "DataParams", "EvaluateParams",
-    "EvaluateVllmParams", "GrpoParams", "GrpoTrmParams", "JudgeParams", "LaunchParams", "LoraParams",
+    "DEFAULT_PARAMS", "GRID_STAGE", "SEEDED_STAGES", "TRM_NEGATIVE_KINDS", "BfclCategory", "ConfigError", "DataParams", "EvaluateParams",
+    "EvaluateVllmParams", "GridParams", "GrpoParams", "GrpoTrmParams", "JudgeParams", "LaunchParams", "LoraParams",
     "ModelParams", "MultiTurnParams", "Params", "RewardParams", "Section", "SeedsParams", "SftParams", "SourceParams",
     "TrackingParams",
     "TrainCommon", "TrmDataParams", "TrmModelParams", "TrmParams", "VllmParams", "apply_overrides",
@@ -64,6 +65,7 @@ class Params(Section):
     grpo: GrpoParams = Field(default_factory=GrpoParams)
     trm: TrmParams = Field(default_factory=TrmParams)
     seeds: SeedsParams = Field(default_factory=SeedsParams)
+    grid: GridParams = Field(default_factory=GridParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     multi_turn: MultiTurnParams = Field(default_factory=MultiTurnParams)
     tracking: TrackingParams = Field(default_factory=TrackingParams)
@@ -94,6 +96,17 @@ class Params(Section):
             members = [m for ms in arms.values() for m in ms]
             models = [*self.evaluate.models, *[m for m in members if m not in self.evaluate.models]]
             self.evaluate = self.evaluate.model_copy(update={"models": models, "arms": arms})
+        return self
+
+    @model_validator(mode="after")
+    def _grid_joins_evaluation(self) -> Params:
+        # Each variant's model is evaluated beside the stages' (a checkpoint each: paired with the grpo stage's).
+        if self.grpo.reward.variant in self.grid.variants:
+            raise ValueError(f"grid.variants lists {self.grpo.reward.variant!r}, the grpo stage's own reward "
+                             "(grpo.reward.variant): list other variants")
+        extra = [f for f in map(self.grid.folder, self.grid.variants) if f not in self.evaluate.models]
+        if extra:
+            self.evaluate = self.evaluate.model_copy(update={"models": [*self.evaluate.models, *extra]})
         return self
 
 

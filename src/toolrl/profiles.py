@@ -1,6 +1,7 @@
 """Profiles: named sets of params overrides (`configs/<name>.yaml`), applied as `dvc exp run -S`.
 
-A profile is a partial params.yaml (`configs/smoke.yaml`: tiny model, few examples, few steps). It
+A profile is a partial params.yaml (`configs/smoke.yaml`: tiny model, few examples, few steps), or
+one that adds to another (`extends: full` in configs/grid.yaml: the full profile's settings, then its own). It
 is applied the way DVC sees params change: flattened into `key.sub=value` overrides, the syntax of
 `dvc exp run -S`, `toolrl ... --set` and `load_params(overrides=...)`. So a profile run is a DVC
 experiment whose params.yaml holds the profile's values, and DVC reruns exactly the stages whose
@@ -19,6 +20,7 @@ from toolrl.config import ConfigError, apply_overrides, load_raw, parse_override
 
 PROFILES_DIR = Path("configs")
 DEFAULT_PROFILE = "default"
+EXTENDS = "extends"  # a profile's key naming the profile it adds to (configs/grid.yaml: `extends: full`)
 
 
 def profile_path(name: str, root: str | Path = ".") -> Path:
@@ -60,18 +62,44 @@ def format_value(value: Any) -> str:
     return text.removesuffix("...").strip()
 
 
-def flatten(tree: dict[str, Any]) -> list[str]:
-    """{"grpo": {"reward": {"variant": "coarse"}}} -> ["grpo.reward.variant=coarse"].
+def leaves(tree: dict[str, Any]) -> dict[str, Any]:
+    """{"grpo": {"reward": {"variant": "coarse"}}} -> {"grpo.reward.variant": "coarse"}.
 
     Mappings are walked down to their leaves (`dicts.flatten`); lists (e.g. `data.sources`) and an
     empty mapping are set whole, as DVC does with such a value.
     """
-    return [f"{path}={format_value(value)}" for path, value in dicts.flatten(tree, sep=".", keep_empty=True).items()]
+    return dicts.flatten(tree, sep=".", keep_empty=True)
+
+
+def as_overrides(settings: dict[str, Any]) -> list[str]:
+    """{"grpo.reward.variant": "coarse"} -> ["grpo.reward.variant=coarse"]."""
+    return [f"{path}={format_value(value)}" for path, value in settings.items()]
+
+
+def flatten(tree: dict[str, Any]) -> list[str]:
+    """{"grpo": {"reward": {"variant": "coarse"}}} -> ["grpo.reward.variant=coarse"]."""
+    return as_overrides(leaves(tree))
+
+
+def profile_leaves(name: str, root: str | Path = ".", chain: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The profile's settings as `leaves`, after those of the profile it names in `extends:` (its own win)."""
+    tree = load_profile(name, root)
+    base = tree.pop(EXTENDS, None)
+    out: dict[str, Any] = {}
+    if base is not None:
+        if not isinstance(base, str) or not base:
+            raise ConfigError(f"profile {name}: `{EXTENDS}` takes the name of another profile in configs/, got {base!r}")
+        if base in (*chain, name):
+            raise ConfigError(f"profile {name} extends {base}, which extends {name} again: "
+                              f"{' -> '.join((*chain, name, base))}; remove one `{EXTENDS}`")
+        out = profile_leaves(base, root, (*chain, name))
+    out.update(leaves(tree))
+    return out
 
 
 def profile_overrides(name: str, root: str | Path = ".", params_file: str | Path = "params.yaml") -> list[str]:
     """The profile as `-S` overrides, validated against params.yaml so a typo fails here."""
-    overrides = flatten(load_profile(name, root))
+    overrides = as_overrides(profile_leaves(name, root))
     check(Path(root) / params_file, overrides, source=f"profile {name}")
     return overrides
 

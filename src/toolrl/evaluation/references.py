@@ -209,10 +209,10 @@ def locate(ref: str, params: Params) -> tuple[Path, str] | Skipped:
         folder = prepare_base_model(ModelParams(name=ref), cache_dir / "models" / ref)
         return folder, f"{ref} (prepared in {folder})"
     path = Path(ref).expanduser()
-    seed_stage = params.seeds.stage_of(ref)
-    if seed_stage and not (path / "config.json").exists():
-        return Skipped(ref, f"seed stage {seed_stage} has no model in {ref} yet (run it first: "
-                            f"`dvc repro {seed_stage}`); skipped")
+    copy_stage = params.seeds.stage_of(ref) or params.grid.stage_of(ref)  # grpo_seed@1, grpo_variant@coarse
+    if copy_stage and not (path / "config.json").exists():
+        return Skipped(ref, f"stage {copy_stage} has no model in {ref} yet (run it first: "
+                            f"`dvc repro {copy_stage}`); skipped")
     if path.exists():
         if path.is_dir():
             _refuse_adapter_only(path)
