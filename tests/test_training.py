@@ -178,6 +178,24 @@ def test_a_run_resumes_after_its_output_folder_was_deleted(tmp_path):
     assert (out / checkpoints.FINGERPRINT_FILE).exists()  # the output folder is the run's again
 
 
+def test_checkpoints_an_older_version_kept_inside_the_output_folder_resume(tmp_path):
+    """Before 2026-12-03 checkpoints and the run id lived inside the output folder: a run crashed under that
+    layout resumes from them, in its MLflow run."""
+    out = tmp_path / "models" / "grpo"
+    for step in (2, 4):
+        (out / f"checkpoint-{step}").mkdir(parents=True)
+        (out / f"checkpoint-{step}" / checkpoints.TRAINER_STATE).write_text(json.dumps({"global_step": step}))
+    (out / checkpoints.FINGERPRINT_FILE).write_text(json.dumps({"a": 1}))
+    (out / "mlflow_run_id").write_text("abc")
+    said: list[str] = []
+    state = checkpoints.prepare_output(out, {"a": 1}, say=said.append)
+    work = tmp_path / "models" / "grpo.checkpoints"
+    assert state.resume_from == work / "checkpoint-4" and (work / "mlflow_run_id").read_text() == "abc"
+    assert not list(out.glob("checkpoint-*")) and "moved 2 checkpoint(s)" in said[0]
+    # other settings start over from there as from the new layout
+    assert checkpoints.prepare_output(out, {"a": 2}, say=lambda _: None).resume_from is None
+
+
 def test_done_run_is_reused_and_fresh_forgets_it(tmp_path):
     out = tmp_path / "out"
     checkpoints.prepare_output(out, {"a": 1}, say=lambda _: None)

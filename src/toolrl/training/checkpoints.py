@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from toolrl.tracking import RUN_ID_FILE
 from toolrl.training.data import TrainingError
 
 CHECKPOINTS_SUFFIX = ".checkpoints"
@@ -132,6 +133,21 @@ def _settle(folder: Path, fingerprint: dict[str, Any], fresh: bool, say: Callabl
         clear(folder)
 
 
+def _move_inside_checkpoints(out: Path, work: Path, say: Callable[[str], None]) -> None:
+    """Checkpoints that a version before 2026-12-03 kept inside the output folder (with the run id) move
+    beside it, so that a run crashed under that version resumes under this one."""
+    inside = checkpoints(out)
+    if not inside or not _owned(out) or checkpoints(work):
+        return
+    work.mkdir(parents=True, exist_ok=True)
+    for path in inside:
+        path.rename(work / path.name)
+    shutil.copy2(out / FINGERPRINT_FILE, work / FINGERPRINT_FILE)
+    if (out / RUN_ID_FILE).exists():
+        (out / RUN_ID_FILE).rename(work / RUN_ID_FILE)
+    say(f"moved {len(inside)} checkpoint(s) from inside {out} (an older layout) to {work}")
+
+
 def prepare_output(output_dir: str | Path, fingerprint: dict[str, Any], fresh: bool = False,
                    say: Callable[[str], None] = print) -> OutputState:
     """Decide between resuming, starting over and nothing-to-do, and record the fingerprint in the
@@ -139,6 +155,7 @@ def prepare_output(output_dir: str | Path, fingerprint: dict[str, Any], fresh: b
     it (the checkpoints still resume), the checkpoint folder once the run is done."""
     out = Path(output_dir)
     work = checkpoint_folder(out)
+    _move_inside_checkpoints(out, work, say)
     for folder in (out, work):
         _settle(folder, fingerprint, fresh, say)
     done = (out / DONE_FILE).exists()
