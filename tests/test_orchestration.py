@@ -18,7 +18,15 @@ from toolrl.config import ConfigError, Params, apply_overrides, load_params, loa
 from toolrl.dicts import numbers
 from toolrl.orchestration import experiment_name, metrics_files
 from toolrl.params_file import field_comment, regenerate, render
-from toolrl.profiles import available, compose, dvc_set_args, flatten, format_value, profile_overrides
+from toolrl.profiles import (
+    as_overrides,
+    available,
+    compose,
+    dvc_set_args,
+    format_value,
+    leaves,
+    profile_overrides,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,11 +126,11 @@ def test_a_profile_extends_another_and_its_own_settings_win(tmp_path):
         profile_overrides("d", tmp_path, ROOT / "params.yaml")
 
 
-def test_flatten_walks_mappings_and_sets_lists_whole():
+def test_leaves_walk_mappings_and_set_lists_whole():
     tree = {"grpo": {"reward": {"variant": "coarse"}, "learning_rate": 1e-5},
             "data": {"sources": [{"name": "bfcl", "limit": 8}]}}
-    assert flatten(tree) == ["grpo.reward.variant=coarse", "grpo.learning_rate=1.0e-05",
-                             "data.sources=[{name: bfcl, limit: 8}]"]
+    assert as_overrides(leaves(tree)) == ["grpo.reward.variant=coarse", "grpo.learning_rate=1.0e-05",
+                                             "data.sources=[{name: bfcl, limit: 8}]"]
     assert format_value(None) == "null" and format_value(True) == "true"
 
 
@@ -434,8 +442,8 @@ def test_one_flattener_serves_params_metrics_and_overrides():
     assert dicts.numbers({"a": {"ok": True, "n": 2}}, bools=False) == {"a/n": 2.0}
     assert flat_params({"lr": 1e-5, "reward": {"variant": "x" * 600}}, "grpo") == {
         "grpo.lr": "1e-05", "grpo.reward.variant": "x" * 497 + "..."}
-    assert flatten({"evaluate": {"limit_per_benchmark": {}}}) == ["evaluate.limit_per_benchmark={}"]
-    assert flatten({}) == []
+    assert as_overrides(leaves({"evaluate": {"limit_per_benchmark": {}}})) == ["evaluate.limit_per_benchmark={}"]
+    assert as_overrides(leaves({})) == []
 
 
 def test_the_experiment_declares_itself_a_model_training_one(tmp_path, monkeypatch):

@@ -76,11 +76,6 @@ def as_overrides(settings: dict[str, Any]) -> list[str]:
     return [f"{path}={format_value(value)}" for path, value in settings.items()]
 
 
-def flatten(tree: dict[str, Any]) -> list[str]:
-    """{"grpo": {"reward": {"variant": "coarse"}}} -> ["grpo.reward.variant=coarse"]."""
-    return as_overrides(leaves(tree))
-
-
 def profile_leaves(name: str, root: str | Path = ".", chain: tuple[str, ...] = ()) -> dict[str, Any]:
     """The profile's settings as `leaves`, after those of the profile it names in `extends:` (its own win)."""
     tree = load_profile(name, root)
