@@ -10,7 +10,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 # Point runs at the local servers when `make services` started them (else: embedded / ephemeral).
 SERVICES_ENV = $(shell bash infra/services.sh env 2>/dev/null)
 
-.PHONY: venv run smoke repro grid params services serve stop status test lint bench bench-pipeline clean-venv
+.PHONY: venv run smoke repro grid params services serve stop status test lint bench-pipeline clean-venv
 
 venv:
 	@bash infra/bootstrap.sh
@@ -47,9 +47,11 @@ services: venv
 serve: venv
 	@bash infra/services.sh serve
 
+## stop: stop the servers `make services` started
 stop:
 	@bash infra/services.sh stop
 
+## status: whether those servers run, and their URLs
 status:
 	@bash infra/services.sh status
 
@@ -61,11 +63,14 @@ test: venv
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 	$(VENV)/bin/ruff check src tests bench flows tasks infra
 
+## lint: ruff over the code and tests
 lint: venv
 	$(VENV)/bin/ruff check src tests bench flows tasks infra
 
+## bench-pipeline: what Prefect, MLflow and DVC add to a stage's time (docs/BENCHMARKS.md)
 bench-pipeline: venv
 	$(PY) bench/pipeline_overhead.py
 
+## clean-venv: delete .venv (the next make target rebuilds it)
 clean-venv:
 	rm -rf $(VENV)

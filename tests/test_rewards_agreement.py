@@ -76,9 +76,12 @@ def test_the_cli_prints_the_table_and_says_what_was_wrong(tmp_path):
                                                           completion(name="g")))
     runner = CliRunner()
     result = runner.invoke(app, ["agreement", "--samples", str(tmp_path / "grpo_step_*.json"),
-                                 "--variants", "equal_max,coarse"], terminal_width=200)
+                                 "--variants", "equal_max,coarse", "--group-size", "4"], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "1 groups of 4 from 1 sample tables" in result.output and "equal_max" in result.output
+    # without --group-size, params.yaml's grpo.num_generations (8): four rows are not a group of it
+    result = runner.invoke(app, ["agreement", "--samples", str(tmp_path / "grpo_step_*.json")])
+    assert isinstance(result.exception, UserError) and "do not form groups of 8" in str(result.exception)
     result = runner.invoke(app, ["agreement", "--samples", str(tmp_path / "none_*.json")])
     assert isinstance(result.exception, UserError) and "no sample table" in str(result.exception)
     result = runner.invoke(app, ["agreement", "--samples", str(tmp_path / "grpo_step_*.json"), "--variants", "nope"])

@@ -13,10 +13,11 @@ Written to `evaluate.output_dir`:
   bootstrap: the `interval` column), McNemar's exact p-value, whether the difference is called (also after
   Holm's adjustment), and the smallest difference these cases detect at 80 % power at the pair's
   disagreement rate;
-- `eval_arms.csv` (with `evaluate.arms`): every pair of training methods, each a set of checkpoints
+- `eval_arms.csv`: with `evaluate.arms`, every pair of training methods, each a set of checkpoints
   trained alike but for the seed, on every category and overall: the difference of their mean scores
   with Welch's t interval over seeds and cases (`toolrl.evaluation.stats.compare_arms`), and whether it is
-  called (also after Holm's adjustment); written only with arms (an old one is removed);
+  called (also after Holm's adjustment); without arms its header alone (it is a DVC output, and an
+  earlier run's methods must not stay beside this report);
 - in `eval.md`, a power line per benchmark: the smallest paired difference its cases detect at 80 %
   power, at each pair's observed disagreement rate and at an assumed one (`power`);
 - `metrics.json`: `{model: {benchmark: {category: acc, overall: acc, overall_weighted: acc}}}` for
@@ -635,22 +636,21 @@ def write(results: EvalResults, ev: EvaluateParams, run_id: str | None = None,
                            c.only_a, c.only_b, c.called, "" if c.detectable is None else f"{c.detectable:.4f}",
                            "" if c.p_holm is None else f"{c.p_holm:.4g}", c.family, c.called_holm, c.interval]
                           for c in pairs])
-    if computed.arms:
-        files["arms"] = out_dir / "eval_arms.csv"
-        with files["arms"].open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["arm_a", "arm_b", "scope", "seeds_a", "seeds_b", "cases", "mean_a", "mean_b", "diff", "low",
-                             "high", "se_seeds", "se_cases", "df", "welch_p", "called", "detectable_at_80pct_power",
-                             "welch_p_holm", "holm_family", "called_holm"])
-            writer.writerows([[c.a, c.b, c.scope, len(c.scores_a), len(c.scores_b), c.cases,
-                               f"{sum(c.scores_a) / len(c.scores_a):.4f}", f"{sum(c.scores_b) / len(c.scores_b):.4f}",
-                               f"{c.diff:.4f}", f"{c.low:.4f}", f"{c.high:.4f}", f"{c.se_seeds:.4f}", f"{c.se_cases:.4f}",
-                               f"{c.df:.2f}", f"{c.p_value:.4g}", c.called,
-                               "" if c.detectable is None else f"{c.detectable:.4f}",
-                               "" if c.p_holm is None else f"{c.p_holm:.4g}", c.family, c.called_holm]
-                              for c in computed.arm_pairs])
-    else:  # an earlier run's methods must not sit beside this report as if they were its own
-        (out_dir / "eval_arms.csv").unlink(missing_ok=True)
+    # Written with its header alone where evaluate.arms is empty: the file is a DVC output, and an earlier run's
+    # methods must not sit beside this report as if they were its own.
+    files["arms"] = out_dir / "eval_arms.csv"
+    with files["arms"].open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["arm_a", "arm_b", "scope", "seeds_a", "seeds_b", "cases", "mean_a", "mean_b", "diff", "low",
+                         "high", "se_seeds", "se_cases", "df", "welch_p", "called", "detectable_at_80pct_power",
+                         "welch_p_holm", "holm_family", "called_holm"])
+        writer.writerows([[c.a, c.b, c.scope, len(c.scores_a), len(c.scores_b), c.cases,
+                           f"{sum(c.scores_a) / len(c.scores_a):.4f}", f"{sum(c.scores_b) / len(c.scores_b):.4f}",
+                           f"{c.diff:.4f}", f"{c.low:.4f}", f"{c.high:.4f}", f"{c.se_seeds:.4f}", f"{c.se_cases:.4f}",
+                           f"{c.df:.2f}", f"{c.p_value:.4g}", c.called,
+                           "" if c.detectable is None else f"{c.detectable:.4f}",
+                           "" if c.p_holm is None else f"{c.p_holm:.4g}", c.family, c.called_holm]
+                          for c in computed.arm_pairs])
 
     files["metrics"] = out_dir / "metrics.json"
     files["metrics"].write_text(json.dumps(metrics_tree(results), indent=2) + "\n")

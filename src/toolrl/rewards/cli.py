@@ -214,7 +214,8 @@ def agreement_cmd(
     variants: Annotated[str, typer.Option("--variants", help="comma-separated; default: every variant that reads "
                                           "no tool schema")] = "",
     reference: Annotated[str, typer.Option("--reference", help="the variant the others are compared with")] = "default",
-    group_size: Annotated[int, typer.Option("--group-size", help="the run's grpo.num_generations", min=2)] = 4,
+    group_size: Annotated[int | None, typer.Option("--group-size", help="the run's grpo.num_generations; default: "
+                                                   "params.yaml's", min=2)] = None,
 ) -> None:
     """How far each reward variant changes GRPO's advantages on groups a run logged (docs/REWARDS.md)."""
     import glob
@@ -228,6 +229,7 @@ def agreement_cmd(
         readable_without_tools,
     )
 
+    group_size = group_size or _params(None, []).grpo.num_generations
     paths = sorted({Path(f) for pattern in samples for f in (glob.glob(pattern) or [pattern])})
     absent = [str(p) for p in paths if not p.exists()]
     if absent:

@@ -91,8 +91,9 @@ class EvaluateParams(Section):
         "models that disagree on 20 % of cases (smallest paired difference McNemar's test detects at 80 % power, "
         "two-sided alpha 0.05): over BFCL's 5 default categories, 10 per category (50 cases) ~17 points, 20 "
         "(100) ~12, 50 (250) ~8, 100 (500) ~6, all 1240 ~4; within one category nothing below 37 cases (20 "
-        "points, all of the disagreement, is the most there is to detect), ~17 at 50, ~12 at 100. 20: 100 BFCL cases a model, ~3 min each "
-        "on 2 CPU cores with the openvino backend (`auto`); the full profile evaluates every case."))
+        "points, all of the disagreement, is the most there is to detect), ~17 at 50, ~12 at 100. 20: 100 BFCL cases a model, 1-2 min each "
+        "on 2 CPU cores with the openvino backend (`auto`; ~1 min with AMX, ~1.8 on AMD cores without it, docs/RESULTS.md's "
+        "ninth and tenth runs); the full profile evaluates every case."))
     seed: int = Field(default=0, description=(
         "Seed of the sample drawn per category / level (see limit). Another seed draws other cases; completions "
         "of cases in both samples come from the cache."))

@@ -94,7 +94,7 @@ class GrpoParams(TrainCommon):
     save_steps: int = 8
     learning_rate: float = Field(default=5e-6, description=(
         "[paper, GPU: 1e-6] Adam moves every weight by about lr per step whatever the gradient's size, and "
-        "with 2 prompts a step one group sets the direction, which momentum carries through the following "
+        "with one or two prompts a step one group sets the direction, which momentum carries through the following "
         "zero-signal steps: at 3e-5 one such group flipped the SFT policy to never calling by step 4; at 1e-5 GRPO "
         "scored 3.8 BFCL points below 5e-6 after 50 steps, and at 2e-6 it stayed at the SFT (docs/RESULTS.md)."))
     num_generations: int = Field(default=8, ge=2, description=(
@@ -126,7 +126,7 @@ class GrpoParams(TrainCommon):
         "model, old policy); the group's completions attend to it. Same numbers as TRL's path up to rounding "
         "(tests/test_shared_prefix.py), ~3x fewer tokens through the model (docs/BENCHMARKS.md). Rollouts too: "
         "each prompt prefilled once, then toolrl.decode's lean loop (generate's tokens, greedy and seeded "
-        "sampling; 1.15-1.3x over prefill + generate, 1.8-2.5x over TRL's generate on CPU). Off: TRL's own."))
+        "sampling; 1.17-1.26x over prefill + generate, 1.8-2.4x over TRL's generate on CPU). Off: TRL's own."))
     loss_rows_at_once: int | None = Field(default=None, ge=1, description=(
         "With shared_prefix: how many of a group's completions the policy's forward+backward scores against "
         "the group's prompt at once. Each chunk's activations are recomputed in backward (activation "
